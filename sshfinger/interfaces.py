@@ -1,0 +1,158 @@
+"""
+The interface every user store provides.
+
+Every method that may touch a disk or a network returns a L{Deferred}, so that a remote store can implement the
+interface later.  Two synchronous methods, L{IUserStore.peek} and L{IUserStore.logins}, read the in-memory view
+only: finger lookups and Tab completion use them and never wait.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+from sshfinger.account import Account, Actor, Change
+
+Subscriber = Callable[[Change], None]
+
+
+class IUserStore(Interface):
+    """
+    The one store of accounts shared by the finger service, the SSH service and the command-line tool.
+
+    Writes are acknowledged (their L{Deferred} fires) only once they are durable; the in-memory view is updated
+    before that, and subscribers are told of each L{Change} in commit order.
+    """
+
+    description = Attribute("A short human description, such as C{'sqlite:/var/lib/sshfinger.db'}.")
+
+    def peek(login: str) -> Account | None:
+        """
+        Return the account named C{login} (any case) from memory, or L{None}.  Never blocks.
+        """
+
+    def logins() -> list[str]:
+        """
+        Return every login in memory, sorted, hidden ones included.  Never blocks.
+        """
+
+    def get(login: str) -> Deferred[Account]:
+        """
+        Fetch one account.
+
+        @return: a L{Deferred} firing with the L{Account}, or failing with L{sshfinger.errors.NoSuchAccount}.
+        """
+
+    def list(include_hidden: bool = False) -> Deferred[list[Account]]:
+        """
+        Fetch every account sorted by login, hidden ones only when asked.
+        """
+
+    def create(login: str, actor: Actor, fields: Mapping[str, object] = {}) -> Deferred[Account]:
+        """
+        Create an account with optional initial C{fields}.
+
+        @return: a L{Deferred} firing with the new L{Account}, or failing with
+            L{sshfinger.errors.AccountExists}, L{sshfinger.errors.InvalidValue} or
+            L{sshfinger.errors.StoreUnavailable}.
+        """
+
+    def update(login: str, changes: Mapping[str, object], actor: Actor) -> Deferred[Account]:
+        """
+        Change one or more fields (names as in L{sshfinger.account.EDITABLE_FIELDS}, aliases accepted).
+
+        @return: a L{Deferred} firing with the updated L{Account}, or failing with
+            L{sshfinger.errors.NoSuchAccount}, L{sshfinger.errors.InvalidValue} or
+            L{sshfinger.errors.StoreUnavailable}.
+        """
+
+    def delete(login: str, actor: Actor) -> Deferred[None]:
+        """
+        Delete an account, its keys and its history.
+        """
+
+    def history(login: str) -> Deferred[list[str]]:
+        """
+        Fetch the shell history of C{login}, oldest first.
+        """
+
+    def add_history(login: str, line: str) -> Deferred[None]:
+        """
+        Append one line to the shell history of C{login}; the oldest lines beyond a bound are dropped.
+        """
+
+    def recent_changes(limit: int = 20, login: str | None = None) -> Deferred[list[Change]]:
+        """
+        Fetch the newest C{limit} recorded changes, newest last, optionally of one account only.
+        """
+
+    def subscribe(callback: Subscriber) -> Callable[[], None]:
+        """
+        Call C{callback} with every L{Change} once it is committed, including changes made by other processes.
+
+        @return: a callable that unsubscribes.
+        """
+
+
+class IStoreBackend(Interface):
+    """
+    The synchronous persistence layer under a L{sshfinger.store.cached.CachedStore}.
+
+    Methods may block (disk I/O): the cached store calls them through its executor, a single writer thread in
+    production, so they are never run on the reactor thread and never run concurrently.  Values passed in are
+    already normalized (see L{sshfinger.account.normalize_changes}); C{at} is the commit time stamp.
+    """
+
+    description = Attribute("A short human description, such as C{'sqlite:/var/lib/sshfinger.db'}.")
+
+    def open() -> list[Account]:
+        """
+        Open (creating or migrating if needed) and return every stored account.
+        """
+
+    def close() -> None:
+        """
+        Release the backend's resources.  Safe to call twice.
+        """
+
+    def create(login: str, values: Mapping[str, object], actor: Actor, at: float) -> tuple[Account, list[Change]]:
+        """
+        Durably create an account.  Raises L{sshfinger.errors.AccountExists} or
+        L{sshfinger.errors.StoreUnavailable}.
+        """
+
+    def update(login: str, values: Mapping[str, object], actor: Actor, at: float) -> tuple[Account, list[Change]]:
+        """
+        Durably change fields of an account.  Raises L{sshfinger.errors.NoSuchAccount} or
+        L{sshfinger.errors.StoreUnavailable}.
+        """
+
+    def delete(login: str, actor: Actor, at: float) -> list[Change]:
+        """
+        Durably delete an account.  Raises L{sshfinger.errors.NoSuchAccount} or
+        L{sshfinger.errors.StoreUnavailable}.
+        """
+
+    def history(login: str) -> list[str]:
+        """
+        Return the shell history of C{login}, oldest first.
+        """
+
+    def add_history(login: str, line: str, keep: int) -> None:
+        """
+        Append one history line, keeping only the newest C{keep} lines of that login.
+        """
+
+    def recent_changes(limit: int, login: str | None) -> list[Change]:
+        """
+        Return the newest C{limit} changes (of one login if given), oldest first.
+        """
+
+    def poll() -> list[tuple[str, Account | None, list[Change]]]:
+        """
+        Return the accounts that other processes changed since the last call (or since L{open}): each as its
+        login, its current state (L{None} when deleted) and the changes recorded for it.  Cheap when nothing
+        changed.
+        """

@@ -1,0 +1,231 @@
+"""
+L{CachedStore}: the in-memory view of the accounts over a durable L{IStoreBackend}.
+
+Reads are answered from a dict in memory.  Writes are validated on the calling (reactor) thread, committed by the
+backend through an executor (a single writer thread in production), and only then applied to the view,
+announced to subscribers and acknowledged.  A failed commit changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, TypeVar
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sshfinger.account import Account, Actor, Change, normalize_changes, normalize_login
+from sshfinger.errors import InvalidValue, NoSuchAccount
+from sshfinger.interfaces import IStoreBackend, IUserStore, Subscriber
+
+T = TypeVar("T")
+Executor = Callable[[Callable[[], T]], "Deferred[T]"]
+
+#: Shell history lines kept per login.
+HISTORY_KEEP = 500
+#: Longest history line kept, in characters.
+HISTORY_LINE_MAX = 4096
+
+
+def run_now(function: Callable[[], T]) -> Deferred[T]:
+    """
+    An executor that runs C{function} at once on the calling thread (tests, the offline tool, memory stores).
+    """
+    try:
+        return succeed(function())
+    except BaseException:
+        return fail(Failure())
+
+
+@implementer(IUserStore)
+class CachedStore:
+    """
+    An L{IUserStore} keeping every account in memory over an L{IStoreBackend}.
+
+    @ivar backend: the durable layer.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        backend: IStoreBackend,
+        clock: Callable[[], float],
+        executor: Executor = run_now,
+    ) -> None:
+        """
+        @param backend: the durable layer; L{open} must be called before use.
+        @param clock: returns the current POSIX time (C{reactor.seconds}).
+        @param executor: runs a backend call and returns a L{Deferred} of its result.
+        """
+        self.backend = backend
+        self._clock = clock
+        self._executor = executor
+        self._accounts: dict[str, Account] = {}
+        self._subscribers: list[Subscriber] = []
+
+    @property
+    def description(self) -> str:
+        """
+        The backend's description.
+        """
+        return self.backend.description
+
+    def open(self) -> None:
+        """
+        Open the backend and load every account into memory (synchronously: called before serving).
+        """
+        self._accounts = {account.login: account for account in self.backend.open()}
+
+    def close(self) -> None:
+        """
+        Close the backend.
+        """
+        self.backend.close()
+
+    def __len__(self) -> int:
+        """
+        The number of accounts in memory.
+        """
+        return len(self._accounts)
+
+    # Reads: memory only.
+
+    def peek(self, login: str) -> Account | None:
+        """
+        See L{IUserStore.peek}.
+        """
+        return self._accounts.get(login.lower())
+
+    def logins(self) -> list[str]:
+        """
+        See L{IUserStore.logins}.
+        """
+        return sorted(self._accounts)
+
+    def get(self, login: str) -> Deferred[Account]:
+        """
+        See L{IUserStore.get}.
+        """
+        account = self._accounts.get(login.lower())
+        if account is None:
+            return fail(NoSuchAccount(login))
+        return succeed(account)
+
+    def list(self, include_hidden: bool = False) -> Deferred[list[Account]]:
+        """
+        See L{IUserStore.list}.
+        """
+        accounts = self._accounts
+        return succeed(
+            [accounts[login] for login in sorted(accounts) if include_hidden or not accounts[login].hidden]
+        )
+
+    # Writes: validated here, committed by the backend, then applied.
+
+    def create(self, login: str, actor: Actor, fields: Mapping[str, object] = {}) -> Deferred[Account]:
+        """
+        See L{IUserStore.create}.
+        """
+        try:
+            login = normalize_login(login)
+            values = normalize_changes(fields) if fields else {}
+        except InvalidValue:
+            return fail()
+        at = self._clock()
+        d = self._executor(lambda: self.backend.create(login, values, actor, at))
+        return d.addCallback(self._applied, login)
+
+    def update(self, login: str, changes: Mapping[str, object], actor: Actor) -> Deferred[Account]:
+        """
+        See L{IUserStore.update}.
+        """
+        try:
+            values = normalize_changes(changes)
+        except InvalidValue:
+            return fail()
+        login = login.lower()
+        if login not in self._accounts:
+            return fail(NoSuchAccount(login))
+        at = self._clock()
+        d = self._executor(lambda: self.backend.update(login, values, actor, at))
+        return d.addCallback(self._applied, login)
+
+    def delete(self, login: str, actor: Actor) -> Deferred[None]:
+        """
+        See L{IUserStore.delete}.
+        """
+        login = login.lower()
+        if login not in self._accounts:
+            return fail(NoSuchAccount(login))
+        at = self._clock()
+        d = self._executor(lambda: (None, self.backend.delete(login, actor, at)))
+        return d.addCallback(self._applied, login).addCallback(lambda _: None)
+
+    def history(self, login: str) -> Deferred[list[str]]:
+        """
+        See L{IUserStore.history}.
+        """
+        login = login.lower()
+        return self._executor(lambda: self.backend.history(login))
+
+    def add_history(self, login: str, line: str) -> Deferred[None]:
+        """
+        See L{IUserStore.add_history}.  Lines longer than L{HISTORY_LINE_MAX} are not kept.
+        """
+        login = login.lower()
+        if not line.strip() or len(line) > HISTORY_LINE_MAX:
+            return succeed(None)
+        return self._executor(lambda: self.backend.add_history(login, line, HISTORY_KEEP))
+
+    def recent_changes(self, limit: int = 20, login: str | None = None) -> Deferred[list[Change]]:
+        """
+        See L{IUserStore.recent_changes}.
+        """
+        who = login.lower() if login else None
+        return self._executor(lambda: self.backend.recent_changes(max(0, limit), who))
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """
+        See L{IUserStore.subscribe}.
+        """
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def poll(self) -> Deferred[int]:
+        """
+        Ask the backend for changes other processes made and apply them.
+
+        @return: a L{Deferred} firing with the number of accounts refreshed.
+        """
+        d = self._executor(self.backend.poll)
+
+        def apply(refreshed: list[tuple[str, Account | None, list[Change]]]) -> int:
+            for login, account, changes in refreshed:
+                self._apply(login, account, changes)
+            return len(refreshed)
+
+        return d.addCallback(apply)
+
+    def _applied(self, result: tuple[Account | None, list[Change]], login: str) -> Account | None:
+        account, changes = result
+        self._apply(login, account, changes)
+        return account
+
+    def _apply(self, login: str, account: Account | None, changes: Iterable[Change]) -> None:
+        if account is None:
+            self._accounts.pop(login, None)
+        else:
+            self._accounts[login] = account
+        for change in changes:
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(change)
+                except Exception:
+                    self.log.failure("Store subscriber {subscriber!r} failed", subscriber=subscriber)
