@@ -198,6 +198,12 @@ class CachedStore:
 
         return unsubscribe
 
+    def flush(self) -> Deferred[None]:
+        """
+        Fire once every write queued before this call has been committed (or has failed).
+        """
+        return self._executor(lambda: None)
+
     def poll(self) -> Deferred[int]:
         """
         Ask the backend for changes other processes made and apply them.

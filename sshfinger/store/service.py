@@ -1,0 +1,137 @@
+"""
+Open a store from its C{--store} value and run it as a Twisted service: a single writer thread for the SQLite
+backend, and a poll that picks up changes other processes commit to the same file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from sshfinger.store.cached import CachedStore, run_now
+from sshfinger.store.memory import MemoryBackend
+from sshfinger.store.sqlite import SQLiteBackend
+
+T = TypeVar("T")
+
+#: Seconds between two polls for changes made by other processes.
+POLL_INTERVAL = 0.5
+
+
+def check_store_spec(spec: str) -> str:
+    """
+    Check a C{--store} value: C{memory}, or a SQLite file path whose directory exists.
+
+    @return: the value to use.
+    @raise ValueError: with a one-line reason.
+    """
+    if spec == "memory":
+        return spec
+    path = Path(spec)
+    if path.is_dir():
+        raise ValueError(f"{spec} is a directory; give the path of a SQLite file")
+    if not path.parent.is_dir():
+        raise ValueError(f"directory {str(path.parent)!r} does not exist")
+    return spec
+
+
+class StoreService(Service):
+    """
+    Runs a L{CachedStore}: opens it at start, polls it for outside changes, drains its writes at stop.
+
+    The store is opened in L{startService}, which twistd calls after shedding privileges, so a new SQLite file is
+    created by the unprivileged user and stays writable.
+
+    @ivar store: the store.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store: CachedStore,
+        clock: IReactorTime,
+        pool: ThreadPool | None = None,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        """
+        @param store: the store to run.
+        @param clock: schedules the poll.
+        @param pool: the writer thread pool the store's executor uses, started and stopped with the service.
+        @param poll_interval: seconds between polls.
+        """
+        self.store = store
+        self._pool = pool
+        self._poller = LoopingCall(self._poll)
+        self._poller.clock = clock
+        self._poll_interval = poll_interval
+
+    def startService(self) -> None:
+        """
+        Open the store, start the writer thread and the poll.
+        """
+        self.store.open()
+        self.log.info(
+            "Store {store} open with {count} accounts", store=self.store.description, count=len(self.store)
+        )
+        if self._pool is not None:
+            self._pool.start()
+        self._poller.start(self._poll_interval, now=False)
+        super().startService()
+
+    def _poll(self) -> Deferred[Any]:
+        def failed(reason: Any) -> None:
+            self.log.failure("Polling the store for outside changes failed", reason)
+
+        return self.store.poll().addErrback(failed)
+
+    def stopService(self) -> Deferred[None] | None:
+        """
+        Stop polling, let every queued write commit, then stop the writer thread and close the store.
+        """
+        super().stopService()
+        if self._poller.running:
+            self._poller.stop()
+        def close(_: object) -> None:
+            if self._pool is not None:
+                self._pool.stop()
+            self.store.close()
+
+        return self.store.flush().addBoth(close)
+
+
+def make_store(spec: str, reactor: Any, poll_interval: float = POLL_INTERVAL) -> StoreService:
+    """
+    Build the store service for a C{--store} value: C{memory}, or a SQLite file path.
+
+    @param reactor: provides L{IReactorTime} and L{IReactorThreads}.
+    """
+    if spec == "memory":
+        return StoreService(CachedStore(MemoryBackend(), reactor.seconds), reactor, poll_interval=poll_interval)
+    assert IReactorThreads.providedBy(reactor)
+    pool = ThreadPool(minthreads=1, maxthreads=1, name="sshfinger-store-writer")
+
+    def in_writer(function: Callable[[], T]) -> Deferred[T]:
+        return deferToThreadPool(reactor, pool, function)
+
+    store = CachedStore(SQLiteBackend(spec), reactor.seconds, in_writer)
+    return StoreService(store, reactor, pool, poll_interval)
+
+
+def open_offline(spec: str) -> CachedStore:
+    """
+    Open a store for the offline tool: every call commits synchronously on the calling thread.
+    """
+    backend = MemoryBackend() if spec == "memory" else SQLiteBackend(check_store_spec(spec))
+    store = CachedStore(backend, time.time, run_now)
+    store.open()
+    return store

@@ -1,0 +1,206 @@
+"""
+Tests for the C{sshfinger} offline tool (L{sshfinger.cli}) and the passwd file (L{sshfinger.passwd}).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+
+import bcrypt
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger import cli, passwd
+from sshfinger.store.service import open_offline
+
+
+class ToolTestCase(SynchronousTestCase):
+    """
+    Run the tool in-process against a store in a temporary directory.
+    """
+
+    def setUp(self) -> None:
+        """
+        Pick a fresh store path.
+        """
+        self.directory = self.mktemp()
+        os.makedirs(self.directory)
+        self.store = os.path.join(self.directory, "s.db")
+
+    def tool(self, *argv: str, stdin: str = "") -> tuple[int, str, str]:
+        """
+        Run the tool; return its status, stdout and stderr.
+        """
+        out, err = io.StringIO(), io.StringIO()
+        old_stdin = cli.sys.stdin
+        cli.sys.stdin = io.StringIO(stdin)
+        try:
+            status = cli.main([*argv], out, err)
+        finally:
+            cli.sys.stdin = old_stdin
+        return status, out.getvalue(), err.getvalue()
+
+    def account(self, login: str) -> object:
+        """
+        Read one account back from the store file.
+        """
+        store = open_offline(self.store)
+        self.addCleanup(store.close)
+        return store.peek(login)
+
+
+class InitSetTests(ToolTestCase):
+    """
+    C{init}, C{set}, C{add}, C{del}, C{show}.
+    """
+
+    def test_init_creates_demo(self) -> None:
+        """
+        C{init} creates the demo accounts once; a second run creates nothing more.
+        """
+        status, out, _ = self.tool("init", "--store", self.store)
+        self.assertEqual(status, 0)
+        self.assertIn("created alice", out)
+        alice = self.account("alice")
+        self.assertEqual(alice.real_name, "Alice Liddell")  # type: ignore[attr-defined]
+        self.assertEqual(self.account("admin").role, "admin")  # type: ignore[attr-defined]
+        status, out, _ = self.tool("init", "--store", self.store)
+        self.assertNotIn("created", out.splitlines()[0])
+
+    def test_set_field(self) -> None:
+        """
+        C{set} changes one field and records the local person as the author.
+        """
+        self.tool("init", "--store", self.store)
+        status, _, err = self.tool("set", "ALICE", "status", "Tea time", "--store", self.store)
+        self.assertEqual((status, err), (0, ""))
+        alice = self.account("alice")
+        self.assertEqual(alice.status, "Tea time")  # type: ignore[attr-defined]
+        self.assertTrue(alice.updated_by.endswith("@local"))  # type: ignore[attr-defined]
+
+    def test_errors_are_one_line(self) -> None:
+        """
+        Unknown accounts, unknown fields and bad values give one error line and status 1.
+        """
+        self.tool("init", "--store", self.store)
+        for argv, expected in [
+            (("set", "nobody", "status", "x"), "no such user: nobody"),
+            (("set", "alice", "colour", "x"), "unknown field 'colour'"),
+            (("set", "alice", "hidden", "maybe"), "not a yes/no value"),
+            (("add", "9lives"), "invalid login"),
+            (("add", "alice"), "user exists already"),
+        ]:
+            status, out, err = self.tool(*argv, "--store", self.store)
+            self.assertEqual(status, 1, argv)
+            self.assertIn(expected, err)
+            self.assertEqual(err.count("\n"), 1)
+
+    def test_add_delete(self) -> None:
+        """
+        C{add} creates an account with a name and role; C{del} removes it.
+        """
+        self.assertEqual(self.tool("add", "bob", "Bob", "Kahn", "--admin", "--store", self.store)[0], 0)
+        bob = self.account("bob")
+        self.assertEqual((bob.real_name, bob.role), ("Bob Kahn", "admin"))  # type: ignore[attr-defined]
+        self.assertEqual(self.tool("del", "bob", "--store", self.store)[0], 0)
+        self.assertIsNone(self.account("bob"))
+
+    def test_show(self) -> None:
+        """
+        C{show LOGIN} prints the account as JSON.
+        """
+        self.tool("init", "--store", self.store)
+        status, out, _ = self.tool("show", "alice", "--store", self.store)
+        self.assertEqual(json.loads(out)[0]["real_name"], "Alice Liddell")
+
+
+class ImportExportTests(ToolTestCase):
+    """
+    C{import} and C{export} in JSON and C{login:status} text.
+    """
+
+    def test_text_import(self) -> None:
+        """
+        The tutorial's C{login:status} file loads; comments and blank lines are skipped; re-import updates.
+        """
+        path = os.path.join(self.directory, "users")
+        with open(path, "w") as f:
+            f.write("# old /etc/users\n\nmoshez:Happy and well\nalice:Out to lunch\n")
+        status, out, _ = self.tool("import", path, "--store", self.store)
+        self.assertEqual((status, out), (0, "2 created, 0 updated, 0 unchanged\n"))
+        self.assertEqual(self.account("moshez").status, "Happy and well")  # type: ignore[attr-defined]
+        with open(path, "w") as f:
+            f.write("moshez:Busy\nalice:Out to lunch\n")
+        self.assertEqual(self.tool("import", path, "--store", self.store)[1], "0 created, 1 updated, 1 unchanged\n")
+
+    def test_json_round_trip(self) -> None:
+        """
+        An export re-imported into a new store gives the same accounts, keys and flags included.
+        """
+        self.tool("init", "--store", self.store)
+        self.tool("set", "alice", "hidden", "yes", "--store", self.store)
+        exported = os.path.join(self.directory, "out.json")
+        self.assertEqual(self.tool("export", "-o", exported, "--store", self.store)[0], 0)
+        other = os.path.join(self.directory, "other.db")
+        self.assertEqual(self.tool("import", exported, "--store", other)[0], 0)
+        status, again, _ = self.tool("export", "--store", other)
+        with open(exported) as f:
+            self.assertEqual(json.loads(again), json.loads(f.read()))
+        self.assertTrue(json.loads(again)[1]["hidden"])
+
+    def test_bad_import(self) -> None:
+        """
+        Malformed input is refused with one line and nothing imported.
+        """
+        path = os.path.join(self.directory, "bad.json")
+        with open(path, "w") as f:
+            f.write("{not json")
+        status, _, err = self.tool("import", path, "--store", self.store)
+        self.assertEqual(status, 1)
+        self.assertIn("not valid JSON", err)
+        status, _, err = self.tool("import", os.path.join(self.directory, "missing"), "--store", self.store)
+        self.assertIn("cannot read", err)
+
+
+class PasswdTests(ToolTestCase):
+    """
+    C{sshfinger passwd} and the passwd file format.
+    """
+
+    def test_writes_bcrypt_entry(self) -> None:
+        """
+        The entry is a bcrypt hash of the password; the new file is mode 0600; a second call replaces it.
+        """
+        path = os.path.join(self.directory, "passwd")
+        args = ("passwd", "Alice", "--file", path, "--rounds", "4", "--password-stdin")
+        self.assertEqual(self.tool(*args, stdin="s3cret\n")[0], 0)
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        self.assertEqual(self.tool(*args, stdin="other\n")[0], 0)
+        entries = passwd.parse(open(path, "rb").read())
+        self.assertEqual(list(entries), ["alice"])
+        self.assertTrue(entries["alice"].is_bcrypt)
+        self.assertTrue(bcrypt.checkpw(b"other", entries["alice"].secret))
+
+    def test_keeps_other_lines(self) -> None:
+        """
+        Other logins' lines and comments survive an update.
+        """
+        path = os.path.join(self.directory, "passwd")
+        with open(path, "wb") as f:
+            f.write(b"# comment\nbob:plain\n")
+        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        data = open(path, "rb").read()
+        self.assertTrue(data.startswith(b"# comment\nbob:plain\nalice:$2b$04$"))
+        self.assertFalse(passwd.parse(data)["bob"].is_bcrypt)
+
+    def test_empty_password_refused(self) -> None:
+        """
+        An empty password is refused and no file is written.
+        """
+        path = os.path.join(self.directory, "passwd")
+        status, _, err = self.tool("passwd", "alice", "--file", path, "--password-stdin", stdin="\n")
+        self.assertEqual(status, 1)
+        self.assertIn("empty password", err)
+        self.assertFalse(os.path.exists(path))
