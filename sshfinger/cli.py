@@ -258,6 +258,49 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Add, list or delete the SSH public keys of an account.
+    """
+    from sshfinger.ssh.checkers import parse_authorized_key
+    from sshfinger.ssh.hostkeys import fingerprint
+
+    store = open_offline(args.store)
+    try:
+        account = store.peek(args.login)
+        if account is None:
+            raise NoSuchAccount(args.login)
+        if args.action == "list":
+            for index, line in enumerate(account.keys, 1):
+                out.write(f"{index:>2}  {fingerprint(parse_authorized_key(line)[0])}  {line.split(None, 2)[-1]}\n")
+            return 0
+        if args.action == "add":
+            try:
+                with open(args.argument, encoding="utf-8") as f:
+                    lines = [line for line in f.read().splitlines() if line.strip() and not line.startswith("#")]
+            except (OSError, UnicodeDecodeError) as e:
+                raise CommandError(f"cannot read {args.argument}: {getattr(e, 'strerror', None) or e}") from None
+            new = [parse_authorized_key(line)[1] for line in lines]
+            if not new:
+                raise CommandError(f"{args.argument} holds no key")
+            keys = account.keys + tuple(line for line in new if line not in account.keys)
+            wait(store.update(account.login, {"keys": keys}, actor()))
+            out.write(f"{account.login}: {len(keys) - len(account.keys)} key(s) added\n")
+            return 0
+        keep = tuple(
+            line
+            for index, line in enumerate(account.keys, 1)
+            if args.argument not in (str(index), fingerprint(parse_authorized_key(line)[0]))
+        )
+        if len(keep) == len(account.keys):
+            raise CommandError(f"{account.login} has no key {args.argument}")
+        wait(store.update(account.login, {"keys": keep}, actor()))
+        out.write(f"{account.login}: key removed\n")
+        return 0
+    finally:
+        store.close()
+
+
 def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
     """
     Write a bcrypt entry for a login into a passwd file (C{--auth file:PATH}).
@@ -314,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("login")
     p = command("show", cmd_show, "print one account, or all, as JSON")
     p.add_argument("login", nargs="?")
+    p = command("key", cmd_key, "manage SSH public keys: key add LOGIN FILE.pub | key list LOGIN | key del LOGIN N")
+    p.add_argument("action", choices=("add", "list", "del"))
+    p.add_argument("login")
+    p.add_argument("argument", nargs="?", help="add: a .pub or authorized_keys file; del: number or fingerprint")
     p = sub.add_parser("passwd", help="set a password in a passwd file (bcrypt)")
     p.set_defaults(function=cmd_passwd)
     p.add_argument("login")
@@ -327,7 +374,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     """
     Run the tool; return the exit status.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) in ("add", "del") and not args.argument:
+        parser.error(f"key {args.action} needs a file or key number")
     try:
         return int(args.function(args, out))
     except (StoreError, CommandError, ValueError) as e:

@@ -204,3 +204,39 @@ class PasswdTests(ToolTestCase):
         self.assertEqual(status, 1)
         self.assertIn("empty password", err)
         self.assertFalse(os.path.exists(path))
+
+
+class KeyTests(ToolTestCase):
+    """
+    C{sshfinger key add|list|del}.
+    """
+
+    def test_key_add_list_del(self) -> None:
+        """
+        A real ssh-keygen public key file is added once (a second add is a no-op), listed and deleted.
+        """
+        import subprocess
+
+        self.tool("init", "--store", self.store)
+        key = os.path.join(self.directory, "id")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", key], check=True)
+        self.assertEqual(self.tool("key", "add", "alice", key + ".pub", "--store", self.store)[1], "alice: 1 key(s) added\n")
+        self.assertEqual(self.tool("key", "add", "alice", key + ".pub", "--store", self.store)[1], "alice: 0 key(s) added\n")
+        status, out, _ = self.tool("key", "list", "alice", "--store", self.store)
+        fingerprint = subprocess.run(["ssh-keygen", "-lf", key + ".pub"], capture_output=True, text=True).stdout.split()[1]
+        self.assertIn(fingerprint, out)
+        self.assertEqual(self.tool("key", "del", "alice", "1", "--store", self.store)[0], 0)
+        self.assertEqual(self.account("alice").keys, ())  # type: ignore[attr-defined]
+
+    def test_key_add_garbage(self) -> None:
+        """
+        A file that is not a public key is refused with one line and nothing changes.
+        """
+        self.tool("init", "--store", self.store)
+        path = os.path.join(self.directory, "bad.pub")
+        with open(path, "w") as f:
+            f.write("ssh-dss AAAA comment\n")
+        status, _, err = self.tool("key", "add", "alice", path, "--store", self.store)
+        self.assertEqual(status, 1)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertEqual(self.account("alice").keys, ())  # type: ignore[attr-defined]

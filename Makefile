@@ -1,0 +1,35 @@
+# make run  - set up a venv, create a demo store and run the server in the foreground
+# make test - set up a venv with the test tools and run the whole test suite (what CI runs)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+RUN_DIR ?= run
+FINGER ?= tcp:1079:interface=127.0.0.1
+
+.PHONY: run test install test-tools clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# A regular (non-editable) install: twistd only finds plugins/ in an installed package.
+install: $(BIN)/python
+	$(BIN)/pip install -q '.[test]'
+
+run: install
+	mkdir -p $(RUN_DIR)
+	$(BIN)/sshfinger init --store $(RUN_DIR)/sshfinger.db
+	$(BIN)/twistd --nodaemon --pidfile=$(RUN_DIR)/twistd.pid sshfinger \
+		--finger $(FINGER) --store $(RUN_DIR)/sshfinger.db
+
+# The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc); installed when missing.
+test-tools:
+	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client >/dev/null; }
+
+test: install test-tools
+	$(BIN)/python -m twisted.trial --temp-directory=$(VENV)/_trial_temp tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(RUN_DIR)

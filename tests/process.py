@@ -1,0 +1,157 @@
+"""
+Support for the integration tests: run the installed C{twistd sshfinger} on free loopback ports and talk to it
+over real sockets.
+
+The tests run under the venv's Python (C{make test}); the installed console scripts sit beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from twisted.trial.unittest import SynchronousTestCase
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+
+
+def venv_tool(name: str) -> str:
+    """
+    Return the path of an installed console script (C{twistd}, C{sshfinger}) beside the running Python.
+
+    @raise AssertionError: when it is not installed: run the suite through C{make test}.
+    """
+    path = BIN / name
+    if not path.exists():
+        raise AssertionError(f"{path} is missing: run the tests with 'make test' (it installs the package)")
+    return str(path)
+
+
+def free_port() -> int:
+    """
+    Return a TCP port on 127.0.0.1 that was free a moment ago.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """
+    The environment for child processes: no PYTHONPATH, so they import the installed package.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def finger(port: int, query: bytes, timeout: float = 5.0) -> bytes:
+    """
+    Send one raw finger query and return everything the server sends before it closes.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(query)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def run_tool(*args: str, stdin: str | None = None, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    """
+    Run the installed C{sshfinger} tool and return its completed process (text output).
+    """
+    return subprocess.run(
+        [venv_tool("sshfinger"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+class ServerProcess:
+    """
+    One C{twistd --nodaemon sshfinger} process on free loopback ports, stopped at the end of the test.
+
+    @ivar finger_port: the finger port.
+    @ivar log_path: where its output goes.
+    """
+
+    def __init__(self, case: SynchronousTestCase, directory: str, args: Sequence[str] = ()) -> None:
+        """
+        @param case: the test; the process is stopped in its cleanup.
+        @param directory: working directory (the store and log live there unless C{args} say otherwise).
+        @param args: extra C{twistd sshfinger} arguments.
+        """
+        self.case = case
+        self.directory = Path(directory)
+        self.finger_port = free_port()
+        self.log_path = self.directory / "twistd.log"
+        self.args = [
+            "--finger",
+            f"tcp:{self.finger_port}:interface=127.0.0.1",
+            *args,
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """
+        Start the server and wait until the finger port accepts connections.
+        """
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *self.args],
+                cwd=self.directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_env(),
+            )
+        self.case.addCleanup(self.stop)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"twistd exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.finger_port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"twistd did not listen within {timeout}s:\n{self.log()}")
+
+    def finger(self, query: bytes) -> bytes:
+        """
+        Send one raw finger query to this server.
+        """
+        return finger(self.finger_port, query)
+
+    def log(self) -> str:
+        """
+        Everything the server logged so far.
+        """
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """
+        Stop the server with C{sig} (SIGTERM by default) and return its exit status.
+        """
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
