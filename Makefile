@@ -6,6 +6,9 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 RUN_DIR ?= run
 FINGER ?= tcp:1079:interface=127.0.0.1
+SSH ?= tcp:2222:interface=127.0.0.1
+KEYS ?= keys
+DEMO_PASSWORD ?= sshfinger-demo
 
 .PHONY: run test install test-tools clean
 
@@ -20,8 +23,12 @@ install: $(BIN)/python
 run: install
 	mkdir -p $(RUN_DIR)
 	$(BIN)/sshfinger init --store $(RUN_DIR)/sshfinger.db
+	test -f $(RUN_DIR)/passwd || echo '$(DEMO_PASSWORD)' | \
+		$(BIN)/sshfinger passwd admin --file $(RUN_DIR)/passwd --password-stdin
+	@echo "finger: printf 'alice\\r\\n' | nc 127.0.0.1 1079    ssh: ssh -p 2222 admin@127.0.0.1 (password $(DEMO_PASSWORD))"
 	$(BIN)/twistd --nodaemon --pidfile=$(RUN_DIR)/twistd.pid sshfinger \
-		--finger $(FINGER) --store $(RUN_DIR)/sshfinger.db
+		--finger $(FINGER) --ssh $(SSH) --store $(RUN_DIR)/sshfinger.db --keys $(KEYS) \
+		--auth file:$(RUN_DIR)/passwd --admin admin
 
 # The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc); installed when missing.
 test-tools:

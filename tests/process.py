@@ -90,21 +90,27 @@ class ServerProcess:
     @ivar log_path: where its output goes.
     """
 
-    def __init__(self, case: SynchronousTestCase, directory: str, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, case: SynchronousTestCase, directory: str, args: Sequence[str] = (), ssh: bool = False
+    ) -> None:
         """
         @param case: the test; the process is stopped in its cleanup.
-        @param directory: working directory (the store and log live there unless C{args} say otherwise).
+        @param directory: working directory (the store, host keys and log live there unless C{args} say
+            otherwise).
         @param args: extra C{twistd sshfinger} arguments.
+        @param ssh: whether to serve SSH too (on C{ssh_port}, host keys in C{directory/keys}).
         """
         self.case = case
         self.directory = Path(directory)
         self.finger_port = free_port()
+        self.ssh_port = free_port() if ssh else None
         self.log_path = self.directory / "twistd.log"
-        self.args = [
-            "--finger",
-            f"tcp:{self.finger_port}:interface=127.0.0.1",
-            *args,
-        ]
+        self.args = ["--finger", f"tcp:{self.finger_port}:interface=127.0.0.1"]
+        if ssh:
+            self.args += ["--ssh", f"tcp:{self.ssh_port}:interface=127.0.0.1", "--keys", str(self.directory / "keys")]
+        else:
+            self.args.append("--no-ssh")
+        self.args += list(args)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
@@ -121,15 +127,18 @@ class ServerProcess:
             )
         self.case.addCleanup(self.stop)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        ports = [port for port in (self.finger_port, self.ssh_port) if port is not None]
+        while ports and time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"twistd exited with {self.process.returncode}:\n{self.log()}")
             try:
-                socket.create_connection(("127.0.0.1", self.finger_port), timeout=1).close()
-                return self
+                socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
+                ports.pop(0)
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError(f"twistd did not listen within {timeout}s:\n{self.log()}")
+        if ports:
+            raise AssertionError(f"twistd did not listen within {timeout}s:\n{self.log()}")
+        return self
 
     def finger(self, query: bytes) -> bytes:
         """

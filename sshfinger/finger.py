@@ -1,0 +1,443 @@
+"""
+The RFC 1288 finger server: query parsing, the service that answers queries, and the protocol and factory.
+
+One connection carries one query.  The protocol reads a line (CRLF or bare LF, in as many TCP segments as the
+client likes, at most L{MAX_QUERY} bytes), asks L{FingerService.answer}, writes the answer with CRLF line endings
+and closes.  Every stored text is sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.
+Forwarding (C{user@host}) is always refused; the user list can be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from twisted.internet.address import IPv6Address
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from sshfinger.account import is_valid_login
+from sshfinger.interfaces import IUserStore
+from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
+
+#: Longest query accepted, in bytes, not counting its line ending.
+MAX_QUERY = 512
+
+#: Longest query text kept in a log event, in characters (after escaping).
+LOG_QUERY_CHARS = 100
+
+#: The fixed lines a peer may receive.
+LIST_DENIED = "Finger online user list denied"
+FORWARD_DENIED = "Finger forwarding service denied"
+QUERY_TOO_LONG = "finger: query too long"
+TOO_MANY = "finger: too many connections from your address, try again later"
+INTERNAL_ERROR = "Internal error in server"
+
+#: The peer key shared by every connection without an IP address (UNIX sockets and the like).
+LOCAL_PEER = "local"
+
+
+class QueryError(ValueError):
+    """
+    A query does not follow RFC 1288's grammar.  The message is one line, safe to show to the peer.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """
+    One parsed finger query.
+
+    @ivar verbose: the query started with C{/W}.
+    @ivar user: the user asked about, or L{None} for the user list.
+    @ivar hosts: the hosts of a forwarding query (C{user@a@b} gives C{("a", "b")}), empty otherwise.
+    """
+
+    verbose: bool = False
+    user: str | None = None
+    hosts: tuple[str, ...] = ()
+
+
+def parse_query(line: str) -> Query:
+    """
+    Parse one query line (without its line ending) by RFC 1288's grammar::
+
+        {Q1} ::= [{W}|{W}{S}{U}]{C}
+        {Q2} ::= [{W}{S}][{U}]{H}{C}
+        {H}  ::= @hostname | @hostname{H}
+        {W}  ::= /W            (any case)
+        {S}  ::= <SP> | <SP>{S}
+
+    Leading and trailing whitespace is ignored; any whitespace may separate C{/W} from what follows.  A user is
+    any run of characters without whitespace or C{"@"} that does not start with C{"/"}; whether it names an
+    account is for L{FingerService} to say.
+
+    @raise QueryError: for anything else (C{"/X"}, C{"/Walice"}, C{"alice bob"}, C{"alice@"}).
+    """
+    text = line.strip()
+    verbose = False
+    if text[:2] in ("/W", "/w"):
+        rest = text[2:]
+        if rest and not rest[0].isspace():
+            raise QueryError("/W must be followed by a space")
+        verbose = True
+        text = rest.strip()
+    if not text:
+        return Query(verbose)
+    if any(char.isspace() for char in text):
+        raise QueryError("expected [/W] [user][@host...]")
+    if text.startswith("/"):
+        raise QueryError("unknown switch: only /W is supported")
+    user, *hosts = text.split("@")
+    if any(not host for host in hosts):
+        raise QueryError("empty host name")
+    return Query(verbose, user or None, tuple(hosts))
+
+
+class Answer(list[str]):
+    """
+    The lines answering one query, and what kind of answer it was.
+
+    @ivar outcome: for the log: C{"user"}, C{"no-such-user"}, C{"list"}, C{"list-denied"} or C{"forward-denied"}.
+    """
+
+    def __init__(self, lines: Iterable[str], outcome: str) -> None:
+        """
+        @param lines: the lines, without line endings.
+        @param outcome: see L{Answer.outcome}.
+        """
+        super().__init__(lines)
+        self.outcome = outcome
+
+
+class FingerService:
+    """
+    Answers finger queries from an L{IUserStore}'s in-memory view.
+
+    Every method returns a L{Deferred} firing with an L{Answer} (a list of lines without line endings) and does not
+    wait on a disk: lookups use L{IUserStore.peek} and L{IUserStore.list} only.
+
+    @ivar store: the user store.
+    @ivar allow_list: whether an empty query lists the users.
+    """
+
+    def __init__(self, store: IUserStore, clock: IReactorTime, allow_list: bool = True) -> None:
+        """
+        @param store: the user store.
+        @param clock: anything with C{seconds()}, for the age of updates (the reactor, or a L{task.Clock}).
+        @param allow_list: whether an empty query lists the users; when false it gets L{LIST_DENIED}.
+        """
+        self.store = store
+        self.clock = clock
+        self.allow_list = allow_list
+
+    def user(self, login: str, verbose: bool) -> Deferred[list[str]]:
+        """
+        Describe one account.
+
+        A login that is unknown, hidden or not even a valid login gets the same single line
+        C{"finger: LOGIN: no such user."}, so a peer cannot tell them apart.
+        """
+        return maybeDeferred(self._user, login, verbose)
+
+    def _user(self, login: str, verbose: bool) -> Answer:
+        account = self.store.peek(login) if is_valid_login(login) else None
+        if account is None or account.hidden:
+            return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user")
+        return Answer(render_record(account, verbose, self.clock.seconds()), "user")
+
+    def listing(self) -> Deferred[list[str]]:
+        """
+        List the visible accounts, or refuse with L{LIST_DENIED} when L{allow_list} is false.
+        """
+        if not self.allow_list:
+            return succeed(Answer([LIST_DENIED], "list-denied"))
+        d = maybeDeferred(self.store.list)
+        return d.addCallback(lambda accounts: Answer(render_listing(accounts), "list"))
+
+    def forward(self, query: Query) -> Deferred[list[str]]:
+        """
+        Refuse a forwarding query (C{user@host}) with L{FORWARD_DENIED}, as RFC 1288 section 3.2.1 recommends.
+        """
+        return succeed(Answer([FORWARD_DENIED], "forward-denied"))
+
+    def answer(self, query: Query) -> Deferred[list[str]]:
+        """
+        Answer any query: forwarding is refused, an empty query lists the users (C{/W} changes nothing there), a
+        user query describes the user, verbosely with C{/W}.
+        """
+        if query.hosts:
+            return self.forward(query)
+        if query.user is None:
+            return self.listing()
+        return self.user(query.user, query.verbose)
+
+
+def peer_key(address: IAddress) -> str:
+    """
+    Return the key under which connections from C{address} are counted: its host, or L{LOCAL_PEER} for an address
+    without one (a UNIX socket).
+    """
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else LOCAL_PEER
+
+
+def describe_peer(address: IAddress) -> str:
+    """
+    Return C{address} as log text: C{"192.0.2.7:40000"}, C{"[2001:db8::1]:40000"} or L{LOCAL_PEER}.
+    """
+    host, port = getattr(address, "host", None), getattr(address, "port", None)
+    if not isinstance(host, str):
+        return LOCAL_PEER
+    if isinstance(address, IPv6Address):
+        host = f"[{host}]"
+    return f"{host}:{port}" if port is not None else host
+
+
+def escape_query(text: str) -> str:
+    """
+    Return a query as log text: control and non-ASCII characters escaped by L{ascii}, at most L{LOG_QUERY_CHARS}
+    characters.
+    """
+    escaped = ascii(text)
+    if len(escaped) > LOG_QUERY_CHARS:
+        escaped = escaped[: LOG_QUERY_CHARS - 3] + "..."
+    return escaped
+
+
+class FingerProtocol(Protocol, TimeoutMixin):
+    """
+    Serve one finger query on one connection.
+
+    Bytes are buffered until the first LF (a CR before it is dropped); the line is decoded as UTF-8 with
+    C{errors="replace"}, so any byte sequence becomes text (undecodable bytes turn into U+FFFD) and no decoding
+    error can occur.  Anything after the line is ignored.  The answer is written with CRLF line endings, capped at
+    C{factory.max_output} bytes, and the connection is closed.
+
+    The whole query must arrive within C{factory.timeout} seconds; once the answer is written, the peer has as long
+    again to read it before the connection is aborted.  Each query is logged as one info event with the fields
+    C{peer}, C{query} (escaped by L{escape_query}) and C{outcome}: C{"user"}, C{"no-such-user"}, C{"list"},
+    C{"list-denied"}, C{"forward-denied"}, C{"bad-query"}, C{"too-long"}, C{"timeout"}, C{"too-many"} or
+    C{"error"}.  A peer that closes before sending a query is not logged.
+
+    @ivar factory: the L{FingerFactory} that built this protocol.
+    """
+
+    log = Logger()
+    factory: FingerFactory
+
+    def __init__(self) -> None:
+        """
+        Start with an empty buffer, waiting for a query.
+        """
+        self._buffer = b""
+        self._state = "reading"  # then "answering" (waiting on the service), then "done"
+        self._lost = False
+        self._counted_as: str | None = None
+        self._peer = LOCAL_PEER
+        self._query = ""
+
+    def connectionMade(self) -> None:
+        """
+        Start the timeout and count the connection against its peer's limit, refusing it if over.
+        """
+        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]
+        address = self.transport.getPeer()  # type: ignore[union-attr]
+        self._peer = describe_peer(address)
+        self.setTimeout(self.factory.timeout)
+        key = peer_key(address)
+        if not self.factory.admit(key):
+            self._respond("too-many", [TOO_MANY])
+            return
+        self._counted_as = key
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Buffer C{data} until a whole query line arrives, then answer it; ignore anything after that line.
+        """
+        if self._state != "reading":
+            return
+        self._buffer += data
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            pending = self._buffer[:-1] if self._buffer.endswith(b"\r") else self._buffer
+            if len(pending) > MAX_QUERY:
+                self._too_long()
+            return
+        line = self._buffer[:end]
+        self._buffer = b""
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > MAX_QUERY:
+            self._too_long()
+            return
+        self._query = line.decode("utf-8", errors="replace")
+        try:
+            query = parse_query(self._query)
+        except QueryError as error:
+            self._respond("bad-query", [f"finger: bad query: {sanitize(str(error))}"])
+            return
+        self._state = "answering"
+        d = maybeDeferred(self.factory.service.answer, query)
+        d.addCallback(self._answered, self._default_outcome(query))
+        d.addErrback(self._failed)
+
+    def _too_long(self) -> None:
+        self._query = self._buffer[: MAX_QUERY + 1].decode("utf-8", errors="replace")
+        self._buffer = b""
+        self._respond("too-long", [QUERY_TOO_LONG])
+
+    @staticmethod
+    def _default_outcome(query: Query) -> str:
+        if query.hosts:
+            return "forward-denied"
+        return "list" if query.user is None else "user"
+
+    def _answered(self, lines: Iterable[str], default_outcome: str) -> None:
+        if self._state != "answering":
+            return
+        self._respond(getattr(lines, "outcome", default_outcome), lines)
+
+    def _failed(self, failure: Failure) -> None:
+        self.log.failure(
+            "finger {peer} {query}: internal error", failure, peer=self._peer, query=escape_query(self._query)
+        )
+        if self._state == "answering":
+            self._respond("error", [INTERNAL_ERROR])
+
+    def _respond(self, outcome: str, lines: Iterable[str]) -> None:
+        """
+        Log the query's outcome, then (if the peer is still there) write the answer and close.
+        """
+        self._state = "done"
+        try:
+            data = encode_lines(
+                cap_lines(lines, self.factory.max_output, self.factory.ascii_only), self.factory.ascii_only
+            )
+        except Exception:
+            self.log.failure(
+                "finger {peer} {query}: cannot render the answer", peer=self._peer, query=escape_query(self._query)
+            )
+            outcome = "error"
+            data = encode_lines([INTERNAL_ERROR])
+        self._log_outcome(outcome)
+        if self._lost:
+            return
+        self.resetTimeout()
+        self.transport.write(data)  # type: ignore[union-attr]
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _log_outcome(self, outcome: str) -> None:
+        self.log.info(
+            "finger {peer} {query} -> {outcome}", peer=self._peer, query=escape_query(self._query), outcome=outcome
+        )
+
+    def timeoutConnection(self) -> None:
+        """
+        Close a connection whose query did not arrive (or was not answered) in time; abort one whose peer does not
+        read its answer.
+        """
+        if self._state == "done":
+            abort = getattr(self.transport, "abortConnection", None)
+            if abort is not None:
+                abort()
+            else:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        if self._state == "reading":
+            self._query = self._buffer.decode("utf-8", errors="replace")
+        self._state = "done"
+        self._buffer = b""
+        self._log_outcome("timeout")
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        Stop the timeout, free the peer's connection slot and make sure nothing is written any more.
+        """
+        self._lost = True
+        self.setTimeout(None)
+        if self._counted_as is not None:
+            self.factory.release(self._counted_as)
+            self._counted_as = None
+
+
+class FingerFactory(ServerFactory):
+    """
+    Build L{FingerProtocol}s and count their connections per peer host.
+
+    @ivar service: the L{FingerService} answering queries.
+    @ivar clock: the reactor (or a L{task.Clock}) for timeouts.
+    @ivar timeout: seconds a peer has to send its query, and again to read the answer.
+    @ivar max_per_peer: most concurrent connections from one host (all UNIX-socket peers share one count).
+    @ivar ascii_only: send answers in ASCII (L{sshfinger.render.to_ascii}) instead of UTF-8.
+    @ivar max_output: largest answer in bytes; longer ones end with C{"[output truncated]"}.
+    """
+
+    protocol = FingerProtocol
+
+    def __init__(
+        self,
+        service: FingerService,
+        clock: IReactorTime,
+        timeout: float = 10.0,
+        max_per_peer: int = 20,
+        ascii_only: bool = False,
+        max_output: int = 65536,
+    ) -> None:
+        """
+        See the instance variables.
+        """
+        self.service = service
+        self.clock = clock
+        self.timeout = timeout
+        self.max_per_peer = max_per_peer
+        self.ascii_only = ascii_only
+        self.max_output = max_output
+        self._per_peer: dict[str, int] = {}
+
+    def admit(self, key: str) -> bool:
+        """
+        Count one more connection from peer C{key} (see L{peer_key}), unless it has L{max_per_peer} already.
+
+        @return: whether the connection was admitted (and counted).
+        """
+        count = self._per_peer.get(key, 0)
+        if count >= self.max_per_peer:
+            return False
+        self._per_peer[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        """
+        Forget one admitted connection from peer C{key}.
+        """
+        count = self._per_peer.get(key, 0) - 1
+        if count > 0:
+            self._per_peer[key] = count
+        else:
+            self._per_peer.pop(key, None)
+
+    def connections_from(self, key: str) -> int:
+        """
+        Return the number of admitted connections from peer C{key} still open.
+        """
+        return self._per_peer.get(key, 0)
+
+
+__all__ = [
+    "Answer",
+    "FingerFactory",
+    "FingerProtocol",
+    "FingerService",
+    "Query",
+    "QueryError",
+    "describe_peer",
+    "escape_query",
+    "parse_query",
+    "peer_key",
+]

@@ -1,0 +1,272 @@
+"""
+L{CommandShell}: the interactive SSH shell, a L{LineEditor} that runs L{sshfinger.shell.commands}.
+
+It adds what only a person at a terminal needs: the prompt with login and host, answering a command's questions
+(a multi-line plan, a password without echo, a confirmation), history kept per login in the store, and an idle
+timeout announced a minute before it strikes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sshfinger.render import sanitize
+from sshfinger.shell import commands
+from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
+from sshfinger.shell.lineedit import LineEditor
+
+#: Seconds of warning before the idle timeout closes the session.
+IDLE_WARNING = 60.0
+
+
+class CommandShell(LineEditor):
+    """
+    The command shell of one SSH session.
+
+    @ivar context: the command context (login, role, store).
+    @ivar busy: whether a command is running (typed lines are ignored meanwhile).
+    """
+
+    log = Logger()
+
+    def __init__(self, app: Any, context: Context, size: tuple[int, int], on_exit: Callable[[int], None]) -> None:
+        """
+        @param app: the shared L{sshfinger.ssh.session.ShellApp}.
+        @param context: this session's command context.
+        @param size: the terminal's (columns, rows).
+        @param on_exit: ends the session with an exit status.
+        """
+        super().__init__()
+        self.app = app
+        self.context = context
+        self.size = size
+        self.on_exit = on_exit
+        self.busy = False
+        self.pending: Interaction | None = None
+        self.answers: list[str] = []
+        self.ended = False
+        self._idle: Any = None
+        self._warned = False
+        self.prompt = self.command_prompt()
+
+    def command_prompt(self) -> str:
+        """
+        The prompt: login and host.
+        """
+        return f"{self.context.login}@{self.app.hostname}> "
+
+    def connectionMade(self) -> None:
+        """
+        Greet, load this login's history from the store and start the idle timer.
+        """
+        super().connectionMade()
+        self.terminalSize(*self.size)
+        role = "admin" if self.context.is_admin else "user"
+        self.write_line(f"sshfinger on {self.app.hostname}: logged in as {self.context.login} ({role}).")
+        self.write_line("Type 'help' for the commands; Tab completes, '?' lists choices.")
+        self.app.store.history(self.context.login).addCallbacks(self.load_history, self._history_failed)
+        self.reset_idle()
+
+    def load_history(self, lines: list[str]) -> None:
+        """
+        Put the stored history before anything typed in this session.
+        """
+        self.prepend_history(lines)
+
+    def _history_failed(self, reason: Failure) -> None:
+        self.log.failure("Cannot load the shell history of {login}", reason, login=self.context.login)
+
+    def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
+        """
+        Any key resets the idle timer.
+        """
+        self.reset_idle()
+        super().keystrokeReceived(keyID, modifier)
+
+    def reset_idle(self) -> None:
+        """
+        Restart the idle countdown.
+        """
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._warned = False
+        timeout = self.app.idle_timeout
+        delay = max(timeout - IDLE_WARNING, 0) if timeout > IDLE_WARNING else timeout
+        self._idle = self.app.clock.callLater(delay, self._idle_fired)
+
+    def _idle_fired(self) -> None:
+        if self.ended:
+            return
+        if not self._warned and self.app.idle_timeout > IDLE_WARNING:
+            self._warned = True
+            self.write_line(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
+            self._idle = self.app.clock.callLater(IDLE_WARNING, self._idle_fired)
+            return
+        self.write_line("Idle timeout: goodbye.")
+        self.end(0)
+
+    def end(self, code: int) -> None:
+        """
+        End the session with exit status C{code}.
+        """
+        if self.ended:
+            return
+        self.ended = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self.on_exit(code)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Stop the idle timer.
+        """
+        self.ended = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+
+    def complete(self, before_cursor: str) -> tuple[int, list[tuple[str, str]]]:
+        """
+        Complete command names and logins (not while answering a question).
+        """
+        if self.pending is not None:
+            return len(before_cursor), []
+        return commands.complete(self.context, before_cursor)
+
+    def end_of_input(self) -> None:
+        """
+        Ctrl-D on an empty line: cancel a question, or leave.
+        """
+        if self.pending is not None:
+            if self.pending.kind == "text":
+                self.line_submitted(".")
+            else:
+                self.interrupt()
+            return
+        self.write_line("bye")
+        self.end(0)
+
+    def interrupt(self) -> None:
+        """
+        Ctrl-C: drop the line, or cancel a question.
+        """
+        if self.pending is not None:
+            self.pending, self.answers = None, []
+            self.echo = True
+            self.set_prompt(self.command_prompt())
+            self.write_line("^C (cancelled)")
+            self.draw_prompt()
+            return
+        super().interrupt()
+
+    def line_submitted(self, line: str) -> None:
+        """
+        Run a command, or take an answer to the pending question.
+        """
+        if self.busy or self.ended:
+            return
+        if self.pending is not None:
+            self.answer(line)
+            return
+        self.app.store.add_history(self.context.login, line).addErrback(self._history_failed)
+        try:
+            argv = commands.split(line)
+        except CommandError as e:
+            self.show_error(str(e))
+            return
+        self.run(commands.run(self.context, argv))
+
+    def prepend_history(self, lines: list[str]) -> None:
+        """
+        Insert older history lines before this session's.
+        """
+        current = self.history_lines()
+        self.set_history([*lines, *current])
+
+    def run(self, d: Deferred[Any]) -> None:
+        """
+        Wait for a command's result, show it, and prompt again.
+        """
+        self.busy = True
+
+        def done(result: Reply | Interaction) -> None:
+            self.busy = False
+            if isinstance(result, Interaction):
+                self.ask(result)
+            else:
+                self.show(result)
+
+        def failed(reason: Failure) -> None:
+            self.busy = False
+            if reason.check(CommandError):
+                self.show_error(reason.getErrorMessage())
+            else:
+                self.log.failure("Shell command failed for {login}", reason, login=self.context.login)
+                self.show_error(f"internal error ({reason.type.__name__}); the event is logged")
+
+        d.addCallbacks(done, failed)
+
+    def ask(self, interaction: Interaction) -> None:
+        """
+        Start answering a command's question.
+        """
+        self.pending, self.answers = interaction, []
+        if interaction.kind == "text":
+            self.write_line(interaction.prompt)
+            self.set_prompt("... ")
+        else:
+            self.set_prompt(interaction.prompt)
+            self.echo = interaction.kind != "secret"
+        self.draw_prompt()
+
+    def answer(self, line: str) -> None:
+        """
+        Take one line of the answer; finish the command when the answer is complete.
+        """
+        interaction = self.pending
+        assert interaction is not None
+        if interaction.kind == "text" and line != ".":
+            self.answers.append(line)
+            self.draw_prompt()
+            return
+        if interaction.kind == "secret" and not self.answers:
+            self.answers.append(line)
+            self.set_prompt("Again: ")
+            self.draw_prompt()
+            return
+        answers, self.answers, self.pending = self.answers, [], None
+        self.echo = True
+        self.set_prompt(self.command_prompt())
+        if interaction.kind == "secret":
+            if answers[0] != line:
+                self.show_error("the passwords differ; nothing changed")
+                return
+            text = line
+        elif interaction.kind == "text":
+            text = "\n".join(answers)
+        else:
+            text = line
+        self.run(Deferred.fromCoroutine(interaction.finish(text)))  # type: ignore[arg-type]
+
+    def show(self, reply: Reply) -> None:
+        """
+        Print a command's output (control characters removed) and prompt again.
+        """
+        if reply.clear:
+            self.clear_screen()
+        for line in reply.lines:
+            self.write_line(sanitize(line))
+        if reply.exit:
+            self.end(0)
+            return
+        self.draw_prompt()
+
+    def show_error(self, message: str) -> None:
+        """
+        Print a one-line error and prompt again.
+        """
+        self.write_line(f"error: {sanitize(message)}")
+        self.draw_prompt()

@@ -1,0 +1,3 @@
+"""
+The SSH side of sshfinger: host keys, credential checkers and the Conch service.
+"""

@@ -1,0 +1,171 @@
+"""
+The Conch SSH server: the factory with its own host keys, an authentication service with sane limits that logs
+every attempt, and the realm that turns an authenticated login into a L{ShellUser}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
+from twisted.conch.interfaces import IConchUser
+from twisted.conch.ssh import connection, factory, keys, userauth
+from twisted.conch.ssh.common import getNS
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sshfinger.ssh.hostkeys import fingerprint
+from sshfinger.ssh.session import ShellApp, ShellUser
+
+#: Seconds a client has to authenticate (Conch's default is ten hours).
+LOGIN_GRACE = 60.0
+#: Failed authentication attempts before the connection is cut.
+MAX_AUTH_FAILURES = 6
+#: Seconds to wait before answering a failed password.
+PASSWORD_DELAY = 1.0
+
+
+def _peer(transport: Any) -> str:
+    try:
+        address = transport.transport.getPeer()
+        return f"{address.host}:{address.port}"
+    except Exception:
+        return "unknown"
+
+
+def _key_fingerprint(kind: bytes, data: bytes) -> str:
+    if kind != b"publickey":
+        return ""
+    try:
+        _, blob, _ = getNS(data[1:], 2)
+        return fingerprint(keys.Key.fromString(blob))
+    except Exception:
+        return "unreadable-key"
+
+
+class UserAuthServer(userauth.SSHUserAuthServer):
+    """
+    C{ssh-userauth} with the factory's limits (grace time, failures before disconnect, password delay) and a
+    structured log event for every success and failure: peer, login, method and key fingerprint.
+    """
+
+    log = Logger()
+
+    def serviceStarted(self) -> None:
+        """
+        Take the limits from the factory, then start as Conch does.
+        """
+        server_factory = self.transport.factory
+        self.loginTimeout = server_factory.login_grace
+        # Conch disconnects once the count of failures exceeds this number.
+        self.attemptsBeforeDisconnect = server_factory.max_auth_failures - 1
+        self.passwordDelay = server_factory.password_delay
+        if server_factory.clock is not None:
+            self.clock = server_factory.clock
+        super().serviceStarted()
+
+    def tryAuth(self, kind: bytes, user: bytes, data: bytes) -> Deferred[Any]:
+        """
+        Try one method and log its outcome (a public-key query without a signature is not an attempt).
+        """
+        d = super().tryAuth(kind, user, data)
+        if kind == b"none":
+            return d
+        login = user.decode("utf-8", "replace")
+        fields = {
+            "peer": _peer(self.transport),
+            "login": login,
+            "method": kind.decode("ascii", "replace"),
+            "fingerprint": _key_fingerprint(kind, data),
+        }
+
+        def succeeded(result: Any) -> Any:
+            self.log.info("SSH login accepted: {login} from {peer} by {method} {fingerprint}", outcome="accepted", **fields)
+            return result
+
+        def failed(reason: Failure) -> Failure:
+            if not reason.check(IgnoreAuthentication, ValidPublicKey):
+                self.log.info(
+                    "SSH login refused: {login} from {peer} by {method} {fingerprint}: {reason}",
+                    outcome="refused",
+                    reason=reason.getErrorMessage(),
+                    **fields,
+                )
+            return reason
+
+        return d.addCallbacks(succeeded, failed)
+
+
+class SSHFactory(factory.SSHFactory):
+    """
+    The SSH server factory: per-instance host keys (Conch's are class attributes shared by every factory) and
+    the authentication limits.
+    """
+
+    services = {
+        b"ssh-userauth": UserAuthServer,
+        b"ssh-connection": connection.SSHConnection,
+    }
+
+    def __init__(
+        self,
+        portal: Portal,
+        host_keys: dict[bytes, keys.Key],
+        login_grace: float = LOGIN_GRACE,
+        max_auth_failures: int = MAX_AUTH_FAILURES,
+        password_delay: float = PASSWORD_DELAY,
+        clock: Any = None,
+    ) -> None:
+        """
+        @param portal: authenticates logins and hands out L{ShellUser}s.
+        @param host_keys: private host keys by SSH key type.
+        @param login_grace: seconds allowed for authentication.
+        @param max_auth_failures: failed attempts before disconnecting.
+        @param password_delay: seconds before a failed password is answered.
+        @param clock: the reactor (L{None}: Conch's global one).
+        """
+        self.portal = portal
+        self.privateKeys = dict(host_keys)
+        self.publicKeys = {kind: key.public() for kind, key in host_keys.items()}
+        self.login_grace = login_grace
+        self.max_auth_failures = max_auth_failures
+        self.password_delay = password_delay
+        self.clock = clock
+
+    def getPublicKeys(self) -> dict[bytes, keys.Key]:
+        """
+        This factory's public host keys.
+        """
+        return self.publicKeys
+
+    def getPrivateKeys(self) -> dict[bytes, keys.Key]:
+        """
+        This factory's private host keys.
+        """
+        return self.privateKeys
+
+
+@implementer(IRealm)
+class ShellRealm:
+    """
+    Turns an authenticated login into a L{ShellUser} of the shared L{ShellApp}.
+    """
+
+    def __init__(self, app: ShellApp) -> None:
+        """
+        @param app: the shared application state.
+        """
+        self.app = app
+
+    def requestAvatar(self, avatarId: bytes, mind: object, *interfaces: Any) -> tuple[Any, ShellUser, Any]:
+        """
+        Build the avatar for C{avatarId} (bytes, as SSH presents it).
+        """
+        if IConchUser not in interfaces:
+            raise NotImplementedError("sshfinger only serves SSH logins")
+        login = avatarId.decode("utf-8", "replace").lower()
+        user = ShellUser(login, self.app)
+        return IConchUser, user, user.logout

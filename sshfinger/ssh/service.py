@@ -1,0 +1,210 @@
+"""
+Put the SSH service together from parsed options: host keys, credential checkers, the realm, the factory, the
+listening endpoint and the thread pool that runs bcrypt.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.conch.checkers import SSHPublicKeyChecker
+from twisted.conch.ssh import keys
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from sshfinger import passwd
+from sshfinger.interfaces import IUserStore
+from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
+from sshfinger.ssh.hostkeys import describe, fingerprint
+from sshfinger.ssh.server import ShellRealm, SSHFactory
+from sshfinger.ssh.session import ShellApp
+
+T = TypeVar("T")
+
+#: Threads that run bcrypt checks (one per core here).
+BCRYPT_THREADS = 2
+
+
+@implementer(ICredentialsChecker)
+class FirstOfCheckers:
+    """
+    Ask several checkers of the same credentials in turn; the first that accepts wins.
+
+    A cred L{Portal} keeps one checker per credentials interface; this lets C{--auth file:a --auth file:b} both
+    count.
+    """
+
+    def __init__(self, checkers: Sequence[ICredentialsChecker]) -> None:
+        """
+        @param checkers: asked in this order.
+        """
+        self.checkers = list(checkers)
+        self.credentialInterfaces = tuple(
+            {interface for checker in checkers for interface in checker.credentialInterfaces}
+        )
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[Any]:
+        """
+        See L{ICredentialsChecker.requestAvatarId}.
+        """
+        remaining = [c for c in self.checkers if any(i.providedBy(credentials) for i in c.credentialInterfaces)]
+
+        def next_checker(reason: Failure | None) -> Deferred[Any]:
+            if reason is not None:
+                reason.trap(UnauthorizedLogin)
+            if not remaining:
+                return fail(reason or UnauthorizedLogin())
+            return maybeDeferred(remaining.pop(0).requestAvatarId, credentials).addErrback(next_checker)
+
+        return next_checker(None)
+
+
+def build_portal(realm: ShellRealm, checkers: Iterable[ICredentialsChecker]) -> Portal:
+    """
+    A portal over C{checkers}, several checkers of one credentials interface combined with L{FirstOfCheckers}.
+    """
+    by_interface: dict[Any, list[ICredentialsChecker]] = {}
+    for checker in checkers:
+        for interface in checker.credentialInterfaces:
+            by_interface.setdefault(interface, []).append(checker)
+    portal = Portal(realm)
+    for interface, group in by_interface.items():
+        portal.registerChecker(group[0] if len(group) == 1 else FirstOfCheckers(group), interface)
+    return portal
+
+
+class PoolService(MultiService):
+    """
+    Starts and stops a thread pool with the application.
+    """
+
+    def __init__(self, pool: ThreadPool) -> None:
+        """
+        @param pool: the pool to run.
+        """
+        super().__init__()
+        self.pool = pool
+
+    def startService(self) -> None:
+        """
+        Start the pool.
+        """
+        self.pool.start()
+        super().startService()
+
+    def stopService(self) -> Deferred[None] | None:
+        """
+        Stop the pool.
+        """
+        result = super().stopService()
+        self.pool.stop()
+        return result
+
+
+class SSHService(MultiService):
+    """
+    The SSH endpoint and its bcrypt thread pool; logs the host key fingerprints and passwd warnings at start.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, host_keys: dict[bytes, keys.Key], warnings: Sequence[str], key_directory: str = ""
+    ) -> None:
+        """
+        @param host_keys: for the fingerprint log lines.
+        @param warnings: startup warnings (plaintext passwords) to log loudly.
+        @param key_directory: where the keys live, named in the log lines.
+        """
+        super().__init__()
+        self.host_keys = host_keys
+        self.warnings = warnings
+        self.key_directory = key_directory
+
+    def public_key_path(self, kind: bytes) -> str:
+        """
+        The C{.pub} file of the host key of type C{kind} (C{ssh_host_ed25519_key.pub}, ...).
+        """
+        name = "ecdsa" if kind.startswith(b"ecdsa") else kind.decode("ascii").removeprefix("ssh-")
+        return os.path.join(self.key_directory, f"ssh_host_{name}_key.pub")
+
+    def startService(self) -> None:
+        """
+        Log what an admin must check, then start listening.
+        """
+        for kind, key in sorted(self.host_keys.items()):
+            self.log.info(
+                "SSH host key {description}",
+                description=describe(key.public(), self.public_key_path(kind)),
+                fingerprint=fingerprint(key),
+                key_type=kind.decode("ascii"),
+            )
+        for warning in self.warnings:
+            self.log.warn("WARNING: {warning}", warning=warning)
+        super().startService()
+
+
+def make_ssh_service(
+    config: Any, store: IUserStore, finger: Any, reactor: Any
+) -> tuple[SSHService, ShellApp]:
+    """
+    Build the SSH service from parsed options.
+
+    @param config: the parsed options: C{ssh}, C{host_keys}, C{passwd_files}, C{credCheckers}, C{admin},
+        C{idle-timeout}, C{login-grace}, C{max-auth-failures}, C{hostname}.
+    @return: the service and the shared shell application state (for the manhole and tests).
+    """
+    pool = ThreadPool(minthreads=0, maxthreads=BCRYPT_THREADS, name="sshfinger-bcrypt")
+
+    def in_pool(function: Callable[[], T]) -> Deferred[T]:
+        return deferToThreadPool(reactor, pool, function)
+
+    passwd_files: list[str] = list(config.get("passwd_files", []))
+    checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(StoreKeysDB(store))]
+    checkers += [BcryptFileChecker(path, in_pool) for path in passwd_files]
+    checkers += list(config.get("credCheckers", []))
+    warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
+
+    set_password: Callable[[str, str], Deferred[None]] | None = None
+    if len(passwd_files) == 1:
+        path = passwd_files[0]
+
+        def set_password(login: str, password: str) -> Deferred[None]:
+            return in_pool(lambda: passwd.set_password(path, login, password))
+
+    app = ShellApp(
+        store=store,
+        finger=finger,
+        clock=reactor,
+        hostname=config.get("hostname") or socket.gethostname(),
+        admins=frozenset(login.lower() for login in config.get("admin", [])),
+        idle_timeout=float(config.get("idle-timeout", 900)),
+        set_password=set_password,
+        parse_key=parse_authorized_key,
+        fingerprint=fingerprint,
+    )
+    factory = SSHFactory(
+        build_portal(ShellRealm(app), checkers),
+        config["host_keys"],
+        login_grace=float(config.get("login-grace", 60)),
+        max_auth_failures=int(config.get("max-auth-failures", 6)),
+        clock=reactor,
+    )
+    service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
+    PoolService(pool).setServiceParent(service)
+    endpoint = StreamServerEndpointService(serverFromString(reactor, config["ssh"]), factory)
+    endpoint.setName("ssh-endpoint")
+    endpoint.setServiceParent(service)
+    return service, app

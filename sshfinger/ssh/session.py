@@ -1,0 +1,384 @@
+"""
+The SSH avatar and its session: an interactive shell with a pty, or one command for scripts (exec).
+
+Twisted's C{manhole_ssh.TerminalSession} refuses resizes and drops the connection on EOF; L{Session} handles
+every L{ISession} request itself.  Forwarding of any kind is refused: the avatar offers only session channels
+and answers no global requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from twisted.conch.avatar import ConchUser
+from twisted.conch.insults.insults import ServerProtocol
+from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.conch.ssh.session import SSHSession, wrapProtocol
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sshfinger.account import Actor
+from sshfinger.interfaces import IUserStore
+from sshfinger.render import sanitize
+from sshfinger.shell import commands
+from sshfinger.shell.commands import CommandError, Context, Interaction
+
+#: Most bytes of standard input an exec command reads (a plan, a password).
+MAX_STDIN = 64 * 1024
+
+#: Environment variables a client may send (C{SendEnv}); others are refused.
+ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
+
+
+@dataclass
+class ShellApp:
+    """
+    What every SSH session shares: the store, the finger answers and the settings.
+
+    @ivar store: the user store.
+    @ivar finger: the finger service object.
+    @ivar clock: for idle timeouts.
+    @ivar hostname: shown in the prompt.
+    @ivar admins: logins that are admins whatever the store says (C{--admin}).
+    @ivar idle_timeout: seconds of shell inactivity before the session is closed.
+    @ivar set_password: writes a password into the passwd file, or L{None} without one.
+    @ivar parse_key: validates an C{authorized_keys} line.
+    @ivar fingerprint: the C{SHA256:} fingerprint of a key.
+    """
+
+    store: IUserStore
+    finger: Any
+    clock: IReactorTime
+    hostname: str = "sshfinger"
+    admins: frozenset[str] = frozenset()
+    idle_timeout: float = 15 * 60
+    set_password: Callable[[str, str], Deferred[None]] | None = None
+    parse_key: Callable[[str], tuple[Any, str]] | None = None
+    fingerprint: Callable[[Any], str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def context(self, login: str, channel: str, peer: str, interactive: bool) -> Context:
+        """
+        Build the command context of one session.
+        """
+        return Context(
+            store=self.store,
+            finger=self.finger,
+            login=login,
+            actor=Actor(login, channel, peer),
+            admins=self.admins,
+            set_password=self.set_password,
+            parse_key=self.parse_key,
+            fingerprint=self.fingerprint,
+            interactive=interactive,
+        )
+
+
+class ShellUser(ConchUser):
+    """
+    An authenticated SSH login.  Offers session channels only: no port forwarding, no agent forwarding.
+
+    @ivar login: the login, lower-case.
+    """
+
+    def __init__(self, login: str, app: ShellApp) -> None:
+        """
+        @param login: the authenticated login.
+        @param app: the shared application state.
+        """
+        super().__init__()
+        self.login = login
+        self.app = app
+        self.channelLookup[b"session"] = SSHSession
+
+    def __conform__(self, interface: Any) -> Any:
+        """
+        Adapt to L{ISession} with a new L{Session} per channel (no global adapter registry needed).
+        """
+        if interface is ISession:
+            return Session(self)
+        return None
+
+    def logout(self) -> None:
+        """
+        Called by cred when the connection ends.
+        """
+
+
+def peer_of(process: Any) -> str:
+    """
+    The C{host:port} of the client behind an C{SSHSessionProcessProtocol}.
+    """
+    try:
+        address = process.getPeer().address
+        return f"{address.host}:{address.port}"
+    except Exception:
+        return "unknown"
+
+
+def exited(code: int) -> Failure:
+    """
+    The reason to hand C{processEnded} so the client gets exit status C{code}.
+    """
+    return Failure(ProcessDone(None) if code == 0 else ProcessTerminated(exitCode=code))
+
+
+@implementer(ISession, ISessionSetEnv)
+class Session:
+    """
+    One session channel: a pty and shell, or an exec command.
+    """
+
+    log = Logger()
+
+    def __init__(self, user: ShellUser) -> None:
+        """
+        @param user: the avatar that opened the channel.
+        """
+        self.user = user
+        self.term: str | None = None
+        self.window = (24, 80)
+        self.env: dict[str, str] = {}
+        self.shell: ServerProtocol | None = None
+        self.exec: ExecProtocol | None = None
+
+    def setEnv(self, name: bytes, value: bytes) -> None:
+        """
+        Accept C{TERM}, C{NO_COLOR} and locale variables; refuse the rest.
+        """
+        key = name.decode("ascii", "replace")
+        if key not in ACCEPTED_ENV or len(value) > 256:
+            raise EnvironmentVariableNotPermitted(name, value)
+        self.env[key] = value.decode("utf-8", "replace")
+
+    def getPty(self, term: bytes, windowSize: tuple[int, int, int, int], modes: object) -> None:
+        """
+        Remember the terminal type and size for the shell.
+        """
+        self.term = term.decode("ascii", "replace")
+        self.window = (windowSize[0], windowSize[1])
+
+    def windowChanged(self, newWindowSize: tuple[int, int, int, int]) -> None:
+        """
+        Pass a resize to the shell, which re-wraps its line.
+        """
+        self.window = (newWindowSize[0], newWindowSize[1])
+        if self.shell is not None:
+            self.shell.terminalProtocol.terminalSize(self.window[1], self.window[0])
+
+    def openShell(self, process: Any) -> None:
+        """
+        Start the interactive command shell (with a pty) or read commands from standard input (without).
+        """
+        from sshfinger.shell.shell import CommandShell
+
+        if self._refused(process):
+            return
+        peer = peer_of(process)
+        app = self.user.app
+        if self.term is None:
+            self._start_exec(process, None)
+            return
+        rows, cols = self.window
+        self.shell = ServerProtocol(
+            CommandShell, app, app.context(self.user.login, "shell", peer, True), (cols, rows), self._ended(process)
+        )
+        self.shell.makeConnection(process)
+        process.makeConnection(wrapProtocol(self.shell))
+
+    def execCommand(self, process: Any, command: bytes) -> None:
+        """
+        Run one shell command for a script: plain output, exit status 0 or 1 with the error on stderr.
+        """
+        if self._refused(process):
+            return
+        self._start_exec(process, command.decode("utf-8", "replace"))
+
+    def _start_exec(self, process: Any, command: str | None) -> None:
+        context = self.user.app.context(self.user.login, "exec", peer_of(process), False)
+        self.exec = ExecProtocol(context, command, process)
+        self.exec.makeConnection(process)
+        process.makeConnection(wrapProtocol(self.exec))
+        self.exec.start()
+
+    def _refused(self, process: Any) -> bool:
+        """
+        End the session with a clear message if the login has no account in the store.
+        """
+        login = self.user.login
+        if self.user.app.store.peek(login) is not None:
+            return False
+        self.log.info("SSH login {login} has no account in the store; session refused", login=login)
+        message = f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
+        process.errReceived(message.encode("utf-8"))
+        process.processEnded(exited(1))
+        return True
+
+    def _ended(self, process: Any) -> Callable[[int], None]:
+        def end(code: int) -> None:
+            process.processEnded(exited(code))
+
+        return end
+
+    def eofReceived(self) -> None:
+        """
+        The client closed its standard input: an exec command may now read all of it; a shell ignores it.
+        """
+        if self.exec is not None:
+            self.exec.stdin_closed()
+
+    def closed(self) -> None:
+        """
+        The channel is closed; the protocols are told through their connectionLost.
+        """
+
+
+class ExecProtocol(Protocol):
+    """
+    Runs commands without a terminal: the one from the exec request, or (for a shell without a pty) one per
+    line of standard input.  Output is plain text; errors go to stderr; the exit status is 0 only if every
+    command succeeded.
+
+    A command that asks for input reads it from standard input: in exec mode all of it (C{plan < file}) or its
+    first line (C{passwd}); in line mode the lines up to a lone C{.} or the next line.
+    """
+
+    log = Logger()
+
+    def __init__(self, context: Context, command: str | None, process: Any) -> None:
+        """
+        @param context: the command context.
+        @param command: the command line, or L{None} to read command lines from standard input.
+        @param process: the C{SSHSessionProcessProtocol} to write to.
+        """
+        self.context = context
+        self.command = command
+        self.process = process
+        self.stdin = bytearray()
+        self.stdin_done = False
+        self.status = 0
+        self.finished = False
+        self._waiter: Deferred[None] | None = None
+
+    def start(self) -> None:
+        """
+        Run the command (or the lines of standard input), then end the channel with the exit status.
+        """
+        ensureDeferred(self._main()).addErrback(self._crashed)
+
+    async def _main(self) -> None:
+        if self.command is not None:
+            await self._run_line(self.command)
+        else:
+            while not self.finished:
+                line = await self._next_line()
+                if line is None:
+                    break
+                if await self._run_line(line):
+                    break
+        self._finish()
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Collect standard input, bounded by L{MAX_STDIN}.
+        """
+        if len(self.stdin) + len(data) > MAX_STDIN:
+            self._error(f"standard input is larger than {MAX_STDIN} bytes")
+            self._finish()
+            return
+        self.stdin.extend(data)
+        self._wake()
+
+    def stdin_closed(self) -> None:
+        """
+        All of standard input has arrived.
+        """
+        self.stdin_done = True
+        self._wake()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The channel went away: stop writing, and stop waiting for input.
+        """
+        self.finished = True
+        self.stdin_done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.callback(None)
+
+    async def _more(self) -> None:
+        self._waiter = Deferred()
+        await self._waiter
+
+    async def _next_line(self) -> str | None:
+        while True:
+            newline = self.stdin.find(b"\n")
+            if newline >= 0:
+                line = bytes(self.stdin[:newline]).rstrip(b"\r")
+                del self.stdin[: newline + 1]
+                return line.decode("utf-8", "replace")
+            if self.stdin_done:
+                if not self.stdin:
+                    return None
+                rest = bytes(self.stdin)
+                self.stdin.clear()
+                return rest.decode("utf-8", "replace")
+            await self._more()
+
+    async def _read_answer(self, kind: str) -> str:
+        if self.command is None:
+            if kind != "text":
+                return await self._next_line() or ""
+            lines = []
+            while (line := await self._next_line()) not in (None, "."):
+                lines.append(line)
+            return "\n".join(lines)
+        while not self.stdin_done:
+            await self._more()
+        text = bytes(self.stdin).decode("utf-8", "replace")
+        self.stdin.clear()
+        return text.splitlines()[0] if kind != "text" and text else text
+
+    async def _run_line(self, line: str) -> bool:
+        """
+        Run one command line; return whether the session should end.
+        """
+        try:
+            result = await commands.run(self.context, commands.split(line))
+            while isinstance(result, Interaction):
+                result = await result.finish(await self._read_answer(result.kind))
+        except CommandError as e:
+            self._error(str(e))
+            return False
+        for text in result.lines:
+            self._out(text)
+        return result.exit
+
+    def _crashed(self, reason: Failure) -> None:
+        self.log.failure("Command {command!r} failed", reason, command=self.command)
+        self._error("internal error; the event is logged")
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.process.processEnded(exited(self.status))
+
+    def _out(self, line: str) -> None:
+        if not self.finished:
+            self.process.write(sanitize(line).encode("utf-8") + b"\n")
+
+    def _error(self, message: str) -> None:
+        self.status = 1
+        if not self.finished:
+            self.process.errReceived(f"error: {sanitize(message)}\n".encode("utf-8"))

@@ -1,0 +1,221 @@
+"""
+The C{twistd sshfinger} command line and the service it builds.
+
+Also used by C{sshfinger.tac}: C{makeService(Options-like mapping)} is the one place the services are put
+together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IServiceCollection, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.cred import strcred
+from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
+from twisted.python import usage
+
+from sshfinger.account import LOGIN_RULE, is_valid_login
+from sshfinger.finger import FingerFactory, FingerService
+from sshfinger.ssh.service import make_ssh_service
+from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
+from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
+from sshfinger.store.service import check_store_spec, make_store
+
+#: Defaults shared by the twistd plugin and the .tac file.
+DEFAULTS: Mapping[str, Any] = {
+    "finger": "tcp:79",
+    "store": "sshfinger.db",
+    "finger-timeout": 10.0,
+    "max-per-peer": 20,
+    "no-list": False,
+    "ascii": False,
+    "ssh": "tcp:2222",
+    "keys": "keys",
+    "no-ssh": False,
+    "idle-timeout": 900.0,
+    "login-grace": 60.0,
+    "max-auth-failures": 6,
+}
+
+#: --auth types refused at startup, with the reason.
+REFUSED_AUTH = {
+    "anonymous": "anonymous logins would give anyone a shell; not supported",
+    "unix": "system passwords are not supported (and need crypt/spwd, gone in Python 3.13); use file:PATH",
+}
+
+
+def _positive(kind: type, name: str) -> Any:
+    def coerce(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(f"--{name} takes a number, not {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"--{name} must be greater than zero")
+        return number
+
+    coerce.coerceDoc = "Must be greater than zero."  # type: ignore[attr-defined]
+    return coerce
+
+
+class Options(usage.Options, strcred.AuthOptionMixin):
+    """
+    Options of C{twistd sshfinger}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve RFC 1288 finger and an SSH admin shell from one user store. Endpoints use Twisted's endpoint "
+        "syntax, e.g. tcp:79, tcp:1079:interface=127.0.0.1, unix:/run/finger.sock, systemd:domain=INET:index=0. "
+        "SSH logins: public keys stored in the user store always work; --auth file:PATH adds bcrypt passwords "
+        "(written by 'sshfinger passwd'). A login needs an account in the store to get a shell."
+    )
+    supportedInterfaces = (IUsernamePassword, ISSHPrivateKey)
+
+    optParameters = [
+        ["finger", None, DEFAULTS["finger"], "Endpoint the finger service listens on."],
+        ["store", None, DEFAULTS["store"], "User store: a SQLite file (created if missing) or 'memory'."],
+        [
+            "finger-timeout",
+            None,
+            DEFAULTS["finger-timeout"],
+            "Seconds a finger client may stay idle before it is disconnected.",
+            _positive(float, "finger-timeout"),
+        ],
+        [
+            "max-per-peer",
+            None,
+            DEFAULTS["max-per-peer"],
+            "Most concurrent finger connections from one address.",
+            _positive(int, "max-per-peer"),
+        ],
+        ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on."],
+        ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
+        ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
+        [
+            "idle-timeout",
+            None,
+            DEFAULTS["idle-timeout"],
+            "Seconds an SSH shell may stay idle before it is closed.",
+            _positive(float, "idle-timeout"),
+        ],
+        [
+            "login-grace",
+            None,
+            DEFAULTS["login-grace"],
+            "Seconds an SSH client has to authenticate.",
+            _positive(float, "login-grace"),
+        ],
+        [
+            "max-auth-failures",
+            None,
+            DEFAULTS["max-auth-failures"],
+            "Failed SSH authentication attempts before the connection is cut.",
+            _positive(int, "max-auth-failures"),
+        ],
+    ]
+
+    optFlags = [
+        ["no-list", None, "Refuse the empty query (the list of all users)."],
+        ["ascii", None, "Send ASCII-only answers (for old finger clients); the default is UTF-8."],
+        ["no-ssh", None, "Serve finger only."],
+    ]
+
+    def __init__(self) -> None:
+        """
+        Start with no admins and no passwd files.
+        """
+        super().__init__()
+        self["admin"] = []
+        self["passwd_files"] = []
+
+    def opt_admin(self, login: str) -> None:
+        """
+        Make LOGIN an admin whatever the store says (repeatable).
+        """
+        if not is_valid_login(login):
+            raise usage.UsageError(f"--admin: {LOGIN_RULE}")
+        self["admin"].append(login.lower())
+
+    def opt_auth(self, description: str) -> None:
+        """
+        Add an SSH authentication source (repeatable): file:PATH (bcrypt passwd file), sshkey (system users'
+        ~/.ssh/authorized_keys), memory:USER:PASSWORD[:...]. Public keys in the store always work.
+        """
+        kind, _, argument = description.partition(":")
+        if kind in REFUSED_AUTH:
+            raise usage.UsageError(f"--auth {kind}: {REFUSED_AUTH[kind]}")
+        if kind == "file":
+            try:
+                check_passwd_file(argument)
+            except ValueError as e:
+                raise usage.UsageError(f"--auth file: {e}") from None
+            self["passwd_files"].append(argument)
+            return
+        super().opt_auth(description)
+        if kind == "memory":
+            self["credCheckers"][-1] = BytesUsernameChecker(self["credCheckers"][-1])
+
+    opt_a = opt_auth
+
+    def postOptions(self) -> None:
+        """
+        Check the endpoints and the store path; raise L{usage.UsageError} with one clear line.
+        """
+        try:
+            serverFromString(None, self["finger"])  # parses only; nothing listens yet
+        except Exception as e:
+            raise usage.UsageError(f"--finger: invalid endpoint {self['finger']!r}: {e}") from None
+        try:
+            self["store"] = check_store_spec(self["store"])
+        except ValueError as e:
+            raise usage.UsageError(f"--store: {e}") from None
+        if self["no-ssh"]:
+            return
+        try:
+            serverFromString(None, self["ssh"])
+        except Exception as e:
+            raise usage.UsageError(f"--ssh: invalid endpoint {self['ssh']!r}: {e}") from None
+        try:
+            self["host_keys"] = load_host_keys(self["keys"])
+        except HostKeyError as e:
+            raise usage.UsageError(f"--keys: {e}") from None
+
+
+def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
+    """
+    Build the services: the store, then the finger endpoint.
+
+    @param config: parsed L{Options} (or a mapping with the same keys, see L{DEFAULTS}).
+    @param reactor: the reactor to use; the global one by default.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = {**DEFAULTS, **config}
+    top = MultiService()
+    store_service = make_store(settings["store"], reactor)
+    store_service.setName("store")
+    store_service.setServiceParent(top)
+
+    finger = FingerService(store_service.store, reactor, allow_list=not settings["no-list"])
+    factory = FingerFactory(
+        finger,
+        reactor,
+        timeout=float(settings["finger-timeout"]),
+        max_per_peer=int(settings["max-per-peer"]),
+        ascii_only=bool(settings["ascii"]),
+    )
+    endpoint = StreamServerEndpointService(serverFromString(reactor, settings["finger"]), factory)
+    endpoint.setName("finger")
+    endpoint.setServiceParent(top)
+
+    if not settings["no-ssh"]:
+        if "host_keys" not in settings:
+            settings["host_keys"] = load_host_keys(settings["keys"])
+        ssh, _ = make_ssh_service(settings, store_service.store, finger, reactor)
+        ssh.setName("ssh")
+        ssh.setServiceParent(top)
+    assert IServiceCollection.providedBy(top)
+    return top

@@ -1,0 +1,725 @@
+"""
+Tests for L{sshfinger.finger}: query parsing, the finger service, and the protocol and factory over
+L{StringTransport}s with a L{task.Clock}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet import task
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger.account import Account
+from sshfinger.finger import (
+    FORWARD_DENIED,
+    INTERNAL_ERROR,
+    LIST_DENIED,
+    QUERY_TOO_LONG,
+    TOO_MANY,
+    FingerFactory,
+    FingerProtocol,
+    FingerService,
+    Query,
+    QueryError,
+    describe_peer,
+    escape_query,
+    parse_query,
+    peer_key,
+)
+from sshfinger.render import TRUNCATED
+from sshfinger.store.cached import CachedStore
+from sshfinger.store.memory import MemoryBackend
+
+#: 2026-11-23 12:00 UTC.
+NOW = 1795435200.0
+
+PEER = IPv4Address("TCP", "192.0.2.7", 40000)
+
+ALICE = Account(
+    "alice",
+    real_name="Ren\u00e9e Alice \u2014 Liddell",
+    status="Down the rabbit hole",
+    plan="Tea at four.",
+    office="Room 4",
+    phone="555-0100",
+    keys=("ssh-ed25519 AAAASECRETKEYMATERIAL alice@home",),
+    updated_at=NOW - 60,
+    updated_by="dodo",
+)
+HATTER = Account("hatter", "The Hatter", "Tea party", hidden=True)
+MALLORY = Account(
+    "mallory",
+    real_name="Mal\x1b]0;pwned\x07lory\x9d",
+    status="\x1b[2J\x07Hi\x9b31m\x85\u202eevil",
+    plan="\x1b[2Jone\r\n\x00two\x90\n\x7fthree",
+    office="\x90dcs\x1b\\",
+    updated_at=NOW,
+    updated_by="x\x1by",
+)
+
+
+def make_store(*accounts: Account) -> CachedStore:
+    """
+    Return an opened memory store holding C{accounts}.
+    """
+    store = CachedStore(MemoryBackend(list(accounts)), lambda: NOW)
+    store.open()
+    return store
+
+
+def make_clock() -> task.Clock:
+    """
+    Return a L{task.Clock} set to L{NOW}.
+    """
+    clock = task.Clock()
+    clock.advance(NOW)
+    return clock
+
+
+class BrokenStore:
+    """
+    A store whose reads raise (C{peek}) or fail (C{list}), for internal errors.
+    """
+
+    def peek(self, login: str) -> Account | None:
+        """
+        Raise, as a buggy store would.
+        """
+        raise RuntimeError("peek is broken")
+
+    def list(self, include_hidden: bool = False) -> Deferred[list[Account]]:
+        """
+        Return a failed L{Deferred}.
+        """
+        return fail(RuntimeError("list is broken"))
+
+
+class ManualService:
+    """
+    A service whose answers the test fires by hand.
+
+    @ivar pending: the L{Deferred} of every query asked, in order.
+    """
+
+    def __init__(self) -> None:
+        """
+        Start with no query asked.
+        """
+        self.pending: list[Deferred[list[str]]] = []
+
+    def answer(self, query: Query) -> Deferred[list[str]]:
+        """
+        Return a L{Deferred} the test fires.
+        """
+        d: Deferred[list[str]] = Deferred()
+        self.pending.append(d)
+        return d
+
+
+def assert_terminal_safe(case: SynchronousTestCase, data: bytes) -> None:
+    """
+    Fail unless C{data} is valid UTF-8 with CRLF line endings only and no control character besides them.
+    """
+    text = data.decode("utf-8")
+    case.assertNotIn("\r", text.replace("\r\n", ""))
+    case.assertNotIn("\n", text.replace("\r\n", ""))
+    case.assertEqual([byte for byte in data if byte < 0x20 and byte not in b"\r\n"], [])
+    case.assertEqual([char for char in text if char == "\x7f" or "\x80" <= char <= "\x9f"], [])
+    case.assertEqual([char for char in text if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069"], [])
+
+
+class ParseQueryTests(SynchronousTestCase):
+    """
+    L{parse_query} follows RFC 1288's query grammar.
+    """
+
+    def test_valid_forms(self) -> None:
+        """
+        Every form of the grammar parses, with surrounding whitespace tolerated.
+        """
+        cases = {
+            "": Query(False, None, ()),
+            "   ": Query(False, None, ()),
+            "alice": Query(False, "alice", ()),
+            "  alice \t": Query(False, "alice", ()),
+            "/W": Query(True, None, ()),
+            "/w": Query(True, None, ()),
+            "/W alice": Query(True, "alice", ()),
+            "/W  alice": Query(True, "alice", ()),
+            "/w alice": Query(True, "alice", ()),
+            "/W\talice": Query(True, "alice", ()),
+            "alice@host": Query(False, "alice", ("host",)),
+            "alice@a@b": Query(False, "alice", ("a", "b")),
+            "@host": Query(False, None, ("host",)),
+            "@a@b": Query(False, None, ("a", "b")),
+            "/W alice@host": Query(True, "alice", ("host",)),
+            "/W @host": Query(True, None, ("host",)),
+            "\x1b[2J": Query(False, "\x1b[2J", ()),
+        }
+        for line, expected in cases.items():
+            self.assertEqual(parse_query(line), expected, line)
+
+    def test_bad_forms(self) -> None:
+        """
+        Anything outside the grammar raises L{QueryError} with a one-line message.
+        """
+        for line in ["/X", "/x alice", "/Walice", "/W/W", "/", "alice bob", "/W alice bob", "alice@", "@",
+                     "alice@@b", "a@b c"]:
+            with self.assertRaises(QueryError, msg=line) as caught:
+                parse_query(line)
+            self.assertNotIn("\n", str(caught.exception))
+            self.assertTrue(str(caught.exception))
+
+    @settings(deadline=None)
+    @given(st.text())
+    def test_property_only_query_error(self, line: str) -> None:
+        """
+        For any text, L{parse_query} returns a L{Query} without whitespace in user or hosts, or raises
+        L{QueryError}; nothing else.
+        """
+        try:
+            query = parse_query(line)
+        except QueryError:
+            return
+        for part in [query.user or "", *query.hosts]:
+            self.assertFalse(any(char.isspace() or char == "@" for char in part))
+        self.assertTrue(all(query.hosts))
+
+
+class FingerServiceTests(SynchronousTestCase):
+    """
+    L{FingerService} answers queries from the store's memory.
+    """
+
+    def setUp(self) -> None:
+        """
+        A service over alice (visible) and hatter (hidden).
+        """
+        self.service = FingerService(make_store(ALICE, HATTER), make_clock())
+
+    def answer(self, line: str) -> list[str]:
+        """
+        Return the answer to query C{line}, which must be ready at once.
+        """
+        return self.successResultOf(self.service.answer(parse_query(line)))
+
+    def test_user(self) -> None:
+        """
+        A user query renders the record; logins are case-insensitive; the outcome is C{"user"}.
+        """
+        answer = self.successResultOf(self.service.user("ALICE", False))
+        self.assertTrue(answer[0].startswith("Login: alice"))
+        self.assertIn("Updated: 2026-11-23 11:59 UTC (1 minute ago)", answer)
+        self.assertEqual(getattr(answer, "outcome"), "user")
+
+    def test_verbose(self) -> None:
+        """
+        C{/W} adds the verbose fields.
+        """
+        self.assertNotIn("Role: user", self.answer("alice"))
+        self.assertIn("Role: user", self.answer("/W alice"))
+
+    def test_unknown_hidden_invalid_same_answer(self) -> None:
+        """
+        Unknown, hidden and invalid logins all get the same single line, with outcome C{"no-such-user"}.
+        """
+        for login in ("nobody", "hatter", "HATTER", "1bad", "x" * 40):
+            answer = self.successResultOf(self.service.user(login, True))
+            self.assertEqual(answer, [f"finger: {login}: no such user."])
+            self.assertEqual(getattr(answer, "outcome"), "no-such-user")
+
+    def test_unknown_login_sanitized(self) -> None:
+        """
+        A hostile login echoed back loses its control characters.
+        """
+        self.assertEqual(self.answer("\x1b[2J\x07"), ["finger: [2J: no such user."])
+
+    def test_listing(self) -> None:
+        """
+        An empty query lists the visible accounts, hidden ones left out.
+        """
+        answer = self.answer("")
+        self.assertEqual(len(answer), 2)
+        self.assertTrue(answer[1].startswith("alice "))
+        self.assertNotIn("hatter", "\n".join(answer))
+        self.assertEqual(getattr(answer, "outcome"), "list")
+
+    def test_listing_denied(self) -> None:
+        """
+        With C{allow_list} false (C{--no-list}), the list is refused with RFC 1288's text.
+        """
+        service = FingerService(make_store(ALICE), make_clock(), allow_list=False)
+        answer = self.successResultOf(service.answer(Query()))
+        self.assertEqual(answer, [LIST_DENIED])
+        self.assertEqual(LIST_DENIED, "Finger online user list denied")
+        self.assertEqual(getattr(answer, "outcome"), "list-denied")
+
+    def test_forward_denied(self) -> None:
+        """
+        Every forwarding query, with or without a user, is refused with RFC 1288's text.
+        """
+        for line in ("alice@elsewhere", "@elsewhere", "/W alice@a@b"):
+            answer = self.answer(line)
+            self.assertEqual(answer, ["Finger forwarding service denied"])
+            self.assertEqual(getattr(answer, "outcome"), "forward-denied")
+
+    def test_store_error_fails_deferred(self) -> None:
+        """
+        A store that raises gives a failed L{Deferred}, not an exception.
+        """
+        service = FingerService(BrokenStore(), make_clock())  # type: ignore[arg-type]
+        self.failureResultOf(service.user("alice", False), RuntimeError)
+        self.failureResultOf(service.listing(), RuntimeError)
+
+
+class ProtocolTestsMixin:
+    """
+    Helpers to connect L{FingerProtocol}s to L{StringTransportWithDisconnection}s and capture log events.
+    """
+
+    def setUp(self) -> None:
+        """
+        A factory over alice, hatter and mallory with a L{task.Clock}, and a list of captured log events.
+        """
+        self.clock = make_clock()
+        self.service = FingerService(make_store(ALICE, HATTER, MALLORY), self.clock)
+        self.factory = FingerFactory(self.service, self.clock)
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)  # type: ignore[attr-defined]
+
+    def connect(
+        self, factory: FingerFactory | None = None, peer: Any = PEER, transport: StringTransport | None = None
+    ) -> tuple[FingerProtocol, StringTransport]:
+        """
+        Connect a new protocol from C{peer}; the transport calls C{connectionLost} when closed.
+        """
+        factory = factory or self.factory
+        protocol = factory.buildProtocol(peer)
+        assert isinstance(protocol, FingerProtocol)
+        if transport is None:
+            transport = StringTransportWithDisconnection(peerAddress=peer)
+            transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def query(self, *segments: bytes, factory: FingerFactory | None = None) -> bytes:
+        """
+        Send C{segments} on a new connection and return everything written back, checking it was closed.
+        """
+        protocol, transport = self.connect(factory)
+        for segment in segments:
+            protocol.dataReceived(segment)
+        self.assertFalse(transport.connected)  # type: ignore[attr-defined]
+        return transport.value()
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """
+        Return the captured query events (those with an C{outcome}).
+        """
+        return [event for event in self.events if "outcome" in event]
+
+
+class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    L{FingerProtocol} reads one query, answers it and closes.
+    """
+
+    def test_user_crlf(self) -> None:
+        """
+        A CRLF-terminated user query gets the record, every line ending in CRLF, and the connection closes.
+        """
+        answer = self.query(b"alice\r\n")
+        self.assertTrue(answer.startswith(b"Login: alice"))
+        self.assertIn("Name: Ren\u00e9e Alice \u2014 Liddell\r\n".encode(), answer)
+        self.assertTrue(answer.endswith(b"Plan:\r\nTea at four.\r\n"))
+        self.assertNotIn(b"\n", answer.replace(b"\r\n", b""))
+
+    def test_bare_lf(self) -> None:
+        """
+        A bare LF ends the query as well.
+        """
+        self.assertEqual(self.query(b"alice\n"), self.query(b"alice\r\n"))
+
+    def test_split_segments(self) -> None:
+        """
+        A query split over three segments (even between CR and LF) is answered once whole.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"/W al")
+        protocol.dataReceived(b"ice\r")
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.connected)
+        protocol.dataReceived(b"\n")
+        self.assertIn(b"Office: Room 4", transport.value())
+        self.assertFalse(transport.connected)
+
+    def test_every_query_form(self) -> None:
+        """
+        Each query form gets its answer over the wire.
+        """
+        self.assertIn(b"Phone: 555-0100", self.query(b"/W alice\r\n"))
+        self.assertIn(b"Phone: 555-0100", self.query(b"/w alice\r\n"))
+        self.assertIn(b"Phone: 555-0100", self.query(b"/W  alice\r\n"))
+        self.assertNotIn(b"Phone:", self.query(b"alice\r\n"))
+        listing = self.query(b"\r\n")
+        self.assertTrue(listing.startswith(b"Login"))
+        self.assertIn(b"\r\nalice ", listing)
+        self.assertEqual(self.query(b"/W\r\n"), listing)
+        for forward in (b"alice@host\r\n", b"alice@a@b\r\n", b"@host\r\n"):
+            self.assertEqual(self.query(forward), FORWARD_DENIED.encode() + b"\r\n")
+
+    def test_bad_query(self) -> None:
+        """
+        A malformed query gets one C{"finger: bad query: ..."} line.
+        """
+        for line in (b"/X\r\n", b"/Walice\r\n", b"alice bob\r\n"):
+            answer = self.query(line)
+            self.assertTrue(answer.startswith(b"finger: bad query: "), answer)
+            self.assertEqual(answer.count(b"\r\n"), 1)
+
+    def test_unknown_and_hidden_same(self) -> None:
+        """
+        An unknown and a hidden login get the same answer but for the login echoed.
+        """
+        self.assertEqual(self.query(b"nobody\r\n"), b"finger: nobody: no such user.\r\n")
+        self.assertEqual(self.query(b"hatter\r\n"), b"finger: hatter: no such user.\r\n")
+
+    def test_list_denied(self) -> None:
+        """
+        With the list disabled, an empty query gets RFC 1288's refusal.
+        """
+        factory = FingerFactory(FingerService(make_store(ALICE), self.clock, allow_list=False), self.clock)
+        self.assertEqual(self.query(b"\r\n", factory=factory), b"Finger online user list denied\r\n")
+
+    def test_query_limit(self) -> None:
+        """
+        A 512-byte query is answered; a 513-byte one is refused with C{"finger: query too long"}.
+        """
+        self.assertEqual(self.query(b"a" * 512 + b"\r\n"), b"finger: " + b"a" * 512 + b": no such user.\r\n")
+        self.assertEqual(self.query(b"a" * 513 + b"\r\n"), QUERY_TOO_LONG.encode() + b"\r\n")
+        self.assertEqual(self.query(b"a" * 512 + b"\n"), b"finger: " + b"a" * 512 + b": no such user.\r\n")
+
+    def test_query_limit_without_newline(self) -> None:
+        """
+        A query is refused as soon as more than 512 bytes arrive without a newline, while 512 bytes and a CR
+        still wait for the LF.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"a" * 512 + b"\r")
+        self.assertTrue(transport.connected)
+        protocol.dataReceived(b"\n")
+        self.assertIn(b"no such user", transport.value())
+        self.assertEqual(self.query(b"a" * 300, b"b" * 213), QUERY_TOO_LONG.encode() + b"\r\n")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "too-long")
+
+    def test_one_query_per_connection(self) -> None:
+        """
+        Bytes after the first line are ignored: only one answer is written, even if more arrives later.
+        """
+        factory = FingerFactory(ManualService(), self.clock)  # type: ignore[arg-type]
+        protocol, transport = self.connect(factory)
+        protocol.dataReceived(b"alice\r\nbob\r\n")
+        protocol.dataReceived(b"carol\r\n")
+        service: ManualService = factory.service  # type: ignore[assignment]
+        self.assertEqual(len(service.pending), 1)
+        service.pending[0].callback(["one"])
+        self.assertEqual(transport.value(), b"one\r\n")
+
+    def test_hostile_fields_arrive_harmless(self) -> None:
+        """
+        Escape sequences, BEL and C1 controls stored in every field arrive without a single control byte.
+        """
+        for line in (b"mallory\r\n", b"/W mallory\r\n", b"\r\n", b"\x1b[2J\x07\xc2\x9b\r\n", b"\x1b\r\n"):
+            answer = self.query(line)
+            assert_terminal_safe(self, answer)
+        self.assertIn(b"Status: [2JHi31mevil\r\n", self.query(b"mallory\r\n"))
+
+    def test_invalid_utf8_replaced(self) -> None:
+        """
+        Bytes that are not UTF-8 decode to U+FFFD instead of failing.
+        """
+        answer = self.query(b"\xff\xfe\r\n")
+        self.assertEqual(answer, "finger: \ufffd\ufffd: no such user.\r\n".encode())
+
+    def test_utf8_and_ascii(self) -> None:
+        """
+        Answers are UTF-8 by default; with C{ascii_only}, accents are dropped and dashes spelled C{"-"}.
+        """
+        self.assertIn("Ren\u00e9e Alice \u2014 Liddell".encode(), self.query(b"alice\r\n"))
+        factory = FingerFactory(self.service, self.clock, ascii_only=True)
+        answer = self.query(b"alice\r\n", factory=factory)
+        self.assertIn(b"Name: Renee Alice - Liddell\r\n", answer)
+        self.assertTrue(answer.isascii())
+
+    def test_output_cap(self) -> None:
+        """
+        A huge plan is cut under the output cap, ending with the truncation line.
+        """
+        plan = "\n".join(f"line {n} of a very long plan" for n in range(20000))
+        factory = FingerFactory(FingerService(make_store(Account("bigmouth", plan=plan)), self.clock), self.clock)
+        answer = self.query(b"bigmouth\r\n", factory=factory)
+        self.assertLessEqual(len(answer), 65536)
+        self.assertGreater(len(answer), 65000)
+        self.assertTrue(answer.endswith(TRUNCATED.encode() + b"\r\n"))
+        small = FingerFactory(factory.service, self.clock, max_output=200)
+        self.assertLessEqual(len(self.query(b"bigmouth\r\n", factory=small)), 200)
+
+    def test_idle_timeout(self) -> None:
+        """
+        A connection that sends no complete query is closed after the timeout, and the timeout is logged.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"ali")
+        self.clock.advance(9.9)
+        self.assertTrue(transport.connected)
+        self.clock.advance(0.2)
+        self.assertFalse(transport.connected)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "timeout")
+        self.assertEqual(self.outcomes()[-1]["query"], "'ali'")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_timeout_not_reset_by_data(self) -> None:
+        """
+        Trickling bytes does not extend the deadline for the whole query.
+        """
+        protocol, transport = self.connect(FingerFactory(self.service, self.clock, timeout=2.0))
+        for _ in range(5):
+            protocol.dataReceived(b"a")
+            self.clock.advance(0.5)
+        self.assertFalse(transport.connected)
+
+    def test_timeout_while_answering(self) -> None:
+        """
+        If the answer is not ready in time the connection closes, and the late answer is never written.
+        """
+        factory = FingerFactory(ManualService(), self.clock)  # type: ignore[arg-type]
+        protocol, transport = self.connect(factory)
+        protocol.dataReceived(b"alice\r\n")
+        self.clock.advance(10)
+        self.assertFalse(transport.connected)
+        factory.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual([event["outcome"] for event in self.outcomes()], ["timeout"])
+
+    def test_late_failure_after_timeout(self) -> None:
+        """
+        An answer failing after the timeout closed the connection is logged as an error but writes nothing and
+        logs no second outcome.
+        """
+        factory = FingerFactory(ManualService(), self.clock)  # type: ignore[arg-type]
+        protocol, transport = self.connect(factory)
+        protocol.dataReceived(b"alice\r\n")
+        self.clock.advance(10)
+        factory.service.pending[0].errback(RuntimeError("too late"))  # type: ignore[attr-defined]
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual([event["outcome"] for event in self.outcomes()], ["timeout"])
+
+    def test_no_write_after_connection_lost(self) -> None:
+        """
+        An answer arriving after the peer went away is logged but not written.
+        """
+        factory = FingerFactory(ManualService(), self.clock)  # type: ignore[arg-type]
+        transport = StringTransport(peerAddress=PEER)
+        protocol, _ = self.connect(factory, transport=transport)
+        protocol.dataReceived(b"alice\r\n")
+        protocol.connectionLost()
+        factory.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual([event["outcome"] for event in self.outcomes()], ["user"])
+
+    def test_slow_reader_aborted(self) -> None:
+        """
+        A peer that does not read its answer within another timeout period is aborted.
+        """
+        transport = StringTransport(peerAddress=PEER)
+        protocol, _ = self.connect(transport=transport)
+        protocol.dataReceived(b"alice\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(10)
+        self.assertTrue(transport.disconnected)
+
+    def test_read_deadline_starts_with_answer(self) -> None:
+        """
+        The peer gets a full timeout period to read the answer, counted from when it was written.
+        """
+        transport = StringTransport(peerAddress=PEER)
+        protocol, _ = self.connect(transport=transport)
+        self.clock.advance(9)
+        protocol.dataReceived(b"alice\r\n")
+        self.clock.advance(9)
+        self.assertFalse(transport.disconnected)
+        self.clock.advance(1.1)
+        self.assertTrue(transport.disconnected)
+
+    def test_internal_error(self) -> None:
+        """
+        A store that raises gives the peer only C{"Internal error in server"}; the traceback goes to the log.
+        """
+        factory = FingerFactory(FingerService(BrokenStore(), self.clock), self.clock)  # type: ignore[arg-type]
+        answer = self.query(b"alice\r\n", factory=factory)
+        self.assertEqual(answer, INTERNAL_ERROR.encode() + b"\r\n")
+        self.assertNotIn(b"broken", answer)
+        errors = self.flushLoggedErrors(RuntimeError)
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(str(errors[0].value), "peek is broken")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "error")
+
+    def test_failed_deferred(self) -> None:
+        """
+        A failed L{Deferred} from the store is an internal error too.
+        """
+        factory = FingerFactory(FingerService(BrokenStore(), self.clock), self.clock)  # type: ignore[arg-type]
+        self.assertEqual(self.query(b"\r\n", factory=factory), b"Internal error in server\r\n")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_log_event(self) -> None:
+        """
+        Each query is one info event with the peer, the escaped query and the outcome.
+        """
+        self.query(b"alice\r\n")
+        self.query(b"\x1b[2J" + b"x" * 200 + b"\r\n")
+        user, hostile = self.outcomes()
+        self.assertEqual(user["peer"], "192.0.2.7:40000")
+        self.assertEqual(user["query"], "'alice'")
+        self.assertEqual(user["outcome"], "user")
+        self.assertEqual(user["log_level"].name, "info")
+        self.assertEqual(formatEvent(user), "finger 192.0.2.7:40000 'alice' -> user")
+        self.assertTrue(hostile["query"].startswith("'\\x1b[2Jxxx"))
+        self.assertLessEqual(len(hostile["query"]), 100)
+        self.assertEqual(hostile["outcome"], "no-such-user")
+
+    def test_log_outcomes(self) -> None:
+        """
+        Every kind of answer logs its own outcome, exactly once per connection.
+        """
+        self.query(b"alice\r\n")
+        self.query(b"nobody\r\n")
+        self.query(b"\r\n")
+        self.query(b"@host\r\n")
+        self.query(b"/X\r\n")
+        self.query(b"a" * 600)
+        denied = FingerFactory(FingerService(make_store(), self.clock, allow_list=False), self.clock)
+        self.query(b"\r\n", factory=denied)
+        self.assertEqual(
+            [event["outcome"] for event in self.outcomes()],
+            ["user", "no-such-user", "list", "forward-denied", "bad-query", "too-long", "list-denied"],
+        )
+
+    def test_peer_gone_before_query_not_logged(self) -> None:
+        """
+        A peer closing before sending a query leaves no query event and no pending timeout.
+        """
+        protocol, transport = self.connect()
+        transport.loseConnection()
+        self.assertEqual(self.outcomes(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PerPeerLimitTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    L{FingerFactory} limits concurrent connections per peer host.
+    """
+
+    def test_twenty_first_refused(self) -> None:
+        """
+        The 21st connection from one host gets the refusal line and is closed; other hosts are unaffected; a
+        closed connection frees its slot.
+        """
+        opened = [self.connect() for _ in range(20)]
+        self.assertTrue(all(transport.connected for _, transport in opened))
+        self.assertEqual(self.factory.connections_from("192.0.2.7"), 20)
+        _, refused = self.connect(peer=IPv4Address("TCP", "192.0.2.7", 50000))
+        self.assertEqual(refused.value(), TOO_MANY.encode() + b"\r\n")
+        self.assertFalse(refused.connected)
+        self.assertEqual(self.factory.connections_from("192.0.2.7"), 20)
+        self.assertEqual(self.outcomes()[-1]["outcome"], "too-many")
+        _, again = self.connect()
+        self.assertFalse(again.connected)
+        _, other = self.connect(peer=IPv4Address("TCP", "198.51.100.1", 40000))
+        self.assertTrue(other.connected)
+        opened[0][1].loseConnection()
+        self.assertEqual(self.factory.connections_from("192.0.2.7"), 19)
+        protocol, freed = self.connect()
+        self.assertTrue(freed.connected)
+        protocol.dataReceived(b"alice\r\n")
+        self.assertIn(b"Login: alice", freed.value())
+        self.assertEqual(self.factory.connections_from("192.0.2.7"), 19)
+
+    def test_answered_connections_free_slots(self) -> None:
+        """
+        Connections that were answered and closed no longer count.
+        """
+        for _ in range(30):
+            self.assertTrue(self.query(b"alice\r\n").startswith(b"Login: alice"))
+        self.assertEqual(self.factory.connections_from("192.0.2.7"), 0)
+
+    def test_unix_peers_share_a_key(self) -> None:
+        """
+        Peers without an IP address (UNIX sockets) share one fixed key and one limit.
+        """
+        factory = FingerFactory(self.service, self.clock, max_per_peer=1)
+        first, transport = self.connect(factory, peer=UNIXAddress(None))
+        self.assertTrue(transport.connected)
+        _, second = self.connect(factory, peer=UNIXAddress(b"/run/finger.sock"))
+        self.assertEqual(second.value(), TOO_MANY.encode() + b"\r\n")
+        first.dataReceived(b"alice\r\n")
+        self.assertIn(b"Login: alice", transport.value())
+        self.assertEqual(self.outcomes()[-1]["peer"], "local")
+
+
+class PeerTextTests(SynchronousTestCase):
+    """
+    Peer keys and log texts.
+    """
+
+    def test_peer_key(self) -> None:
+        """
+        IP peers are keyed by host, others by one fixed key.
+        """
+        self.assertEqual(peer_key(PEER), "192.0.2.7")
+        self.assertEqual(peer_key(IPv6Address("TCP", "2001:db8::1", 79)), "2001:db8::1")
+        self.assertEqual(peer_key(UNIXAddress(None)), peer_key(UNIXAddress(b"/tmp/x")))
+
+    def test_describe_peer(self) -> None:
+        """
+        Peers are described as host:port, with IPv6 hosts in brackets.
+        """
+        self.assertEqual(describe_peer(PEER), "192.0.2.7:40000")
+        self.assertEqual(describe_peer(IPv6Address("TCP", "2001:db8::1", 79)), "[2001:db8::1]:79")
+        self.assertEqual(describe_peer(UNIXAddress(None)), "local")
+
+    def test_escape_query(self) -> None:
+        """
+        Queries are escaped and bounded for the log.
+        """
+        self.assertEqual(escape_query("a\x1b\u00e9"), "'a\\x1b\\xe9'")
+        self.assertEqual(len(escape_query("x" * 500)), 100)
+
+
+class WireSafetyPropertyTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    Whatever a peer sends, the answer is safe for a terminal.
+    """
+
+    @settings(deadline=None, max_examples=60)
+    @given(st.binary(max_size=600))
+    def test_property_any_bytes(self, data: bytes) -> None:
+        """
+        Any bytes followed by LF get a terminal-safe answer and a closed connection.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(data + b"\n")
+        self.assertFalse(transport.connected)
+        assert_terminal_safe(self, transport.value())

@@ -1,0 +1,210 @@
+"""
+End-to-end tests of the installed package: the twistd plugin, the C{sshfinger} tool and a real C{twistd
+sshfinger} process queried over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.process import REPO, ServerProcess, clean_env, free_port, finger, run_tool, venv_tool
+
+
+class InstalledPackageTests(SynchronousTestCase):
+    """
+    The package as C{pip install .} left it in the venv.
+    """
+
+    def python(self, code: str) -> str:
+        """
+        Run C{code} with the venv's Python outside the source tree and return its output.
+        """
+        result = subprocess.run(
+            [venv_tool("python"), "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=self.mktemp_dir(),
+            env=clean_env(),
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def mktemp_dir(self) -> str:
+        """
+        Make and return a fresh directory.
+        """
+        path = self.mktemp()
+        os.makedirs(path)
+        return path
+
+    def test_plugin_discovered(self) -> None:
+        """
+        C{getPlugins(IServiceMaker)} finds C{sshfinger} in the installed package, not in the source tree.
+        """
+        out = self.python(
+            "from twisted.plugin import getPlugins\n"
+            "from twisted.application.service import IServiceMaker\n"
+            "import sshfinger\n"
+            "print(sorted(p.tapname for p in getPlugins(IServiceMaker)))\n"
+            "print(sshfinger.__file__)\n"
+        )
+        names, location = out.splitlines()
+        self.assertIn("'sshfinger'", names)
+        self.assertIn("site-packages", location)
+        self.assertFalse(location.startswith(str(REPO) + "/sshfinger"))
+
+    def test_no_dropin_cache_installed(self) -> None:
+        """
+        The installed distribution ships the plugin module but never a C{dropin.cache}.
+        """
+        out = self.python(
+            "from importlib.metadata import files\n"
+            "for f in files('sshfinger'): print(f)\n"
+        )
+        installed = out.splitlines()
+        self.assertIn("twisted/plugins/sshfinger_plugin.py", installed)
+        self.assertEqual([f for f in installed if "dropin.cache" in f], [])
+
+    def test_twistd_help_lists_plugin(self) -> None:
+        """
+        C{twistd --help} lists the plugin and C{twistd sshfinger --help} explains every option.
+        """
+        listing = subprocess.run(
+            [venv_tool("twistd"), "--help"], capture_output=True, text=True, env=clean_env(), timeout=60
+        )
+        self.assertIn("sshfinger", listing.stdout)
+        help_text = subprocess.run(
+            [venv_tool("twistd"), "sshfinger", "--help"], capture_output=True, text=True, env=clean_env(), timeout=60
+        ).stdout
+        for option in ("--finger=", "--store=", "--no-list", "--ascii", "--finger-timeout=", "--max-per-peer="):
+            self.assertIn(option, help_text)
+
+    def test_bad_option_is_one_line(self) -> None:
+        """
+        A bad option value makes twistd exit non-zero with one clear line naming the option, no traceback.
+        """
+        for args, expected in [
+            (["--finger", "bogus:1"], "--finger: invalid endpoint"),
+            (["--store", "/nonexistent/dir/x.db"], "--store: directory"),
+            (["--max-per-peer", "zero"], "--max-per-peer takes a number"),
+        ]:
+            result = subprocess.run(
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *args],
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                timeout=60,
+                cwd=self.mktemp_dir(),
+            )
+            output = result.stdout + result.stderr
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn(expected, output)
+            self.assertNotIn("Traceback", output)
+
+
+class LiveServerTests(SynchronousTestCase):
+    """
+    A running C{twistd sshfinger} process over a SQLite store.
+    """
+
+    def setUp(self) -> None:
+        """
+        Create a demo store with the installed tool and start the server on it.
+        """
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.store = os.path.join(self.directory, "finger.db")
+        result = run_tool("init", "--store", self.store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.server = ServerProcess(self, self.directory, ["--store", self.store]).start()
+
+    def test_query_demo_record(self) -> None:
+        """
+        A raw socket query for C{alice} answers her record with CRLF line endings.
+        """
+        answer = self.server.finger(b"alice\r\n")
+        self.assertIn(b"alice", answer)
+        self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)
+        self.assertTrue(answer.endswith(b"\r\n"))
+
+    def test_cli_change_seen_within_a_second(self) -> None:
+        """
+        A status set by the C{sshfinger} tool in another process shows in a query within 1 s.
+        """
+        result = run_tool("set", "alice", "status", "Late for a very important date", "--store", self.store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        changed = time.monotonic()
+        while b"Late for a very important date" not in self.server.finger(b"alice\r\n"):
+            self.assertLess(time.monotonic() - changed, 1.0, "the change did not show within 1 s")
+            time.sleep(0.02)
+
+    def test_restart_keeps_data(self) -> None:
+        """
+        A change survives a server restart.
+        """
+        run_tool("set", "alice", "status", "Still here", "--store", self.store)
+        self.server.stop()
+        server = ServerProcess(self, self.directory, ["--store", self.store]).start()
+        self.assertIn(b"Still here", server.finger(b"alice\r\n"))
+
+
+class ReadmeRunCommandTests(SynchronousTestCase):
+    """
+    README command 1 (C{make run}) serves the demo record.
+    """
+
+    def test_make_run(self) -> None:
+        """
+        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.
+        """
+        make, nc = shutil.which("make"), shutil.which("nc")
+        self.assertIsNotNone(make, "make is required")
+        self.assertIsNotNone(nc, "nc is required (make test installs it)")
+        run_dir = os.path.abspath(self.mktemp())
+        port = free_port()
+        venv = os.path.dirname(os.path.dirname(venv_tool("python")))
+        process = subprocess.Popen(
+            [
+                make,
+                "-C",
+                str(REPO),
+                "run",
+                f"VENV={venv}",
+                f"RUN_DIR={run_dir}",
+                f"FINGER=tcp:{port}:interface=127.0.0.1",
+                f"SSH=tcp:{free_port()}:interface=127.0.0.1",
+                f"KEYS={run_dir}/keys",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            start_new_session=True,
+        )
+
+        def stop() -> None:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=15)
+            assert process.stdout is not None
+            process.stdout.close()
+
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 120
+        answer = b""
+        while time.monotonic() < deadline and b"Alice Liddell" not in answer:
+            self.assertIsNone(process.poll(), "make run exited early")
+            try:
+                answer = subprocess.run(
+                    [nc, "-q", "1", "127.0.0.1", str(port)], input=b"alice\r\n", capture_output=True, timeout=10
+                ).stdout
+            except subprocess.TimeoutExpired:
+                answer = b""
+            time.sleep(0.2)
+        self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)
