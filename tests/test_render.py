@@ -44,7 +44,9 @@ ALICE = Account(
 )
 
 #: Every character L{sanitize} must remove (tab aside, which becomes a space).
-FORBIDDEN = {chr(code) for code in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+FORBIDDEN = {
+    chr(code) for code in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
 
 
 def forbidden_in(text: str) -> set[str]:
