@@ -53,6 +53,12 @@ class CommandShell(LineEditor):
         self._warned = False
         self.prompt = self.command_prompt()
 
+    def is_active(self) -> bool:
+        """
+        Draw nothing once the session is ending.
+        """
+        return super().is_active() and not self.ended
+
     def command_prompt(self) -> str:
         """
         The prompt: login and host.

@@ -1,0 +1,2 @@
+"""
+The SSH command shell: commands, the line editor and the interactive shell."""
