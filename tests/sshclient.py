@@ -36,15 +36,21 @@ def require(tool: str) -> str:
     return path
 
 
-def ssh_args(server: ServerProcess, login: str, password: str | None = None, key: str | None = None) -> list[str]:
+def ssh_args(
+    server: ServerProcess, login: str, password: str | None = None, key: str | None = None, prompts: int = 1
+) -> list[str]:
     """
-    The command line of a real C{ssh} login to C{server} by password (through sshpass) or key.
+    The command line of a real C{ssh} login to C{server} by password (through sshpass) or key.  With
+    C{prompts} > 1 there is no sshpass: the caller answers through C{SSH_ASKPASS}.
     """
     port = ["-p", str(server.ssh_port)]
     if key is not None:
         auth = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"]
         return [require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
-    auth = ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1"]
+    auth = ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
+            "-o", f"NumberOfPasswordPrompts={prompts}"]  # fmt: skip
+    if prompts > 1:
+        return [require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
     return [require("sshpass"), "-p", password or PASSWORD, require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
 
 

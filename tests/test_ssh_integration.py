@@ -66,6 +66,24 @@ class LoginTests(SSHServerTestCase):
         self.assertEqual(result.stdout, "")
         self.assertRegex(self.server.log(), r"SSH login refused: admin from 127\.0\.0\.1:\d+ by password")
 
+    def test_disconnect_after_six_failures(self) -> None:
+        """
+        A client that keeps guessing is cut off after the sixth failed password (each answered after a delay).
+        """
+        askpass = os.path.join(self.directory, "askpass")
+        with open(askpass, "w") as f:
+            f.write("#!/bin/sh\necho wrong-guess\n")
+        os.chmod(askpass, 0o755)
+        env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+        ssh = ssh_args(self.server, "admin", prompts=20)
+        started = time.monotonic()
+        result = subprocess.run(
+            [*ssh, "whoami"], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+        )
+        self.assertEqual(result.returncode, 255)
+        self.assertGreaterEqual(time.monotonic() - started, 5.0)
+        self.assertEqual(self.server.log().count("SSH login refused: admin"), 6)
+
     def test_ed25519_and_rsa_keys(self) -> None:
         """
         ed25519 and RSA (3072) keys stored with the CLI log in with the default OpenSSH client; the key's

@@ -152,7 +152,7 @@ class SSHService(MultiService):
                 key_type=kind.decode("ascii"),
             )
         for warning in self.warnings:
-            self.log.warn("WARNING: {warning}", warning=warning)
+            self.log.warn("WARNING: {problem}", problem=warning)
         super().startService()
 
 
