@@ -91,7 +91,13 @@ class ServerProcess:
     """
 
     def __init__(
-        self, case: SynchronousTestCase, directory: str, args: Sequence[str] = (), ssh: bool = False
+        self,
+        case: SynchronousTestCase,
+        directory: str,
+        args: Sequence[str] = (),
+        ssh: bool = False,
+        finger_port: int | None = None,
+        twistd_options: Sequence[str] = (),
     ) -> None:
         """
         @param case: the test; the process is stopped in its cleanup.
@@ -99,10 +105,13 @@ class ServerProcess:
             otherwise).
         @param args: extra C{twistd sshfinger} arguments.
         @param ssh: whether to serve SSH too (on C{ssh_port}, host keys in C{directory/keys}).
+        @param finger_port: the finger port (default: a free one).
+        @param twistd_options: options for twistd itself (C{-u}, C{-g}).
         """
         self.case = case
         self.directory = Path(directory)
-        self.finger_port = free_port()
+        self.finger_port = finger_port or free_port()
+        self.twistd_options = list(twistd_options)
         self.ssh_port = free_port() if ssh else None
         self.log_path = self.directory / "twistd.log"
         self.args = ["--finger", f"tcp:{self.finger_port}:interface=127.0.0.1"]
@@ -119,7 +128,7 @@ class ServerProcess:
         """
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *self.args],
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", *self.twistd_options, "sshfinger", *self.args],
                 cwd=self.directory,
                 stdout=log,
                 stderr=subprocess.STDOUT,

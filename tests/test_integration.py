@@ -107,6 +107,24 @@ class InstalledPackageTests(SynchronousTestCase):
             self.assertIn(expected, output)
             self.assertNotIn("Traceback", output)
 
+    def test_unreadable_store_is_one_line(self) -> None:
+        """
+        A store file that is not a SQLite database stops the server with one line and a non-zero status.
+        """
+        directory = self.mktemp_dir()
+        garbage = os.path.join(directory, "garbage.db")
+        with open(garbage, "wb") as f:
+            f.write(b"this is not a database" * 100)
+        result = subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", garbage,
+             "--finger", f"tcp:{free_port()}:interface=127.0.0.1"],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=directory,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("sshfinger: cannot open the store", output)
+        self.assertNotIn("Traceback", output)
+
 
 class LiveServerTests(SynchronousTestCase):
     """

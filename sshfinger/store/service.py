@@ -17,6 +17,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from sshfinger.errors import StoreError
 from sshfinger.store.cached import CachedStore, run_now
 from sshfinger.store.memory import MemoryBackend
 from sshfinger.store.sqlite import SQLiteBackend
@@ -78,8 +79,14 @@ class StoreService(Service):
     def startService(self) -> None:
         """
         Open the store, start the writer thread and the poll.
+
+        @raise SystemExit: with one line, if the store cannot be opened (twistd then exits with status 1).
         """
-        self.store.open()
+        try:
+            self.store.open()
+        except StoreError as e:
+            self.log.critical("Cannot open the store {store}: {error}", store=self.store.description, error=e)
+            raise SystemExit(f"sshfinger: cannot open the store: {e}") from None
         self.log.info(
             "Store {store} open with {count} accounts", store=self.store.description, count=len(self.store)
         )

@@ -1,0 +1,84 @@
+"""
+Running as root: twistd binds a privileged port, sheds privileges with C{-u/-g}, and the store stays writable.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import shutil
+import socket
+import tempfile
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests.process import ServerProcess, run_tool
+from tests.sshclient import setup_site, ssh_run
+
+
+def free_privileged_port() -> int:
+    """
+    A free TCP port below 1024 on 127.0.0.1 (79 when it is free).
+    """
+    for port in (79, *range(700, 1000)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError as e:
+                if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                raise
+            return port
+    raise SkipTest("no free port below 1024")
+
+
+class DropPrivilegesTests(SynchronousTestCase):
+    """
+    C{twistd -n -u UID -g GID sshfinger} as root.
+    """
+
+    def test_bind_then_drop(self) -> None:
+        """
+        The server binds a port below 1024 as root, then runs as the given user; an SSH edit is saved to the
+        store it opened after the drop.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("needs root (CI runs as root)")
+        nobody = pwd.getpwnam("nobody")
+        directory = tempfile.mkdtemp(prefix="sshfinger-root-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.chmod(directory, 0o755)  # the service user must reach its state directory inside
+        setup_site(self, directory)
+        # What an admin does (see the README): a state directory owned by the service user, and the passwd
+        # file readable by its group, since it is re-read at every login.
+        state = os.path.join(directory, "state")
+        os.makedirs(state)
+        store = os.path.join(state, "s.db")
+        os.replace(os.path.join(directory, "s.db"), store)
+        for path in (state, store):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        passwd = os.path.join(directory, "passwd")
+        os.chown(passwd, 0, nobody.pw_gid)
+        os.chmod(passwd, 0o640)
+        port = free_privileged_port()
+        server = ServerProcess(
+            self,
+            directory,
+            ["--store", store, "--auth", f"file:{passwd}", "--admin", "admin"],
+            ssh=True,
+            finger_port=port,
+            twistd_options=["-u", str(nobody.pw_uid), "-g", str(nobody.pw_gid)],
+        )
+        server.start()
+        assert server.process is not None
+        with open(f"/proc/{server.process.pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        self.assertEqual(set(uids), {str(nobody.pw_uid)})
+        self.assertIn(b"Alice Liddell", server.finger(b"alice\r\n"))
+        result = ssh_run(server, "admin", ["set", "alice", "status", "written-after-drop"])
+        self.assertEqual(result.returncode, 0, result.stderr + server.log())
+        server.stop()
+        result = run_tool("show", "alice", "--store", store)
+        self.assertIn("written-after-drop", result.stdout)
+        self.assertEqual(os.stat(store).st_uid, nobody.pw_uid)
