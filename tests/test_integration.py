@@ -39,7 +39,7 @@ class InstalledPackageTests(SynchronousTestCase):
         """
         Make and return a fresh directory.
         """
-        path = self.mktemp()
+        path = os.path.abspath(self.mktemp())
         os.makedirs(path)
         return path
 
