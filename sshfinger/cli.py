@@ -21,6 +21,7 @@ from sshfinger import __version__
 from sshfinger.account import EDITABLE_FIELDS, Account, Actor, normalize_login
 from sshfinger.errors import NoSuchAccount, StoreError
 from sshfinger.passwd import DEFAULT_ROUNDS, set_password
+from sshfinger.render import sanitize
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.service import open_offline
 
@@ -301,6 +302,22 @@ def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
         store.close()
 
 
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Print the newest audit entries (changes and manhole lines), oldest first.
+    """
+    from sshfinger.shell.commands import format_change
+
+    store = open_offline(args.store)
+    try:
+        changes = wait(store.recent_changes(args.count, args.login))
+    finally:
+        store.close()
+    for change in changes:
+        out.write(sanitize(format_change(change)) + "\n")
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
     """
     Write a bcrypt entry for a login into a passwd file (C{--auth file:PATH}).
@@ -361,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("add", "list", "del"))
     p.add_argument("login")
     p.add_argument("argument", nargs="?", help="add: a .pub or authorized_keys file; del: number or fingerprint")
+    p = command("audit", cmd_audit, "show the audit trail: who changed what, and manhole input")
+    p.add_argument("count", nargs="?", type=int, default=50, help="how many entries (default 50)")
+    p.add_argument("--login", help="only entries about this login")
     p = sub.add_parser("passwd", help="set a password in a passwd file (bcrypt)")
     p.set_defaults(function=cmd_passwd)
     p.add_argument("login")

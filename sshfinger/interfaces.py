@@ -88,6 +88,12 @@ class IUserStore(Interface):
         Fetch the newest C{limit} recorded changes, newest last, optionally of one account only.
         """
 
+    def record(change: Change) -> Deferred[None]:
+        """
+        Durably add an event to the audit trail that is not a change of an account (a manhole input line:
+        C{action="input"}); subscribers are told once it is stored.
+        """
+
     def subscribe(callback: Subscriber) -> Callable[[], None]:
         """
         Call C{callback} with every L{Change} once it is committed, including changes made by other processes.
@@ -148,6 +154,11 @@ class IStoreBackend(Interface):
     def recent_changes(limit: int, login: str | None) -> list[Change]:
         """
         Return the newest C{limit} changes (of one login if given), oldest first.
+        """
+
+    def record(changes: list[Change]) -> None:
+        """
+        Durably add audit events to the changes kept (subject to the same retention).
         """
 
     def poll() -> list[tuple[str, Account | None, list[Change]]]:

@@ -37,6 +37,7 @@ DEFAULTS: Mapping[str, Any] = {
     "idle-timeout": 900.0,
     "login-grace": 60.0,
     "max-auth-failures": 6,
+    "audit-keep": 100_000,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -90,6 +91,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["max-per-peer"],
             "Most concurrent finger connections from one address.",
             _positive(int, "max-per-peer"),
+        ],
+        [
+            "audit-keep",
+            None,
+            DEFAULTS["audit-keep"],
+            "Audit entries (changes, manhole input) the SQLite store keeps; older ones are pruned.",
+            _positive(int, "audit-keep"),
         ],
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
@@ -195,7 +203,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
         from twisted.internet import reactor
     settings = {**DEFAULTS, **config}
     top = MultiService()
-    store_service = make_store(settings["store"], reactor)
+    store_service = make_store(settings["store"], reactor, audit_keep=int(settings["audit-keep"]))
     store_service.setName("store")
     store_service.setServiceParent(top)
 
@@ -214,7 +222,8 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     if not settings["no-ssh"]:
         if "host_keys" not in settings:
             settings["host_keys"] = load_host_keys(settings["keys"])
-        ssh, _ = make_ssh_service(settings, store_service.store, finger, reactor)
+        ssh, app = make_ssh_service(settings, store_service.store, finger, reactor)
+        app.extra.update(services=top, reactor=reactor)
         ssh.setName("ssh")
         ssh.setServiceParent(top)
     assert IServiceCollection.providedBy(top)

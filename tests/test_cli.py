@@ -240,3 +240,22 @@ class KeyTests(ToolTestCase):
         self.assertEqual(status, 1)
         self.assertEqual(err.count("\n"), 1)
         self.assertEqual(self.account("alice").keys, ())  # type: ignore[attr-defined]
+
+
+class AuditTests(ToolTestCase):
+    """
+    C{sshfinger audit}.
+    """
+
+    def test_audit_lists_changes(self) -> None:
+        """
+        The audit trail shows who changed which field from what to what, newest last, filtered by login.
+        """
+        self.tool("init", "--store", self.store)
+        self.tool("set", "alice", "status", "Tea", "--store", self.store)
+        status, out, _ = self.tool("audit", "--store", self.store)
+        self.assertEqual(status, 0)
+        self.assertRegex(out.splitlines()[-1], r"@local/cli alice\.status: 'Down the rabbit hole' -> 'Tea'$")
+        status, out, _ = self.tool("audit", "100", "--login", "admin", "--store", self.store)
+        self.assertTrue(out)
+        self.assertNotIn("alice", out)

@@ -278,3 +278,43 @@ class InteractiveTests(SSHServerTestCase):
         term.wait_for("status of admin set")
         self.assertIn(b"Status: narrow", self.server.finger(b"admin\r\n"))
         self.assertTrue(re.search(r"status of admin set", term.screen()))
+
+
+class ManholeIntegrationTests(SSHServerTestCase):
+    """
+    The Python manhole through the real OpenSSH client in a real terminal.
+    """
+
+    def test_admin_sets_status_and_awaits(self) -> None:
+        """
+        C{ssh -tt admin@host manhole}: C{users[...] = ...} changes what finger shows, C{await} of a store call
+        prints its result, and the audit trail holds the change and the typed lines.
+        """
+        term = Tmux(self, [*ssh_args(self.server, "admin"), "-tt", "manhole"])
+        term.wait_for("\n>>>")
+        term.type('users["alice"] = "Happy and well"')
+        term.keys("Enter")
+        deadline = time.monotonic() + 5
+        while b"Happy and well" not in self.server.finger(b"alice\r\n"):
+            self.assertLess(time.monotonic(), deadline, "the status never reached finger")
+            time.sleep(0.05)
+        term.type('(await store.get("alice")).status')
+        term.keys("Enter")
+        term.wait_for("'Happy and well'")
+        term.keys("C-d")
+        time.sleep(0.5)
+        audit = run_tool("audit", "20", "--store", self.store).stdout
+        self.assertIn("admin/manhole@127.0.0.1:", audit)
+        self.assertIn("alice.status: 'Down the rabbit hole' -> 'Happy and well'", audit)
+        self.assertIn(""">>> users["alice"] = "Happy and well\"""", audit)
+
+    def test_non_admin_refused(self) -> None:
+        """
+        A user who asks for the manhole is refused with a clear line, exit status 1, and the attempt is logged.
+        """
+        result = subprocess.run(
+            [*ssh_args(self.server, "bob"), "-tt", "manhole"], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("only admins may use the manhole", result.stdout)
+        self.assertIn("Manhole refused to non-admin bob", self.server.log())

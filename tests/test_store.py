@@ -73,6 +73,22 @@ class StoreTestsMixin:
         self.assertTrue(verifyObject(IStoreBackend, self.backend))
         self.assertEqual(self.store.description, self.backend.description)
 
+    def test_record_audit_event(self) -> None:
+        """
+        C{record} stores an event that is not an account change: it shows in C{recent_changes} (also per
+        login), subscribers hear of it, and no account changes.
+        """
+        self.create("root")
+        heard: list[Change] = []
+        self.store.subscribe(heard.append)
+        event = Change(5.0, Actor("root", "manhole", "127.0.0.1:9"), "root", "input", "manhole", None, "1 + 1")
+        self.clock.advance(42)
+        self.successResultOf(self.store.record(event))
+        self.assertEqual([(c.at, c.new) for c in heard], [(self.clock.seconds(), "1 + 1")])
+        self.assertEqual(self.changes()[-1], heard[0])
+        self.assertEqual(self.changes(login="root")[-1].new, "1 + 1")
+        self.assertEqual(self.store.logins(), ["root"])
+
     def test_create_get_peek(self) -> None:
         """
         A created account is returned, and then found by C{get}, C{peek}, C{logins} and C{list}.

@@ -45,7 +45,10 @@ class OptionsTests(SynchronousTestCase):
             (options["finger"], options["ssh"], options["store"], options["finger-timeout"], options["max-per-peer"]),
             ("tcp:79", "tcp:2222", "sshfinger.db", 10.0, 20),
         )
-        self.assertEqual((options["idle-timeout"], options["login-grace"], options["max-auth-failures"]), (900, 60, 6))
+        self.assertEqual(
+            (options["idle-timeout"], options["login-grace"], options["max-auth-failures"], options["audit-keep"]),
+            (900, 60, 6, 100_000),
+        )
         self.assertEqual(sorted(options["host_keys"]), [b"ssh-ed25519", b"ssh-rsa"])
 
     def test_bad_values(self) -> None:

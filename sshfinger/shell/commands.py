@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
 
 from sshfinger.account import EDITABLE_FIELDS, Account, Actor, Change, field_name, is_valid_login
 from sshfinger.errors import InvalidValue, StoreError
 from sshfinger.interfaces import IUserStore
+
+LOG = Logger(namespace="sshfinger.shell")
 
 #: Fields a user (not an admin) may change on their own account.
 USER_FIELDS = frozenset({"real_name", "status", "plan", "keys"})
@@ -37,11 +40,13 @@ class Reply:
     @ivar lines: output lines (no line endings).
     @ivar exit: whether the session should end (C{quit}).
     @ivar clear: whether the shell should clear the screen first.
+    @ivar manhole: whether the shell should open the Python manhole.
     """
 
     lines: list[str] = field(default_factory=list)
     exit: bool = False
     clear: bool = False
+    manhole: bool = False
 
 
 @dataclass
@@ -436,6 +441,8 @@ def format_change(change: Change) -> str:
     who = change.actor.login + (f"/{change.actor.channel}" if change.actor.channel else "")
     if change.actor.peer:
         who += f"@{change.actor.peer}"
+    if change.action == "input":
+        return f"{stamp} {who} >>> {change.new}"
     if change.action != "update":
         return f"{stamp} {who} {change.action}d {change.login}"
     old, new = (value if value is None else value.replace("\n", "\\n") for value in (change.old, change.new))
@@ -476,6 +483,20 @@ async def cmd_clear(ctx: Context, args: list[str]) -> Result:
     return Reply(clear=True)
 
 
+async def cmd_manhole(ctx: Context, args: list[str]) -> Result:
+    """
+    Open the Python manhole (admins; needs a terminal).  Refusals are logged.
+    """
+    if not ctx.is_admin:
+        LOG.warn(
+            "Manhole refused to non-admin {login} from {peer}", login=ctx.login, peer=ctx.actor.peer, outcome="refused"
+        )
+        raise CommandError("permission denied: only admins may use the manhole")
+    if not ctx.interactive:
+        raise CommandError("the manhole needs a terminal: ssh -t HOST manhole")
+    return Reply(manhole=True)
+
+
 async def cmd_quit(ctx: Context, args: list[str]) -> Result:
     """
     End the session.
@@ -498,6 +519,7 @@ COMMAND_LIST: Sequence[Command] = (
     Command("passwd", "", "change your own password", cmd_passwd),
     Command("log", "[N] [LOGIN]", "show the N most recent changes", cmd_log, ("login", "login")),
     Command("whoami", "", "show your login and role", cmd_whoami),
+    Command("manhole", "", "open a Python prompt inside the server (admins)", cmd_manhole),
     Command("clear", "", "clear the screen", cmd_clear),
     Command("quit", "", "end the session", cmd_quit, aliases=("exit", "logout")),
 )
@@ -516,6 +538,7 @@ HELP_DETAILS: Mapping[str, Sequence[str]] = {
     "plan": ("In 'ssh host plan < file' the plan is read from standard input.",),
     "passwd": ("In 'ssh host passwd' the new password is read from standard input.",),
     "del": ("In 'ssh host del LOGIN --yes' the question is skipped.",),
+    "manhole": ("Ctrl-D returns to this shell. 'ssh -t HOST manhole' opens it directly.",),
 }
 
 COMMANDS: Mapping[str, Command] = {
@@ -528,7 +551,7 @@ def visible_commands(ctx: Context) -> list[Command]:
     The commands this login may run, in help order.
     """
     admin = ctx.is_admin
-    return [command for command in COMMAND_LIST if admin or not command.admin]
+    return [command for command in COMMAND_LIST if admin or not (command.admin or command.name == "manhole")]
 
 
 def run(ctx: Context, argv: list[str]) -> Deferred[Result]:

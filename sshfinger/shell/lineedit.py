@@ -99,6 +99,8 @@ class LineEditor(HistoricRecvLine):
 
     prompt = "> "
     echo = True
+    #: Whether C{?} lists completions (a command shell) rather than always typing itself (Python).
+    question_lists = True
 
     def __init__(self, history: Sequence[str] = ()) -> None:
         """
@@ -219,7 +221,8 @@ class LineEditor(HistoricRecvLine):
         width = self.width
         positions = layout(prompt + text, width)
         end_row, end_column = positions[-1]
-        out = [self._to_edit_start(), ESC, "[J", prompt, text]
+        shown = self.decorate(text) if self._search is None and self.echo else text
+        out = [self._to_edit_start(), ESC, "[J", prompt, shown]
         if end_column == 0 and end_row > 0:
             out.append("\r\n")  # leave the pending-wrap state of a line that ends at the margin
         row, column = positions[len(prompt) + cursor]
@@ -232,6 +235,12 @@ class LineEditor(HistoricRecvLine):
         self._write("".join(out))
 
     # Override points.
+
+    def decorate(self, text: str) -> str:
+        """
+        The line as drawn: subclasses may add colour (zero-width escape sequences only).
+        """
+        return text
 
     def line_submitted(self, line: str) -> None:
         """
@@ -288,7 +297,7 @@ class LineEditor(HistoricRecvLine):
             handler()
         elif code >= 0x20 and code != 0x7F:
             self._insert(self._decoder.decode(key))
-            if key == b"?":
+            if key == b"?" and self.question_lists:
                 self._help_or_literal()
 
     def _control_keys(self) -> dict[int, Any]:

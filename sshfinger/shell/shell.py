@@ -14,10 +14,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from sshfinger.account import Actor
 from sshfinger.render import sanitize
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.shell.lineedit import LineEditor
+from sshfinger.shell.manhole import ManholeShell, manhole_namespace
 
 #: Seconds of warning before the idle timeout closes the session.
 IDLE_WARNING = 60.0
@@ -33,12 +35,23 @@ class CommandShell(LineEditor):
 
     log = Logger()
 
-    def __init__(self, app: Any, context: Context, size: tuple[int, int], on_exit: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        context: Context,
+        size: tuple[int, int],
+        on_exit: Callable[[int], None],
+        colour: bool = True,
+        manhole_only: bool = False,
+    ) -> None:
         """
         @param app: the shared L{sshfinger.ssh.session.ShellApp}.
         @param context: this session's command context.
         @param size: the terminal's (columns, rows).
         @param on_exit: ends the session with an exit status.
+        @param colour: whether the terminal takes colour (for the manhole).
+        @param manhole_only: open the manhole at once and end the session when it is left
+            (C{ssh -t HOST manhole}).
         """
         super().__init__()
         self.app = app
@@ -51,13 +64,22 @@ class CommandShell(LineEditor):
         self.ended = False
         self._idle: Any = None
         self._warned = False
+        self.colour = colour
+        self.manhole_only = manhole_only
+        self.manhole: ManholeShell | None = None
         self.prompt = self.command_prompt()
 
     def is_active(self) -> bool:
         """
         Draw nothing once the session is ending.
         """
-        return super().is_active() and not self.ended
+        return super().is_active() and not self.ended and self.manhole is None
+
+    def say(self, text: str) -> None:
+        """
+        Print a message above whichever prompt is showing (this shell's or the manhole's).
+        """
+        (self.manhole or self).write_line(text)
 
     def command_prompt(self) -> str:
         """
@@ -71,11 +93,14 @@ class CommandShell(LineEditor):
         """
         super().connectionMade()
         self.terminalSize(*self.size)
+        self.reset_idle()
+        if self.manhole_only:
+            self.run(commands.run(self.context, ["manhole"]))
+            return
         role = "admin" if self.context.is_admin else "user"
         self.write_line(f"sshfinger on {self.app.hostname}: logged in as {self.context.login} ({role}).")
         self.write_line("Type 'help' for the commands; Tab completes, '?' lists choices.")
         self.app.store.history(self.context.login).addCallbacks(self.load_history, self._history_failed)
-        self.reset_idle()
 
     def load_history(self, lines: list[str]) -> None:
         """
@@ -109,10 +134,10 @@ class CommandShell(LineEditor):
             return
         if not self._warned and self.app.idle_timeout > IDLE_WARNING:
             self._warned = True
-            self.write_line(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
+            self.say(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
             self._idle = self.app.clock.callLater(IDLE_WARNING, self._idle_fired)
             return
-        self.write_line("Idle timeout: goodbye.")
+        self.say("Idle timeout: goodbye.")
         self.end(0)
 
     def end(self, code: int) -> None:
@@ -209,6 +234,8 @@ class CommandShell(LineEditor):
             self.busy = False
             if reason.check(CommandError):
                 self.show_error(reason.getErrorMessage())
+                if self.manhole_only:
+                    self.end(1)
             else:
                 self.log.failure("Shell command failed for {login}", reason, login=self.context.login)
                 self.show_error(f"internal error ({reason.type.__name__}); the event is logged")
@@ -261,6 +288,9 @@ class CommandShell(LineEditor):
         """
         Print a command's output (control characters removed) and prompt again.
         """
+        if reply.manhole:
+            self.enter_manhole()
+            return
         if reply.clear:
             self.clear_screen()
         for line in reply.lines:
@@ -269,6 +299,46 @@ class CommandShell(LineEditor):
             self.end(0)
             return
         self.draw_prompt()
+
+    def enter_manhole(self) -> None:
+        """
+        Hand the terminal to a Python manhole until Ctrl-D.
+        """
+        actor = Actor(self.context.login, "manhole", self.context.actor.peer)
+        namespace = manhole_namespace(self.app, actor, self.write_line)
+        self.manhole = ManholeShell(
+            namespace,
+            actor,
+            self.app.store,
+            self.leave_manhole,
+            colour=self.colour,
+            size=(self.width, self.height),
+            on_activity=self.reset_idle,
+            on_lost=self.connectionLost,
+        )
+        self.log.info("Manhole opened by {login} from {peer}", login=actor.login, peer=actor.peer)
+        self.terminal.terminalProtocol = self.manhole
+        self.manhole.makeConnection(self.terminal)
+
+    def leave_manhole(self) -> None:
+        """
+        Give the terminal back to the command shell (or end the session if it was opened for the manhole).
+        """
+        manhole, self.manhole = self.manhole, None
+        self.terminal.terminalProtocol = self
+        if self.manhole_only or manhole is None:
+            self.end(0)
+            return
+        self.write_line("Back in the command shell.")
+        self.terminalSize(manhole.width, manhole.height)
+
+    def terminalSize(self, width: int, height: int) -> None:
+        """
+        Resize this shell, and the manhole when it is open.
+        """
+        super().terminalSize(width, height)
+        if self.manhole is not None:
+            self.manhole.terminalSize(width, height)
 
     def show_error(self, message: str) -> None:
         """

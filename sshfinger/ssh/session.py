@@ -176,19 +176,23 @@ class Session:
         """
         Start the interactive command shell (with a pty) or read commands from standard input (without).
         """
-        from sshfinger.shell.shell import CommandShell
-
         if self._refused(process):
             return
         peer = peer_of(process)
-        app = self.user.app
         if self.term is None:
             self._start_exec(process, None)
             return
+        self._start_shell(process, peer, manhole_only=False)
+
+    def _start_shell(self, process: Any, peer: str, manhole_only: bool) -> None:
+        from sshfinger.shell.manhole import wants_colour
+        from sshfinger.shell.shell import CommandShell
+
+        app = self.user.app
         rows, cols = self.window
-        self.shell = ServerProtocol(
-            CommandShell, app, app.context(self.user.login, "shell", peer, True), (cols, rows), self._ended(process)
-        )
+        context = app.context(self.user.login, "shell", peer, True)
+        colour = wants_colour(self.term, self.env)
+        self.shell = ServerProtocol(CommandShell, app, context, (cols, rows), self._ended(process), colour, manhole_only)
         self.shell.makeConnection(process)
         process.makeConnection(wrapProtocol(self.shell))
 
@@ -198,7 +202,11 @@ class Session:
         """
         if self._refused(process):
             return
-        self._start_exec(process, command.decode("utf-8", "replace"))
+        text = command.decode("utf-8", "replace")
+        if self.term is not None and text.strip() == "manhole":
+            self._start_shell(process, peer_of(process), manhole_only=True)
+            return
+        self._start_exec(process, text)
 
     def _start_exec(self, process: Any, command: str | None) -> None:
         context = self.user.app.context(self.user.login, "exec", peer_of(process), False)

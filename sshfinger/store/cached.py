@@ -8,6 +8,7 @@ announced to subscribers and acknowledged.  A failed commit changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Iterable, Mapping, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -186,6 +187,17 @@ class CachedStore:
         who = login.lower() if login else None
         return self._executor(lambda: self.backend.recent_changes(max(0, limit), who))
 
+    def record(self, change: Change) -> Deferred[None]:
+        """
+        See L{IUserStore.record}.  The event is stamped with the current time.
+        """
+        stamped = replace(change, at=self._clock())
+
+        def stored(_: object) -> None:
+            self._notify([stamped])
+
+        return self._executor(lambda: self.backend.record([stamped])).addCallback(stored)
+
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """
         See L{IUserStore.subscribe}.
@@ -229,6 +241,9 @@ class CachedStore:
             self._accounts.pop(login, None)
         else:
             self._accounts[login] = account
+        self._notify(changes)
+
+    def _notify(self, changes: Iterable[Change]) -> None:
         for change in changes:
             for subscriber in list(self._subscribers):
                 try:

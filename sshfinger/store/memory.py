@@ -106,6 +106,12 @@ class MemoryBackend:
         matching = [change for change in self._changes if login is None or change.login == login]
         return matching[len(matching) - limit :] if limit else []
 
+    def record(self, changes: list[Change]) -> None:
+        """
+        See L{IStoreBackend.record}.
+        """
+        self._changes.extend(changes)
+
     def poll(self) -> list[tuple[str, Account | None, list[Change]]]:
         """
         See L{IStoreBackend.poll}: no other process shares a memory backend.

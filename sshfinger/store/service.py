@@ -20,7 +20,7 @@ from twisted.python.threadpool import ThreadPool
 from sshfinger.errors import StoreError
 from sshfinger.store.cached import CachedStore, run_now
 from sshfinger.store.memory import MemoryBackend
-from sshfinger.store.sqlite import SQLiteBackend
+from sshfinger.store.sqlite import CHANGES_KEEP, SQLiteBackend
 
 T = TypeVar("T")
 
@@ -116,11 +116,14 @@ class StoreService(Service):
         return self.store.flush().addBoth(close)
 
 
-def make_store(spec: str, reactor: Any, poll_interval: float = POLL_INTERVAL) -> StoreService:
+def make_store(
+    spec: str, reactor: Any, poll_interval: float = POLL_INTERVAL, audit_keep: int = CHANGES_KEEP
+) -> StoreService:
     """
     Build the store service for a C{--store} value: C{memory}, or a SQLite file path.
 
     @param reactor: provides L{IReactorTime} and L{IReactorThreads}.
+    @param audit_keep: how many audit entries (changes, manhole lines) a SQLite store keeps.
     """
     if spec == "memory":
         return StoreService(CachedStore(MemoryBackend(), reactor.seconds), reactor, poll_interval=poll_interval)
@@ -130,7 +133,7 @@ def make_store(spec: str, reactor: Any, poll_interval: float = POLL_INTERVAL) ->
     def in_writer(function: Callable[[], T]) -> Deferred[T]:
         return deferToThreadPool(reactor, pool, function)
 
-    store = CachedStore(SQLiteBackend(spec), reactor.seconds, in_writer)
+    store = CachedStore(SQLiteBackend(spec, changes_keep=audit_keep), reactor.seconds, in_writer)
     return StoreService(store, reactor, pool, poll_interval)
 
 

@@ -415,6 +415,12 @@ class SQLiteBackend:
 
         self._write(work)
 
+    def record(self, changes: list[Change]) -> None:
+        """
+        See L{IStoreBackend.record}.
+        """
+        self._write(lambda connection: (None, list(changes)))
+
     def recent_changes(self, limit: int, login: str | None) -> list[Change]:
         """
         See L{IStoreBackend.recent_changes}.
