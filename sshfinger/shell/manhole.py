@@ -38,8 +38,8 @@ BANNER = """\
 sshfinger manhole: Python inside the running server. Ctrl-D leaves.
   store     the user store (store.update(login, {{"status": ...}}, actor) returns a Deferred)
   users     live accounts: users["alice"] is the record; users["alice"] = "text" sets her status
-  services  the running services: services.getServiceNamed("finger" | "ssh" | "store")
-  reactor, log, audit(n=20, login=None)
+  services  the running MultiService; finger, ssh: its finger and SSH services
+  reactor, log, actor (you, for store calls), audit(n=20, login=None)
   `await` works at top level. Output per statement is capped at {cap} characters.
 WARNING: code runs on the reactor thread; a blocking statement freezes the whole server."""
 
@@ -364,7 +364,10 @@ def manhole_namespace(app: Any, actor: Actor, report: Callable[[str], None]) -> 
     """
     from twisted.internet import reactor as default_reactor
 
+    services = app.extra.get("services")
+    named = {name: services.getServiceNamed(name) for name in ("finger", "ssh")} if services is not None else {}
     return {
+        **named,
         "store": app.store,
         "users": UsersMapping(app.store, actor, report),
         "services": app.extra.get("services"),
