@@ -1,76 +1,145 @@
 """
-A finger load generator (asyncio, not Twisted, so it measures the server rather than the client framework).
+A finger load generator on raw non-blocking sockets and C{selectors} (not Twisted, not asyncio streams), so
+that it measures the server rather than a client framework, and stays cheap enough that one core of client
+outruns one core of server.
 
-Opens C{concurrency} connections at a time, each sending one query and reading until the server closes, until
-C{total} queries are done; reports queries/s and latency percentiles.
+It works in waves: C{concurrency} connections are opened at once, each sends one query and reads until the
+server closes; when the whole wave is done (or has timed out) the next wave starts, until C{total} queries
+have been sent or C{seconds} have passed.  Latency is measured per connection, from just before C{connect()}
+to the end-of-file.  An answer that lacks C{expect} counts as an error (e.g. "too many connections").
 
-Run: python finger_load.py PORT [--concurrency 16] [--total 5000] [--query alice]
+Library::
+
+    from finger_load import run_load
+    result = run_load("127.0.0.1", 1079, concurrency=16, total=5000, query=b"alice\\r\\n")
+
+CLI::
+
+    python bench/finger_load.py PORT [--host 127.0.0.1] [--concurrency 16] [--total 5000] [--seconds 30]
+                                     [--query alice] [--expect TEXT] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import json
+import selectors
+import socket
+import sys
 import time
+from typing import Any, Callable
+
+#: Seconds one connection may take before it counts as a timeout error.
+CONNECTION_TIMEOUT = 10.0
+
+#: The error kinds counted separately in a result's C{error_kinds}.
+ERROR_KINDS = ("refused", "reset", "timeout", "wrong-answer", "other")
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """
-    The value below which C{fraction} of C{sorted_values} lie (nearest rank).
+    The nearest-rank percentile of C{sorted_values} (already sorted): the smallest value with at least
+    C{fraction} of the values at or below it.  NaN for an empty list.
     """
     if not sorted_values:
         return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
+    rank = max(1, -(-fraction * len(sorted_values) // 1))  # ceil, at least 1
+    return sorted_values[min(len(sorted_values), int(rank)) - 1]
 
 
-class WrongAnswer(Exception):
+class _Conn:
     """
-    The server answered, but not with what was expected (a refusal, an error line).
+    One in-flight query.
     """
 
+    __slots__ = ("sock", "started", "chunks", "sent")
 
-async def _one(host: str, port: int, query: bytes, expect: bytes, timeout: float) -> float:
-    started = time.perf_counter()
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    writer.write(query)
-    answer = await asyncio.wait_for(reader.read(-1), timeout)
-    writer.close()
-    if expect not in answer:
-        raise WrongAnswer(answer[:80])
-    return time.perf_counter() - started
+    def __init__(self, sock: socket.socket, started: float) -> None:
+        self.sock = sock
+        self.started = started
+        self.chunks: list[bytes] = []
+        self.sent = 0
 
 
-async def _run(
-    host: str, port: int, concurrency: int, total: int, query: bytes, expect: bytes, seconds: float
-) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-    deadline = time.monotonic() + seconds
+def _wave(
+    host: str, port: int, size: int, query: bytes, expect: bytes | None, timeout: float,
+    latencies: list[float], errors: dict[str, int], samples: list[bytes],
+) -> None:  # fmt: skip
+    """
+    Run one wave of C{size} simultaneous one-query connections; append to C{latencies} and C{errors}.
+    """
+    selector = selectors.DefaultSelector()
+    open_conns: dict[int, _Conn] = {}
 
-    async def worker() -> None:
-        nonlocal remaining, errors
-        while remaining > 0 and time.monotonic() < deadline:
-            remaining -= 1
-            try:
-                latencies.append(await _one(host, port, query, expect, 10.0))
-            except (OSError, asyncio.TimeoutError, WrongAnswer):
-                errors += 1
+    def finish(conn: _Conn, error: str | None) -> None:
+        fd = conn.sock.fileno()
+        selector.unregister(conn.sock)
+        conn.sock.close()
+        del open_conns[fd]
+        if error is None:
+            answer = b"".join(conn.chunks)
+            if expect is not None and expect not in answer:
+                error = "wrong-answer"
+                if len(samples) < 3:
+                    samples.append(answer[:120])
+            else:
+                latencies.append(time.perf_counter() - conn.started)
+                return
+        errors[error] += 1
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "queries": len(latencies),
-        "errors": errors,
-        "qps": len(latencies) / elapsed if elapsed else 0.0,
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
-    }
+    try:
+        for _ in range(size):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            started = time.perf_counter()
+            code = sock.connect_ex((host, port))
+            conn = _Conn(sock, started)
+            open_conns[sock.fileno()] = conn
+            selector.register(sock, selectors.EVENT_WRITE, conn)
+            if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                finish(conn, "refused" if code == errno.ECONNREFUSED else "other")
+        deadline = time.perf_counter() + timeout
+        while open_conns:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                for conn in list(open_conns.values()):
+                    finish(conn, "timeout")
+                break
+            for key, events in selector.select(remaining):
+                conn = key.data
+                sock = conn.sock
+                if events & selectors.EVENT_WRITE and conn.sent < len(query):
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if code:
+                        finish(conn, "refused" if code == errno.ECONNREFUSED else "other")
+                        continue
+                    try:
+                        conn.sent += sock.send(query[conn.sent :])
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except ConnectionError as e:
+                        finish(conn, "refused" if isinstance(e, ConnectionRefusedError) else "reset")
+                        continue
+                    if conn.sent >= len(query):
+                        selector.modify(sock, selectors.EVENT_READ, conn)
+                    continue
+                if events & selectors.EVENT_READ:
+                    try:
+                        data = sock.recv(65536)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except ConnectionError:
+                        finish(conn, "reset")
+                        continue
+                    if data:
+                        conn.chunks.append(data)
+                    else:
+                        finish(conn, None)
+    finally:
+        for conn in list(open_conns.values()):
+            conn.sock.close()
+        selector.close()
 
 
 def run_load(
@@ -79,31 +148,84 @@ def run_load(
     concurrency: int,
     total: int,
     query: bytes = b"alice\r\n",
+    *,
     seconds: float = 60.0,
-    expect: bytes = b"Down the rabbit hole",
-) -> dict[str, float]:
+    expect: bytes | None = None,
+    until: Callable[[], bool] | None = None,
+    timeout: float = CONNECTION_TIMEOUT,
+) -> dict[str, Any]:
     """
-    Drive the server and return C{queries}, C{errors}, C{qps}, C{p50_ms}, C{p99_ms}, C{max_ms}.
+    Send C{total} one-query connections to C{host:port} in waves of C{concurrency}, and measure.
 
-    An answer without C{expect} in it (a refusal) counts as an error, not as a query.
+    @param query: the bytes sent on each connection.
+    @param seconds: stop starting waves after this long, even if C{total} is not reached.
+    @param expect: bytes every good answer contains; L{None} accepts any answer, even an empty one.
+    @param until: if given, also stop starting waves once it returns true (checked between waves).
+    @param timeout: seconds one connection may take before it counts as an error.
+    @return: C{queries} (good answers), C{errors}, C{error_kinds} (dict), C{wrong_answers} (up to 3 samples),
+        C{seconds}, C{qps} (good answers per second), C{p50_ms}, C{p90_ms}, C{p99_ms}, C{max_ms}, C{waves},
+        C{latencies} (sorted, in seconds).
     """
-    return asyncio.run(_run(host, port, concurrency, total, query, expect, seconds))
+    if concurrency < 1 or total < 1:
+        raise ValueError("concurrency and total must be at least 1")
+    latencies: list[float] = []
+    errors = dict.fromkeys(ERROR_KINDS, 0)
+    samples: list[bytes] = []
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    sent = waves = 0
+    while sent < total and time.monotonic() < deadline and not (until is not None and until()):
+        size = min(concurrency, total - sent)
+        _wave(host, port, size, query, expect, timeout, latencies, errors, samples)
+        sent += size
+        waves += 1
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "queries": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": {kind: count for kind, count in errors.items() if count},
+        "wrong_answers": [sample.decode("utf-8", "replace") for sample in samples],
+        "seconds": elapsed,
+        "waves": waves,
+        "qps": len(latencies) / elapsed if elapsed > 0 else 0.0,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p90_ms": percentile(latencies, 0.90) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        "latencies": latencies,
+    }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """
-    Command line entry point: print the figures as JSON.
+    Command line entry point: print queries/s, p50, p99, max and errors (or the whole result as JSON).
     """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(description="Finger load generator (raw sockets, waves of connections).")
     parser.add_argument("port", type=int)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--total", type=int, default=5000)
-    parser.add_argument("--query", default="alice")
-    args = parser.parse_args()
-    result = run_load(args.host, args.port, args.concurrency, args.total, args.query.encode() + b"\r\n")
-    print(json.dumps(result, indent=2))
+    parser.add_argument("--concurrency", "-c", type=int, default=16)
+    parser.add_argument("--total", "-n", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=30.0, help="stop after this long (default 30)")
+    parser.add_argument("--query", default="alice", help="query text; CRLF is appended (default alice)")
+    parser.add_argument("--expect", help="text every good answer must contain (default: accept any)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    result = run_load(
+        args.host, args.port, args.concurrency, args.total, args.query.encode("utf-8") + b"\r\n",
+        seconds=args.seconds, expect=args.expect.encode("utf-8") if args.expect else None,
+    )  # fmt: skip
+    if args.json:
+        result.pop("latencies")
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"{result['queries']} queries in {result['seconds']:.2f} s: {result['qps']:.0f} q/s, "
+            f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms, "
+            f"errors {result['errors']} {result['error_kinds'] or ''}"
+        )
+    return 1 if result["errors"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,7 +12,8 @@ import getpass
 import json
 import os
 import sys
-from typing import Any, Callable, Iterable, Sequence, TextIO, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -45,6 +46,18 @@ class CommandError(Exception):
     """
     A command cannot go on; the message is shown as one line.
     """
+
+
+@contextmanager
+def offline_store(spec: str) -> Iterator[CachedStore]:
+    """
+    Open the store for one command and close it afterwards.
+    """
+    store = open_offline(spec)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def wait(d: Deferred[T]) -> T:
@@ -148,15 +161,12 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     """
     Create a store (if needed) with the demo accounts that are missing.
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         for record in DEMO_ACCOUNTS:
             if store.peek(record["login"]) is None:
                 upsert(store, record, "cli")
                 out.write(f"created {record['login']}\n")
         out.write(f"store {store.description} holds {len(store)} accounts\n")
-    finally:
-        store.close()
     return 0
 
 
@@ -170,13 +180,10 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     except (OSError, UnicodeDecodeError) as e:
         raise CommandError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
     records = parse_records(text, _guess_format(args.file, args.format))
-    store = open_offline(args.store)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    try:
+    with offline_store(args.store) as store:
         for record in records:
             counts[upsert(store, record, "import")] += 1
-    finally:
-        store.close()
     out.write(", ".join(f"{count} {what}" for what, count in counts.items()) + "\n")
     return 0
 
@@ -185,11 +192,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """
     Export every account (hidden ones included).
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         text = export_records(wait(store.list(include_hidden=True)), args.format)
-    finally:
-        store.close()
     if args.output in (None, "-"):
         out.write(text)
     else:
@@ -202,11 +206,8 @@ def cmd_set(args: argparse.Namespace, out: TextIO) -> int:
     """
     Set one field of one account.
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         account = wait(store.update(args.login, {args.field: args.value}, actor()))
-    finally:
-        store.close()
     out.write(f"{account.login}: {args.field} set\n")
     return 0
 
@@ -215,14 +216,11 @@ def cmd_add(args: argparse.Namespace, out: TextIO) -> int:
     """
     Create an account.
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         fields: dict[str, Any] = {"real_name": " ".join(args.name)} if args.name else {}
         if args.admin:
             fields["role"] = "admin"
         account = wait(store.create(args.login, actor(), fields))
-    finally:
-        store.close()
     out.write(f"created {account.login}\n")
     return 0
 
@@ -231,11 +229,8 @@ def cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
     """
     Delete an account.
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         wait(store.delete(args.login, actor()))
-    finally:
-        store.close()
     out.write(f"deleted {args.login.lower()}\n")
     return 0
 
@@ -244,8 +239,7 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     """
     Print one account (or all) as JSON.
     """
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         if args.login:
             account = store.peek(args.login)
             if account is None:
@@ -253,8 +247,6 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
             accounts = [account]
         else:
             accounts = wait(store.list(include_hidden=True))
-    finally:
-        store.close()
     out.write(export_records(accounts, "json"))
     return 0
 
@@ -266,8 +258,7 @@ def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
     from sshfinger.ssh.checkers import parse_authorized_key
     from sshfinger.ssh.hostkeys import fingerprint
 
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         account = store.peek(args.login)
         if account is None:
             raise NoSuchAccount(args.login)
@@ -298,8 +289,6 @@ def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
         wait(store.update(account.login, {"keys": keep}, actor()))
         out.write(f"{account.login}: key removed\n")
         return 0
-    finally:
-        store.close()
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
@@ -308,11 +297,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """
     from sshfinger.shell.commands import format_change
 
-    store = open_offline(args.store)
-    try:
+    with offline_store(args.store) as store:
         changes = wait(store.recent_changes(args.count, args.login))
-    finally:
-        store.close()
     for change in changes:
         out.write(sanitize(format_change(change)) + "\n")
     return 0

@@ -168,24 +168,24 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     opt_a = opt_auth
 
+    def _check_endpoint(self, option: str) -> None:
+        try:
+            serverFromString(None, self[option])  # parses only; nothing listens yet
+        except Exception as e:
+            raise usage.UsageError(f"--{option}: invalid endpoint {self[option]!r}: {e}") from None
+
     def postOptions(self) -> None:
         """
         Check the endpoints and the store path; raise L{usage.UsageError} with one clear line.
         """
-        try:
-            serverFromString(None, self["finger"])  # parses only; nothing listens yet
-        except Exception as e:
-            raise usage.UsageError(f"--finger: invalid endpoint {self['finger']!r}: {e}") from None
+        self._check_endpoint("finger")
         try:
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
             raise usage.UsageError(f"--store: {e}") from None
         if self["no-ssh"]:
             return
-        try:
-            serverFromString(None, self["ssh"])
-        except Exception as e:
-            raise usage.UsageError(f"--ssh: invalid endpoint {self['ssh']!r}: {e}") from None
+        self._check_endpoint("ssh")
         try:
             self["host_keys"] = load_host_keys(self["keys"])
         except HostKeyError as e:
