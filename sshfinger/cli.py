@@ -24,7 +24,8 @@ from sshfinger.errors import NoSuchAccount, StoreError
 from sshfinger.passwd import DEFAULT_ROUNDS, set_password
 from sshfinger.render import sanitize
 from sshfinger.store.cached import CachedStore
-from sshfinger.store.service import open_offline
+from sshfinger.store.service import check_store_spec, open_offline
+from sshfinger.store.sqlite import SQLiteBackend
 
 T = TypeVar("T")
 
@@ -304,6 +305,56 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Copy a live store consistently with SQLite's online backup API.
+    """
+    if os.path.exists(args.file):
+        raise CommandError(f"{args.file} exists already; choose a new file")
+    backend = SQLiteBackend(check_store_spec(args.store))
+    try:
+        backend.open()
+        backend.backup(args.file)
+    finally:
+        backend.close()
+    out.write(f"backed up {args.store} to {args.file}\n")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Replace a store with a backup (stop the server first): the backup is checked, then copied in.
+    """
+    backup = SQLiteBackend(args.file)
+    try:
+        if not os.path.isfile(args.file):
+            raise CommandError(f"no backup file {args.file}")
+        accounts = backup.open()
+        result = backup.integrity_check()
+        if result != "ok":
+            raise CommandError(f"{args.file} fails the integrity check: {result.splitlines()[0]}")
+        check_store_spec(args.store)
+        for leftover in (args.store + "-wal", args.store + "-shm"):
+            if os.path.exists(leftover):
+                os.remove(leftover)  # journal files of the store being replaced
+        temp = args.store + ".restore"
+        backup.backup(temp)
+        os.replace(temp, args.store)
+    finally:
+        backup.close()
+    out.write(f"restored {len(accounts)} accounts from {args.file} into {args.store}\n")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Check a deployment; print the host key fingerprints.
+    """
+    from sshfinger.doctor import doctor
+
+    return doctor(args.store, args.keys, args.passwd or [], args.finger, args.ssh, out)
+
+
 def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
     """
     Write a bcrypt entry for a login into a passwd file (C{--auth file:PATH}).
@@ -367,6 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("audit", cmd_audit, "show the audit trail: who changed what, and manhole input")
     p.add_argument("count", nargs="?", type=int, default=50, help="how many entries (default 50)")
     p.add_argument("--login", help="only entries about this login")
+    p = command("backup", cmd_backup, "copy a live store consistently (SQLite online backup)")
+    p.add_argument("file", help="the new backup file")
+    p = command("restore", cmd_restore, "replace the store with a checked backup (stop the server first)")
+    p.add_argument("file", help="a file made by 'sshfinger backup'")
+    p = command("doctor", cmd_doctor, "check keys, passwd files, the store and ports; print host key fingerprints")
+    p.add_argument("--keys", default="keys", help="host key directory (default: keys)")
+    p.add_argument("--passwd", action="append", help="a passwd file given to --auth file: (repeatable)")
+    p.add_argument("--finger", default="tcp:79", help="finger endpoint to check (default: tcp:79)")
+    p.add_argument("--ssh", default="tcp:2222", help="SSH endpoint to check (default: tcp:2222)")
     p = sub.add_parser("passwd", help="set a password in a passwd file (bcrypt)")
     p.set_defaults(function=cmd_passwd)
     p.add_argument("login")

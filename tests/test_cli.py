@@ -259,3 +259,66 @@ class AuditTests(ToolTestCase):
         status, out, _ = self.tool("audit", "100", "--login", "admin", "--store", self.store)
         self.assertTrue(out)
         self.assertNotIn("alice", out)
+
+
+class BackupRestoreDoctorTests(ToolTestCase):
+    """
+    C{backup}, C{restore} and C{doctor}.
+    """
+
+    def test_backup_of_live_store_and_restore(self) -> None:
+        """
+        A backup taken while another connection holds the store open has every account; restoring it brings
+        a changed store back; an existing backup file is never overwritten.
+        """
+        self.tool("init", "--store", self.store)
+        live = open_offline(self.store)
+        self.addCleanup(live.close)
+        backup = os.path.join(self.directory, "backup.db")
+        status, out, err = self.tool("backup", backup, "--store", self.store)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(self.tool("backup", backup, "--store", self.store)[0], 1)
+        self.tool("set", "alice", "status", "after the backup", "--store", self.store)
+        live.close()
+        status, out, _ = self.tool("restore", backup, "--store", self.store)
+        self.assertEqual(status, 0)
+        self.assertIn("restored 2 accounts", out)
+        self.assertEqual(self.account("alice").status, "Down the rabbit hole")  # type: ignore[attr-defined]
+
+    def test_restore_refuses_garbage(self) -> None:
+        """
+        A file that is not a backup is refused and the store is left alone.
+        """
+        self.tool("init", "--store", self.store)
+        garbage = os.path.join(self.directory, "garbage")
+        with open(garbage, "wb") as f:
+            f.write(b"nope" * 1000)
+        status, _, err = self.tool("restore", garbage, "--store", self.store)
+        self.assertEqual(status, 1)
+        self.assertEqual(err.count("\n"), 1)
+        self.assertEqual(self.account("alice").real_name, "Alice Liddell")  # type: ignore[attr-defined]
+
+    def test_doctor(self) -> None:
+        """
+        doctor passes a sound deployment and prints the fingerprints; a group-readable host key and a
+        plaintext passwd entry are reported, the key as a failure.
+        """
+        from sshfinger.ssh.hostkeys import fingerprint, load_host_keys
+
+        self.tool("init", "--store", self.store)
+        keys = os.path.join(self.directory, "keys")
+        ed25519 = load_host_keys(keys)[b"ssh-ed25519"]
+        passwd = os.path.join(self.directory, "passwd")
+        self.tool("passwd", "admin", "--file", passwd, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        args = ("doctor", "--store", self.store, "--keys", keys, "--passwd", passwd, "--finger", "tcp:0", "--ssh", "tcp:0")
+        status, out, _ = self.tool(*args)
+        self.assertEqual(status, 0, out)
+        self.assertIn(fingerprint(ed25519), out)
+        self.assertIn("integrity ok, 2 accounts", out)
+        with open(passwd, "a") as f:
+            f.write("bob:plain\n")
+        os.chmod(os.path.join(keys, "ssh_host_rsa_key"), 0o640)
+        status, out, _ = self.tool(*args)
+        self.assertEqual(status, 1)
+        self.assertIn("FAIL  host keys:", out)
+        self.assertIn("plaintext password for 'bob'", out)

@@ -125,6 +125,21 @@ def load_host_keys(directory: str, comment: str | None = None) -> dict[bytes, Ke
     return keys
 
 
+def existing_host_keys(directory: str) -> list[tuple[str, Key]]:
+    """
+    Load the host keys present in C{directory} without generating any (for checks such as C{sshfinger doctor}).
+
+    @return: C{(path of the .pub file, private key)} pairs.
+    @raise HostKeyError: as L{load_host_keys} does for a bad key file.
+    """
+    found = []
+    for kind in _KINDS:
+        path = os.path.join(directory, kind.filename)
+        if os.path.lexists(path):
+            found.append((path + ".pub", _load_private(path, kind)))
+    return found
+
+
 def fingerprint(key: Key) -> str:
     """
     The fingerprint of C{key} exactly as C{ssh-keygen -l} prints it: C{SHA256:} and the unpadded base64 of the
