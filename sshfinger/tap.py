@@ -18,6 +18,7 @@ from twisted.python import usage
 
 from sshfinger.account import LOGIN_RULE, is_valid_login
 from sshfinger.finger import FingerFactory, FingerService
+from sshfinger.ops import ReloadService
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
@@ -102,6 +103,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
+        ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
         [
             "idle-timeout",
             None,
@@ -218,6 +220,10 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     endpoint = StreamServerEndpointService(serverFromString(reactor, settings["finger"]), factory)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
+
+    reload = ReloadService(reactor, settings.get("passwd_files", []), settings.get("json-log"))
+    reload.setName("reload")
+    reload.setServiceParent(top)
 
     if not settings["no-ssh"]:
         if "host_keys" not in settings:

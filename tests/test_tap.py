@@ -123,7 +123,7 @@ class MakeServiceTests(SynchronousTestCase):
         )  # fmt: skip
         reactor = MemoryReactorClock()
         top = makeService(options, reactor)
-        self.assertEqual([service.name for service in top], ["store", "finger", "ssh"])
+        self.assertEqual([service.name for service in top], ["store", "finger", "reload", "ssh"])
         events: list[dict[str, object]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
