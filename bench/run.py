@@ -1,25 +1,31 @@
 """
-One command that measures sshfinger on this machine and prints a table.
+One command that measures sshfinger on this machine and prints one table.
 
-  python bench/run.py [--quick] [--venv .venv] [--json out.json]
+  python bench/run.py [--quick] [--venv DIR] [--json FILE] [--no-ssh]
 
-It starts the tutorial's plain Twisted finger server (the baseline) and the installed C{twistd sshfinger} on
-free loopback ports, pins the servers to core 0 and itself (the load generator and the ssh clients) to core 1,
-and measures:
+It starts, on free loopback ports, the Twisted tutorial's plain finger server (C{baseline_finger.py}) and the
+installed C{twistd -n --pidfile= sshfinger} (finger only for the finger rows, then with SSH for the SSH rows),
+pins the servers to core 0 and itself, the load generator and the ssh clients to core 1, and measures:
 
-  - finger queries/s and p50/p99 at 16 and 128 concurrent clients, sshfinger against the baseline;
-  - SSH public-key login + exec latency (real OpenSSH client), and logins/s with 8 parallel clients;
-  - finger p99 idle and while 10 password logins (bcrypt cost 12) run at once.
+  a. finger queries/s, p50/p99/max at 16 and 128 concurrent connections, sshfinger against the baseline, and
+     the ratio; plus one diagnostic row of sshfinger with its per-query info log switched off;
+  b. SSH public-key login + exec (real OpenSSH client, C{whoami}): median and p90 of sequential runs, and
+     logins/s with 8 clients at a time;
+  c. finger p99 on the SSH-enabled server when idle and while 10 password logins (bcrypt cost 12, sshpass)
+     run at once, and the ratio.
 
-Every loop is bounded in count and time; every process it starts is stopped on the way out.
+Every loop is bounded in count and time.  Every process it starts is stopped on the way out (try/finally, and
+on SIGTERM/SIGINT), by its own process id or process group.  Standard library only, plus the venv's tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -29,14 +35,26 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
 from finger_load import percentile, run_load  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-PASSWORD = "bench-password"
-SSH_COMMON = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+HOST = "127.0.0.1"
+PASSWORD = "bench-Password-1"
+#: What a good finger answer about alice contains, from both servers (the demo data of 'sshfinger init').
+ALICE_STATUS = b"Down the rabbit hole"
+SSH_COMMON = [
+    "-F", "/dev/null",  # no user config: no ControlMaster reuse, no surprises
+    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=20",
+]  # fmt: skip
+SERVER_CORE, CLIENT_CORE = 0, 1
+
+
+# --------------------------------------------------------------------------------------------------- helpers
 
 
 def free_port() -> int:
@@ -44,209 +62,542 @@ def free_port() -> int:
     A loopback port that was free a moment ago.
     """
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def listen_overflows() -> int:
     """
-    Wait until C{port} accepts connections.
+    The kernel's count of connections dropped because a listen queue was full (TcpExt ListenOverflows), or -1.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited early ({process.returncode})")
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return -1
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(fields.get("ListenOverflows", -1))
+    return -1
+
+
+def can_pin() -> bool:
+    """
+    Whether this process may use both the server core and the client core.
+    """
+    return hasattr(os, "sched_setaffinity") and {SERVER_CORE, CLIENT_CORE} <= os.sched_getaffinity(0)
+
+
+def thread_affinities(pid: int) -> set[frozenset[int]]:
+    """
+    The distinct CPU sets of every thread of process C{pid} (Linux), to check the pinning held.
+    """
+    found = set()
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                found.add(frozenset(os.sched_getaffinity(int(tid))))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return found
+
+
+class ClientRun:
+    """
+    One client command (ssh, sshpass) in its own process group, killed as a group if it overruns.
+    """
+
+    def __init__(self, args: Sequence[str], timeout: float) -> None:
+        self.args, self.timeout = list(args), timeout
+
+    def __call__(self) -> tuple[float, bool, str]:
+        """
+        Run it; return (wall seconds, success, first line of output or error).
+        """
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
+            out, err = process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return time.perf_counter() - started, False, f"timed out after {self.timeout:.0f} s"
+        finally:
+            if process.poll() is None:  # interrupted: leave nothing behind
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        elapsed = time.perf_counter() - started
+        text = (out or err).decode("utf-8", "replace").strip().splitlines()
+        return elapsed, process.returncode == 0, text[0] if text else f"exit {process.returncode}"
 
 
-def pin(pid: int, core: int) -> None:
-    """
-    Pin a process to one core (where the machine has it).
-    """
-    if hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
-        os.sched_setaffinity(pid, {core})
+# --------------------------------------------------------------------------------------------------- servers
 
 
 class Servers:
     """
-    The baseline and sshfinger processes, stopped on exit.
+    The data directory (store, passwd file, client key) and every server process, stopped by L{stop}.
     """
 
-    def __init__(self, venv: Path, directory: Path) -> None:
+    def __init__(self, venv: Path, directory: Path, pinned: bool) -> None:
         """
-        Prepare the store, the passwd file and a client key in C{directory}.
+        @param pinned: start the servers on L{SERVER_CORE} only.
         """
         self.venv, self.directory = venv, directory
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.pinned = pinned
         tool = str(venv / "bin" / "sshfinger")
         self.store = directory / "bench.db"
-        subprocess.run([tool, "init", "--store", str(self.store)], check=True, capture_output=True)
-        subprocess.run(
-            [tool, "passwd", "admin", "--file", str(directory / "passwd"), "--password-stdin"],
-            input=PASSWORD + "\n", text=True, check=True, capture_output=True,
-        )  # fmt: skip
+        self.passwd = directory / "passwd"
         self.key = directory / "id_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True)
-        subprocess.run([tool, "key", "add", "admin", f"{self.key}.pub", "--store", str(self.store)], check=True,
-                       capture_output=True)  # fmt: skip
+        self.keys_dir = directory / "hostkeys"
+        quiet = dict(check=True, capture_output=True, timeout=120)
+        subprocess.run([tool, "init", "--store", str(self.store)], **quiet)  # type: ignore[call-overload]
+        subprocess.run(
+            [tool, "passwd", "admin", "--file", str(self.passwd), "--password-stdin", "--rounds", "12"],
+            input=(PASSWORD + "\n").encode(), **quiet,
+        )  # type: ignore[call-overload]  # fmt: skip
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], **quiet)  # type: ignore[call-overload]
+        subprocess.run([tool, "key", "add", "admin", f"{self.key}.pub", "--store", str(self.store)], **quiet)  # type: ignore[call-overload]
 
-    def start(self, args: list[str], port: int) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, args: list[str], ports: list[int], env: dict[str, str] | None = None) -> int:
+        log = open(self.directory / f"{name}.log", "wb")
+        pin = (lambda: os.sched_setaffinity(0, {SERVER_CORE})) if self.pinned else None
+        process = subprocess.Popen(
+            args, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=pin, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        log.close()
+        self.processes.append((name, process))
+        deadline = time.monotonic() + 60
+        for port in ports:
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"{name} exited early ({process.returncode}):\n{self.log_tail(name)}")
+                try:
+                    socket.create_connection((HOST, port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"{name}: nothing listens on {port} after 60 s:\n{self.log_tail(name)}")
+                    time.sleep(0.05)
+        return process.pid
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
         """
-        Start one server pinned to core 0 and wait for C{port}.
+        The last lines of a server's log.
         """
-        log = open(self.directory / f"server-{port}.log", "wb")
-        process = subprocess.Popen(args, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        pin(process.pid, 0)
-        wait_port(port, process)
-        return process
+        try:
+            text = (self.directory / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def log_problems(self, name: str) -> list[str]:
+        """
+        Lines of a server's log that look like trouble (tracebacks, errors, warnings).
+        """
+        try:
+            text = (self.directory / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return []
+        needles = ("Traceback", "#critical", "#error", "Unhandled", "CRITICAL", "ERROR")
+        return [line for line in text.splitlines() if any(needle in line for needle in needles)]
 
     def start_baseline(self) -> int:
         """
         The tutorial server; return its port.
         """
         port = free_port()
-        self.start([str(self.venv / "bin" / "python"), str(REPO / "bench" / "baseline_finger.py"), str(port)], port)
+        self._start("baseline", [str(self.venv / "bin" / "python"), str(BENCH / "baseline_finger.py"), str(port)],
+                    [port])  # fmt: skip
         return port
 
-    def start_sshfinger(self) -> tuple[int, int]:
+    def start_sshfinger(self, name: str, ssh: bool, quiet_log: bool = False) -> tuple[int, int | None]:
         """
-        sshfinger with finger and SSH; return both ports.
+        C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
         """
-        finger, ssh = free_port(), free_port()
-        self.start(
-            [str(self.venv / "bin" / "twistd"), "--nodaemon", "--pidfile=", "sshfinger",
-             "--finger", f"tcp:{finger}:interface=127.0.0.1", "--ssh", f"tcp:{ssh}:interface=127.0.0.1",
-             "--store", str(self.store), "--keys", str(self.directory / "keys"),
-             "--auth", f"file:{self.directory / 'passwd'}", "--admin", "admin",
-             # All load comes from 127.0.0.1: lift the per-address limit (default 20) above the concurrency.
-             "--max-per-peer", "1000"],
-            finger,
-        )  # fmt: skip
-        wait_port(ssh, self.processes[-1])
-        return finger, ssh
+        finger = free_port()
+        ssh_port = free_port() if ssh else None
+        args = [str(self.venv / "bin" / "twistd"), "-n", "--pidfile="]
+        env = None
+        if quiet_log:
+            args += ["--logger", "quiet_log.observer"]
+            env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
+        args += [
+            "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}", "--store", str(self.store),
+            # All load comes from 127.0.0.1: lift the per-address limit (default 20) above the concurrency.
+            "--max-per-peer", "1000",
+        ]  # fmt: skip
+        if ssh:
+            args += ["--ssh", f"tcp:{ssh_port}:interface={HOST}", "--keys", str(self.keys_dir),
+                     "--auth", f"file:{self.passwd}"]  # fmt: skip
+        else:
+            args += ["--no-ssh"]
+        self._start(name, args, [finger] + ([ssh_port] if ssh_port else []), env)
+        return finger, ssh_port
 
-    def stop(self) -> None:
+    def stop(self, name: str | None = None) -> None:
         """
-        Stop every server.
+        Stop one server (by name) or all: SIGTERM, then SIGKILL after 10 s.
         """
-        for process in self.processes:
+        for proc_name, process in self.processes:
+            if name is not None and proc_name != name:
+                continue
             if process.poll() is None:
                 process.terminate()
                 try:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait(5)
+
+    def pid(self, name: str) -> int:
+        """
+        The process id of a running server.
+        """
+        return next(process.pid for proc_name, process in self.processes if proc_name == name)
 
 
-def ssh_key_login(port: int, key: Path) -> float:
+# --------------------------------------------------------------------------------------------------- table
+
+
+class Table:
     """
-    One public-key login + exec with the real OpenSSH client; return its wall time.
+    The result rows, printed as one aligned table and optionally written as JSON.
     """
-    started = time.perf_counter()
-    subprocess.run(
+
+    COLUMNS = ("measurement", "n", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "ovfl", "note")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, measurement: str, **values: Any) -> None:
+        """
+        Add one row; missing columns are printed as C{-}.
+        """
+        self.rows.append({"measurement": measurement, **values})
+        print(f"  .. {measurement}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in values.items() if k != "note"),
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def section(self, title: str) -> None:
+        """
+        Start a group of rows.
+        """
+        self.rows.append({"section": title})
+
+    def render(self) -> str:
+        """
+        The aligned table.
+        """
+        keys = ("measurement", "n", "rate", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "overflows", "note")
+        cells = [list(self.COLUMNS)]
+        for row in self.rows:
+            if "section" in row:
+                cells.append([row["section"]])
+                continue
+            cells.append([_fmt(row.get(key)) for key in keys])
+        widths = [max(len(r[i]) for r in cells if len(r) > 1) for i in range(len(self.COLUMNS))]
+        lines = []
+        for r in cells:
+            if len(r) == 1:
+                lines.append(f"-- {r[0]} " + "-" * max(0, sum(widths[:-1]) + 2 * len(widths) - len(r[0]) - 4))
+                continue
+            parts = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:-1], widths[1:-1])] + [r[-1]]
+            lines.append("  ".join(parts).rstrip())
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------- finger
+
+
+def pooled_load(port: int, concurrency: int, total: int, rounds: int, seconds: float) -> dict[str, Any]:
+    """
+    C{rounds} runs of L{run_load}, pooled: queries/s over the summed time, percentiles over all latencies.
+    """
+    return pool([finger_run(port, concurrency, total, seconds) for _ in range(rounds)])
+
+
+def finger_run(port: int, concurrency: int, total: int, seconds: float, **kwargs: Any) -> dict[str, Any]:
+    """
+    One L{run_load} against C{port} with the kernel's listen-queue overflow count of the same interval.
+    """
+    before = listen_overflows()
+    result = run_load(HOST, port, concurrency, total, b"alice\r\n", seconds=seconds, expect=ALICE_STATUS, **kwargs)
+    after = listen_overflows()
+    result["overflows"] = after - before if before >= 0 and after >= 0 else None
+    return result
+
+
+def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    Merge several L{finger_run} results.
+    """
+    latencies = sorted(x for r in results for x in r["latencies"])
+    seconds = sum(r["seconds"] for r in results)
+    overflows = [r["overflows"] for r in results]
+    kinds: dict[str, int] = {}
+    for r in results:
+        for kind, count in r["error_kinds"].items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    return {
+        "queries": len(latencies),
+        "errors": sum(r["errors"] for r in results),
+        "error_kinds": kinds,
+        "wrong_answers": [a for r in results for a in r["wrong_answers"]][:3],
+        "seconds": seconds,
+        "qps": len(latencies) / seconds if seconds else 0.0,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p90_ms": percentile(latencies, 0.9) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
+        "overflows": None if None in overflows else sum(overflows),
+        "latencies": latencies,
+    }
+
+
+def finger_row(table: Table, name: str, r: dict[str, Any], note: str = "") -> None:
+    """
+    Add a finger result as a row.
+    """
+    if r["error_kinds"]:
+        note = (note + "; " if note else "") + ", ".join(f"{k} {v}" for k, v in r["error_kinds"].items())
+    if r["wrong_answers"]:
+        note += f"; e.g. {r['wrong_answers'][0]!r}"
+    table.add(name, n=r["queries"], rate=r["qps"], p50_ms=r["p50_ms"], p90_ms=r["p90_ms"], p99_ms=r["p99_ms"],
+              max_ms=r["max_ms"], errors=r["errors"], overflows=r["overflows"], note=note)  # fmt: skip
+
+
+def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[str, Any]) -> None:
+    """
+    (a) finger throughput and latency, baseline against sshfinger --no-ssh, at 16 and 128 connections.
+    """
+    rounds, total = (1, 1600) if quick else (4, 4096)
+    baseline = servers.start_baseline()
+    ours, _ = servers.start_sshfinger("sshfinger-finger", ssh=False)
+    for port in (baseline, ours):
+        finger_run(port, 16, 800, 10)  # warm up (imports, first store read, page cache)
+    for concurrency in (16, 128):
+        table.section(f"finger, waves of {concurrency} one-query connections ({rounds} x {total} queries each)")
+        base_runs, our_runs = [], []
+        for _ in range(rounds):  # interleaved, so drift hits both servers alike
+            base_runs.append(finger_run(baseline, concurrency, total, 20))
+            our_runs.append(finger_run(ours, concurrency, total, 20))
+        base, mine = pool(base_runs), pool(our_runs)
+        finger_row(table, f"c={concurrency} baseline (tutorial)", base)
+        finger_row(table, f"c={concurrency} sshfinger --no-ssh", mine)
+        table.add(f"c={concurrency} ratio sshfinger/baseline", rate=_ratio(mine["qps"], base["qps"]),
+                  p50_ms=_ratio(mine["p50_ms"], base["p50_ms"]), p90_ms=_ratio(mine["p90_ms"], base["p90_ms"]),
+                  p99_ms=_ratio(mine["p99_ms"], base["p99_ms"]), max_ms=_ratio(mine["max_ms"], base["max_ms"]),
+                  note="ratios (x), not ms")  # fmt: skip
+        results[f"finger_c{concurrency}"] = {"baseline": _public(base), "sshfinger": _public(mine)}
+    servers.stop("sshfinger-finger")
+    servers.stop("baseline")
+
+    # Diagnostic: the same server with its per-query info log line dropped before formatting.
+    quiet, _ = servers.start_sshfinger("sshfinger-quietlog", ssh=False, quiet_log=True)
+    finger_run(quiet, 16, 800, 10)
+    r = pool([finger_run(quiet, 16, total, 20) for _ in range(max(1, rounds // 2))])
+    table.section("finger diagnostic: sshfinger with info logging off (twistd --logger bench/quiet_log.py)")
+    finger_row(table, "c=16 sshfinger, no info log", r, "compare with c=16 sshfinger above")
+    results["finger_c16_quiet_log"] = _public(r)
+    servers.stop("sshfinger-quietlog")
+
+
+def _public(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "latencies"}
+
+
+# --------------------------------------------------------------------------------------------------- ssh
+
+
+def key_login(port: int, key: Path) -> ClientRun:
+    """
+    C{ssh -i key admin@127.0.0.1 whoami}, public key only.
+    """
+    return ClientRun(
         ["ssh", *SSH_COMMON, "-p", str(port), "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "admin@127.0.0.1", "whoami"],
-        check=True, capture_output=True, timeout=30,
+         "-o", "PreferredAuthentications=publickey", f"admin@{HOST}", "whoami"],
+        timeout=30,
     )  # fmt: skip
-    return time.perf_counter() - started
 
 
-def ssh_password_login(port: int) -> float:
+def password_login(port: int) -> ClientRun:
     """
-    One password login + exec (bcrypt on the server) through sshpass; return its wall time.
+    C{sshpass -p PW ssh admin@127.0.0.1 whoami}, password only (bcrypt on the server).
     """
-    started = time.perf_counter()
-    subprocess.run(
+    return ClientRun(
         ["sshpass", "-p", PASSWORD, "ssh", *SSH_COMMON, "-p", str(port), "-o", "PubkeyAuthentication=no",
-         "admin@127.0.0.1", "whoami"],
-        check=True, capture_output=True, timeout=60,
+         "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1", f"admin@{HOST}", "whoami"],
+        timeout=60,
     )  # fmt: skip
-    return time.perf_counter() - started
 
 
-def measure(venv: Path, quick: bool) -> list[tuple[str, str, str]]:
+def login_row(table: Table, name: str, runs: list[tuple[float, bool, str]], wall: float | None = None,
+              note: str = "") -> dict[str, Any]:  # fmt: skip
     """
-    Run every measurement; return table rows (what, value, note).
+    Add a row for a batch of logins: rate (if C{wall} is given), p50/p90/max of the successful ones, failures.
     """
-    rows: list[tuple[str, str, str]] = []
-    total = 1000 if quick else 4000
-    pin(0, 1)
-    with tempfile.TemporaryDirectory(prefix="sshfinger-bench-") as temp:
-        servers = Servers(venv, Path(temp))
-        try:
-            baseline = servers.start_baseline()
-            finger, ssh = servers.start_sshfinger()
-            for port in (baseline, finger):
-                run_load("127.0.0.1", port, 16, 300)  # warm up
-            for concurrency in (16, 128):
-                base = run_load("127.0.0.1", baseline, concurrency, total)
-                ours = run_load("127.0.0.1", finger, concurrency, total)
-                ratio = ours["qps"] / base["qps"] if base["qps"] else float("nan")
-                for name, result in (("baseline", base), ("sshfinger", ours)):
-                    rows.append(
-                        (f"finger c={concurrency} {name}", f"{result['qps']:.0f} q/s",
-                         f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, errors {result['errors']}")
-                    )  # fmt: skip
-                rows.append((f"finger c={concurrency} ratio", f"{ratio:.2f}x", "sshfinger / baseline q/s"))
-
-            runs = 8 if quick else 20
-            times = sorted(ssh_key_login(ssh, servers.key) for _ in range(runs))
-            rows.append(("ssh key login+exec", f"{statistics.median(times) * 1000:.0f} ms",
-                         f"median of {runs}; p90 {percentile(times, 0.9) * 1000:.0f} ms"))  # fmt: skip
-            logins = 16 if quick else 40
-            started = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
-                list(pool.map(lambda _: ssh_key_login(ssh, servers.key), range(logins)))
-            rate = logins / (time.perf_counter() - started)
-            rows.append(("ssh key logins/s, 8 parallel", f"{rate:.1f}/s", f"{logins} logins"))
-
-            idle = run_load("127.0.0.1", finger, 8, 1000 if quick else 2000)
-            busy_results: list[float] = []
-            login_times: list[float] = []
-            threads = [threading.Thread(target=lambda: login_times.append(ssh_password_login(ssh))) for _ in range(10)]
-            for thread in threads:
-                thread.start()
-            busy = run_load("127.0.0.1", finger, 8, 100_000, seconds=1.5)
-            for thread in threads:
-                thread.join(60)
-            busy_results.append(busy["p99_ms"])
-            rows.append(("finger p99 idle (c=8)", f"{idle['p99_ms']:.2f} ms", f"{idle['qps']:.0f} q/s"))
-            rows.append(
-                ("finger p99 during 10 bcrypt logins", f"{busy['p99_ms']:.2f} ms",
-                 f"{busy['queries']:.0f} queries; ratio {busy['p99_ms'] / idle['p99_ms']:.2f}x idle; "
-                 f"logins took {max(login_times or [0]):.2f} s")
-            )  # fmt: skip
-        finally:
-            servers.stop()
-    return rows
+    ok = sorted(t for t, good, _ in runs if good)
+    failures = [text for _, good, text in runs if not good]
+    if failures:
+        note = (note + "; " if note else "") + f"first failure: {failures[0][:80]}"
+    row = {
+        "n": len(ok), "rate": (len(ok) / wall) if wall else None,
+        "p50_ms": statistics.median(ok) * 1000 if ok else float("nan"),
+        "p90_ms": percentile(ok, 0.9) * 1000, "max_ms": (ok[-1] * 1000) if ok else float("nan"),
+        "errors": len(failures), "note": note,
+    }  # fmt: skip
+    table.add(name, **row)
+    return row
 
 
-def main() -> None:
+def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, Any]) -> None:
+    """
+    (b) key login latency and rate; (c) finger p99 idle and during 10 concurrent bcrypt password logins.
+    """
+    finger, ssh = servers.start_sshfinger("sshfinger-ssh", ssh=True)
+    assert ssh is not None
+    first = key_login(ssh, servers.key)()
+    if not first[1]:
+        table.section("ssh")
+        table.add("ssh key login+exec", errors=1, note=f"first login failed: {first[2][:100]}")
+        results["ssh_error"] = first[2]
+        return
+    table.section(f"ssh (OpenSSH client, ed25519 key, exec whoami -> {first[2]!r})")
+    runs = 8 if quick else 20
+    sequential = [key_login(ssh, servers.key)() for _ in range(runs)]
+    results["ssh_key_sequential"] = login_row(table, f"key login+exec, one at a time x{runs}", sequential)
+
+    logins = 16 if quick else 40
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as executor:
+        parallel = list(executor.map(lambda _: key_login(ssh, servers.key)(), range(logins)))
+    wall = time.perf_counter() - started
+    results["ssh_key_parallel"] = login_row(table, f"key logins, 8 parallel x{logins}", parallel, wall,
+                                            "rate = logins/s")  # fmt: skip
+
+    single = [password_login(ssh)() for _ in range(1 if quick else 3)]
+    results["ssh_password_sequential"] = login_row(
+        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single
+    )
+
+    # (c) finger on the same (SSH-enabled) server: idle, then while 10 password logins run at once.
+    concurrency = 16
+    finger_run(finger, concurrency, 800, 10)  # warm up
+    idle = pool([finger_run(finger, concurrency, 1600 if quick else 4096, 20)])
+    table.section(f"finger c={concurrency} on the SSH-enabled server, idle vs 10 concurrent bcrypt-12 logins")
+    finger_row(table, "finger idle", idle)
+
+    logins_done = threading.Event()
+    password_runs: list[tuple[float, bool, str]] = []
+
+    def run_logins() -> None:
+        with ThreadPoolExecutor(10) as executor:
+            password_runs.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
+        logins_done.set()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=run_logins, daemon=True)
+    thread.start()
+    # Query until every login has finished (at most 60 s), then one more short burst is not needed.
+    busy = pool([finger_run(finger, concurrency, 10**7, 60, until=logins_done.is_set)])
+    thread.join(90)
+    wall = time.perf_counter() - started
+    finger_row(table, "finger during the logins", busy, f"{busy['seconds']:.1f} s window")
+    table.add("ratio during/idle", rate=_ratio(busy["qps"], idle["qps"]), p50_ms=_ratio(busy["p50_ms"], idle["p50_ms"]),
+              p90_ms=_ratio(busy["p90_ms"], idle["p90_ms"]), p99_ms=_ratio(busy["p99_ms"], idle["p99_ms"]),
+              max_ms=_ratio(busy["max_ms"], idle["max_ms"]), note="ratios (x), not ms")  # fmt: skip
+    results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", password_runs, wall,
+                                               "rate = logins/s over the window")  # fmt: skip
+    results["finger_idle"], results["finger_busy"] = _public(idle), _public(busy)
+    affinities = thread_affinities(servers.pid("sshfinger-ssh"))
+    results["server_thread_affinities"] = sorted(sorted(a) for a in affinities)
+
+
+# --------------------------------------------------------------------------------------------------- main
+
+
+def main() -> int:
     """
     Parse arguments, measure, print the table.
     """
     parser = argparse.ArgumentParser(description="Measure sshfinger against the tutorial finger server.")
-    parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="venv with sshfinger installed")
-    parser.add_argument("--quick", action="store_true", help="fewer queries and logins (~20 s)")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="venv with sshfinger installed "
+                        "(default: the repo's .venv)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="fewer queries and logins (~30 s instead of ~2 min)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--no-ssh", action="store_true", help="finger rows only (a)")
     args = parser.parse_args()
-    for tool in ("ssh", "ssh-keygen", "sshpass"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is needed (apt-get install openssh-client sshpass)")
-    rows = measure(args.venv.resolve(), args.quick)
-    width = max(len(what) for what, _, _ in rows)
-    print(f"sshfinger bench on {os.cpu_count()} cores (servers on core 0, clients on core 1)")
-    for what, value, note in rows:
-        print(f"  {what:<{width}}  {value:>12}  {note}")
+    venv = args.venv.absolute()
+    needed = [venv / "bin" / "twistd", venv / "bin" / "sshfinger", venv / "bin" / "python"]
+    missing = [str(p) for p in needed if not p.exists()]
+    tools = ["ssh", "ssh-keygen"] + ([] if args.no_ssh else ["sshpass"])
+    missing += [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit("missing: " + ", ".join(missing) + " (pip install the package into --venv; "
+                         "apt-get install openssh-client sshpass)")  # fmt: skip
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    table = Table()
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    pinned = can_pin()
+    if pinned:
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    with tempfile.TemporaryDirectory(prefix="sshfinger-bench-") as temp:
+        servers = Servers(venv, Path(temp), pinned)
+        problems: dict[str, list[str]] = {}
+        try:
+            measure_finger(servers, table, args.quick, results)
+            if not args.no_ssh:
+                measure_ssh(servers, table, args.quick, results)
+        except KeyboardInterrupt:
+            print("interrupted; stopping the servers", file=sys.stderr)
+            return 130
+        finally:
+            servers.stop()
+            for name, _ in servers.processes:
+                problems[name] = servers.log_problems(name)
+    print()
+    print(f"sshfinger bench: {os.cpu_count()} cores, "
+          + (f"servers pinned to core {SERVER_CORE}, load generator and ssh clients to core {CLIENT_CORE}"
+             if pinned else "NOT pinned (cores 0 and 1 not both available)")
+          + f"; {time.monotonic() - started:.0f} s{' (--quick)' if args.quick else ''}")  # fmt: skip
+    print(table.render())
+    print("ovfl = connections the kernel dropped because the listen queue was full (each costs a 1 s SYN retry)")
+    if "server_thread_affinities" in results:
+        print(f"SSH server threads' CPU sets at the end: {results['server_thread_affinities']}")
+    for name, lines in problems.items():
+        if lines:
+            print(f"{name} log: {len(lines)} problem line(s), first: {lines[0][:160]}")
     if args.json:
-        args.json.write_text(json.dumps([dict(zip(("what", "value", "note"), row)) for row in rows], indent=2))
+        data = {"rows": table.rows, "results": results, "pinned": pinned, "quick": args.quick}
+        args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import IServiceCollection, MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.cred import strcred
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.python import usage
@@ -194,7 +195,24 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             raise usage.UsageError(f"--keys: {e}") from None
 
 
-def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
+class SSHFingerService(MultiService):
+    """
+    All of sshfinger's services.  A port that cannot be bound stops twistd with one line and status 1.
+    """
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind the endpoints (as root, if twistd runs as root).
+
+        @raise SystemExit: if an endpoint cannot listen (port in use, no permission).
+        """
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"sshfinger: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+
+
+def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerService:
     """
     Build the services: the store, then the finger endpoint.
 
@@ -204,7 +222,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor
     settings = {**DEFAULTS, **config}
-    top = MultiService()
+    top = SSHFingerService()
     store_service = make_store(settings["store"], reactor, audit_keep=int(settings["audit-keep"]))
     store_service.setName("store")
     store_service.setServiceParent(top)
@@ -217,7 +235,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> MultiService:
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
     )
-    endpoint = StreamServerEndpointService(serverFromString(reactor, settings["finger"]), factory)
+    endpoint = strports.service(settings["finger"], factory, reactor)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 

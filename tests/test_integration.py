@@ -107,6 +107,27 @@ class InstalledPackageTests(SynchronousTestCase):
             self.assertIn(expected, output)
             self.assertNotIn("Traceback", output)
 
+    def test_occupied_port_is_one_line(self) -> None:
+        """
+        A finger port already in use stops the server with one line naming it, and a non-zero status.
+        """
+        import socket
+
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = subprocess.run(
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", "memory",
+                 "--finger", f"tcp:{port}:interface=127.0.0.1"],
+                capture_output=True, text=True, env=clean_env(), timeout=60, cwd=self.mktemp_dir(),
+            )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"sshfinger: cannot listen on 127.0.0.1:{port}:", output)
+        self.assertIn("Address already in use", output)
+        self.assertNotIn("Traceback", output)
+
     def test_unreadable_store_is_one_line(self) -> None:
         """
         A store file that is not a SQLite database stops the server with one line and a non-zero status.

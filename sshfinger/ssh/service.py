@@ -9,7 +9,7 @@ import os
 import socket
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.conch.checkers import SSHPublicKeyChecker
 from twisted.conch.ssh import keys
@@ -17,7 +17,6 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, maybeDeferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -204,7 +203,7 @@ def make_ssh_service(
     )
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
-    endpoint = StreamServerEndpointService(serverFromString(reactor, config["ssh"]), factory)
+    endpoint = strports.service(config["ssh"], factory, reactor)
     endpoint.setName("ssh-endpoint")
     endpoint.setServiceParent(service)
     return service, app
