@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -151,6 +152,8 @@ class Servers:
         self.venv, self.directory = venv, directory
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.pinned = pinned
+        self.logs: list[str] = []
+        self.affinities: dict[str, list[list[int]]] = {}
         tool = str(venv / "bin" / "sshfinger")
         self.store = directory / "bench.db"
         self.passwd = directory / "passwd"
@@ -174,6 +177,7 @@ class Servers:
         )  # fmt: skip
         log.close()
         self.processes.append((name, process))
+        self.logs.append(name)
         deadline = time.monotonic() + 60
         for port in ports:
             while True:
@@ -186,6 +190,7 @@ class Servers:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{name}: nothing listens on {port} after 60 s:\n{self.log_tail(name)}")
                     time.sleep(0.05)
+        self.affinities[name] = sorted(sorted(cpus) for cpus in thread_affinities(process.pid))
         return process.pid
 
     def log_tail(self, name: str, lines: int = 15) -> str:
@@ -198,16 +203,32 @@ class Servers:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def log_problems(self, name: str) -> list[str]:
+    def log_problems(self, name: str) -> dict[str, int]:
         """
-        Lines of a server's log that look like trouble (tracebacks, errors, warnings).
+        Lines of a server's log that look like trouble (tracebacks, errors, warnings), without their time stamp
+        and with numbers masked, counted.
         """
         try:
             text = (self.directory / f"{name}.log").read_text(errors="replace")
         except OSError:
-            return []
-        needles = ("Traceback", "#critical", "#error", "Unhandled", "CRITICAL", "ERROR")
-        return [line for line in text.splitlines() if any(needle in line for needle in needles)]
+            return {}
+        needles = ("Traceback", "#critical", "#error", "#warn", "Unhandled", "CRITICAL", "ERROR")
+        counts: dict[str, int] = {}
+        for line in text.splitlines():
+            if any(needle in line for needle in needles):
+                message = re.sub(r"\d+", "N", re.sub(r"^\S+[+-]\d{4} ", "", line))
+                counts[message] = counts.get(message, 0) + 1
+        return counts
+
+    def keep_logs(self, target: Path) -> None:
+        """
+        Copy every server log into C{target}.
+        """
+        target.mkdir(parents=True, exist_ok=True)
+        for name in self.logs:
+            source = self.directory / f"{name}.log"
+            if source.exists():
+                shutil.copy(source, target / source.name)
 
     def start_baseline(self) -> int:
         """
@@ -547,6 +568,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer queries and logins (~30 s instead of ~2 min)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-ssh", action="store_true", help="finger rows only (a)")
+    parser.add_argument("--logs", type=Path, help="copy the servers' logs into this directory")
     args = parser.parse_args()
     venv = args.venv.absolute()
     needed = [venv / "bin" / "twistd", venv / "bin" / "sshfinger", venv / "bin" / "python"]
@@ -569,7 +591,7 @@ def main() -> int:
         os.sched_setaffinity(0, {CLIENT_CORE})
     with tempfile.TemporaryDirectory(prefix="sshfinger-bench-") as temp:
         servers = Servers(venv, Path(temp), pinned)
-        problems: dict[str, list[str]] = {}
+        problems: dict[str, dict[str, int]] = {}
         try:
             measure_finger(servers, table, args.quick, results)
             if not args.no_ssh:
@@ -579,8 +601,11 @@ def main() -> int:
             return 130
         finally:
             servers.stop()
-            for name, _ in servers.processes:
+            for name in servers.logs:
                 problems[name] = servers.log_problems(name)
+            if args.logs:
+                servers.keep_logs(args.logs)
+            affinities = servers.affinities
     print()
     print(f"sshfinger bench: {os.cpu_count()} cores, "
           + (f"servers pinned to core {SERVER_CORE}, load generator and ssh clients to core {CLIENT_CORE}"
@@ -588,11 +613,14 @@ def main() -> int:
           + f"; {time.monotonic() - started:.0f} s{' (--quick)' if args.quick else ''}")  # fmt: skip
     print(table.render())
     print("ovfl = connections the kernel dropped because the listen queue was full (each costs a 1 s SYN retry)")
-    if "server_thread_affinities" in results:
-        print(f"SSH server threads' CPU sets at the end: {results['server_thread_affinities']}")
-    for name, lines in problems.items():
-        if lines:
-            print(f"{name} log: {len(lines)} problem line(s), first: {lines[0][:160]}")
+    print("server CPU sets (all threads) once listening: "
+          + ", ".join(f"{name} {cpus}" for name, cpus in affinities.items())
+          + (f"; SSH server at the end: {results['server_thread_affinities']}"
+             if "server_thread_affinities" in results else ""))  # fmt: skip
+    for name, counts in problems.items():
+        for message, count in sorted(counts.items(), key=lambda item: -item[1])[:4]:
+            print(f"{name} log: {count} x {message[:150]}")
+    results["log_problems"] = problems
     if args.json:
         data = {"rows": table.rows, "results": results, "pinned": pinned, "quick": args.quick}
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -37,13 +37,18 @@ def require(tool: str) -> str:
 
 
 def ssh_args(
-    server: ServerProcess, login: str, password: str | None = None, key: str | None = None, prompts: int = 1
+    server: ServerProcess,
+    login: str,
+    password: str | None = None,
+    key: str | None = None,
+    prompts: int = 1,
+    bind: str | None = None,
 ) -> list[str]:
     """
     The command line of a real C{ssh} login to C{server} by password (through sshpass) or key.  With
     C{prompts} > 1 there is no sshpass: the caller answers through C{SSH_ASKPASS}.
     """
-    port = ["-p", str(server.ssh_port)]
+    port = ["-p", str(server.ssh_port), *(["-b", bind] if bind else [])]
     if key is not None:
         auth = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"]
         return [require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
@@ -61,12 +66,14 @@ def ssh_run(
     password: str | None = None,
     key: str | None = None,
     stdin: str = "",
+    bind: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """
-    Run one exec command over a real SSH connection and return the completed client process.
+    Run one exec command over a real SSH connection (from source address C{bind} if given) and return the
+    completed client process.
     """
     return subprocess.run(
-        [*ssh_args(server, login, password, key), *command],
+        [*ssh_args(server, login, password, key, bind=bind), *command],
         input=stdin,
         capture_output=True,
         text=True,

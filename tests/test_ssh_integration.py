@@ -84,6 +84,35 @@ class LoginTests(SSHServerTestCase):
         self.assertGreaterEqual(time.monotonic() - started, 5.0)
         self.assertEqual(self.server.log().count("SSH login refused: admin"), 6)
 
+    def test_brute_force_penalised(self) -> None:
+        """
+        200 wrong passwords from one address: each connection is cut after 6 failures, the address is then
+        refused outright, finger keeps answering, and a right password from another address still works.
+        """
+        askpass = os.path.join(self.directory, "askpass")
+        with open(askpass, "w") as f:
+            f.write("#!/bin/sh\necho wrong-guess\n")
+        os.chmod(askpass, 0o755)
+        env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+        attempts = 0
+        deadline = time.monotonic() + 60
+        while attempts < 200 and time.monotonic() < deadline:
+            subprocess.run(
+                [*ssh_args(self.server, "admin", prompts=6), "whoami"],
+                capture_output=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            attempts += 6
+            self.assertIn(b"Down the rabbit hole", self.server.finger(b"alice\r\n"))
+        self.assertGreaterEqual(attempts, 200)
+        log = self.server.log()
+        self.assertIn("SSH source 127.0.0.1 penalised", log)
+        self.assertIn("SSH connection from 127.0.0.1 refused: penalised", log)
+        # Far fewer than 200 passwords were even checked: the penalty refused the rest unheard.
+        self.assertLess(log.count("SSH login refused: admin"), 30)
+        other = ssh_run(self.server, "admin", ["whoami"], bind="127.0.0.2")
+        self.assertEqual(other.returncode, 0, other.stderr)
+        self.assertIn("admin (admin) from 127.0.0.2:", other.stdout)
+
     def test_ed25519_and_rsa_keys(self) -> None:
         """
         ed25519 and RSA (3072) keys stored with the CLI log in with the default OpenSSH client; the key's

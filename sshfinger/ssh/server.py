@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sshfinger.ssh.hostkeys import fingerprint
+from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellApp, ShellUser
 
 #: Seconds a client has to authenticate (Conch's default is ten hours).
@@ -94,6 +95,15 @@ class UserAuthServer(userauth.SSHUserAuthServer):
                     reason=reason.getErrorMessage(),
                     **fields,
                 )
+                host = fields["peer"].rpartition(":")[0]
+                penalty = self.transport.factory.penalties.failed(host)
+                if penalty:
+                    self.log.warn(
+                        "SSH source {host} penalised for {seconds:.0f} s after repeated failures",
+                        host=host,
+                        seconds=penalty,
+                        outcome="penalised",
+                    )
             return reason
 
         return d.addCallbacks(succeeded, failed)
@@ -101,9 +111,13 @@ class UserAuthServer(userauth.SSHUserAuthServer):
 
 class SSHFactory(factory.SSHFactory):
     """
-    The SSH server factory: per-instance host keys (Conch's are class attributes shared by every factory) and
-    the authentication limits.
+    The SSH server factory: per-instance host keys (Conch's are class attributes shared by every factory), the
+    authentication limits, and per-source penalties for addresses that keep failing.
+
+    @ivar penalties: the L{SourcePenalties}.
     """
+
+    log = Logger()
 
     services = {
         b"ssh-userauth": UserAuthServer,
@@ -134,6 +148,24 @@ class SSHFactory(factory.SSHFactory):
         self.max_auth_failures = max_auth_failures
         self.password_delay = password_delay
         self.clock = clock
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.penalties = SourcePenalties(clock)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """
+        Refuse a source that is serving a penalty (the connection is closed at once); otherwise as Conch does.
+        """
+        wait = self.penalties.blocked(getattr(addr, "host", ""))
+        if wait:
+            self.log.info(
+                "SSH connection from {host} refused: penalised for {seconds:.0f} s more",
+                host=addr.host,
+                seconds=wait,
+                outcome="penalised",
+            )
+            return None
+        return super().buildProtocol(addr)
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         """
