@@ -82,6 +82,42 @@ def listen_overflows() -> int:
     return -1
 
 
+def cpu_times() -> dict[str, list[int]]:
+    """
+    The C{/proc/stat} counters of every CPU line (C{cpu}, C{cpu0}, ...), or nothing.
+    """
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return {}
+    return {line.split()[0]: [int(x) for x in line.split()[1:]] for line in lines if line.startswith("cpu")}
+
+
+def steal_percent(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, float]:
+    """
+    The share of time the hypervisor took away (steal, the 8th field) per CPU between two L{cpu_times}.
+    """
+    shares = {}
+    for name in sorted(set(before) & set(after)):
+        delta = [b - a for a, b in zip(before[name], after[name])]
+        if len(delta) >= 8 and sum(delta[:8]) > 0:
+            shares[name] = 100.0 * delta[7] / sum(delta[:8])
+    return shares
+
+
+def process_cpu(pid: int | None) -> float | None:
+    """
+    The user + system CPU seconds process C{pid} (all its threads) has used so far, or L{None}.
+    """
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def can_pin() -> bool:
     """
     Whether this process may use both the server core and the client core.
@@ -140,6 +176,15 @@ class ClientRun:
 # --------------------------------------------------------------------------------------------------- servers
 
 
+def setup_step(args: list[str], stdin: str | None = None) -> None:
+    """
+    Run one preparation command; stop the bench with its error output if it fails.
+    """
+    done = subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} ... failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+
+
 class Servers:
     """
     The data directory (store, passwd file, client key) and every server process, stopped by L{stop}.
@@ -154,19 +199,16 @@ class Servers:
         self.pinned = pinned
         self.logs: list[str] = []
         self.affinities: dict[str, list[list[int]]] = {}
-        tool = str(venv / "bin" / "sshfinger")
         self.store = directory / "bench.db"
         self.passwd = directory / "passwd"
         self.key = directory / "id_ed25519"
         self.keys_dir = directory / "hostkeys"
-        quiet = dict(check=True, capture_output=True, timeout=120)
-        subprocess.run([tool, "init", "--store", str(self.store)], **quiet)  # type: ignore[call-overload]
-        subprocess.run(
-            [tool, "passwd", "admin", "--file", str(self.passwd), "--password-stdin", "--rounds", "12"],
-            input=(PASSWORD + "\n").encode(), **quiet,
-        )  # type: ignore[call-overload]  # fmt: skip
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], **quiet)  # type: ignore[call-overload]
-        subprocess.run([tool, "key", "add", "admin", f"{self.key}.pub", "--store", str(self.store)], **quiet)  # type: ignore[call-overload]
+        tool = str(venv / "bin" / "sshfinger")
+        setup_step([tool, "init", "--store", str(self.store)])
+        setup_step([tool, "passwd", "admin", "--file", str(self.passwd), "--password-stdin", "--rounds", "12"],
+                   PASSWORD + "\n")  # fmt: skip
+        setup_step(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)])
+        setup_step([tool, "key", "add", "admin", f"{self.key}.pub", "--store", str(self.store)])
 
     def _start(self, name: str, args: list[str], ports: list[int], env: dict[str, str] | None = None) -> int:
         log = open(self.directory / f"{name}.log", "wb")
@@ -230,18 +272,25 @@ class Servers:
             if source.exists():
                 shutil.copy(source, target / source.name)
 
-    def start_baseline(self) -> int:
+    def start_baseline(self, name: str = "baseline", backlog: int | None = None) -> int:
         """
         The tutorial server; return its port.
+
+        @param backlog: its listen backlog (Twisted's default is 50).
         """
         port = free_port()
-        self._start("baseline", [str(self.venv / "bin" / "python"), str(BENCH / "baseline_finger.py"), str(port)],
-                    [port])  # fmt: skip
+        args = [str(self.venv / "bin" / "python"), str(BENCH / "baseline_finger.py"), str(port)]
+        self._start(name, args + ([str(backlog)] if backlog else []), [port])
         return port
 
-    def start_sshfinger(self, name: str, ssh: bool, quiet_log: bool = False) -> tuple[int, int | None]:
+    def start_sshfinger(
+        self, name: str, ssh: bool, quiet_log: bool = False, backlog: int | None = None
+    ) -> tuple[int, int | None]:
         """
         C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
+
+        @param quiet_log: drop info events (L{quiet_log.observer}).
+        @param backlog: the finger endpoint's listen backlog (Twisted's default is 50).
         """
         finger = free_port()
         ssh_port = free_port() if ssh else None
@@ -251,7 +300,8 @@ class Servers:
             args += ["--logger", "quiet_log.observer"]
             env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         args += [
-            "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}", "--store", str(self.store),
+            "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}" + (f":backlog={backlog}" if backlog else ""),
+            "--store", str(self.store),
             # All load comes from 127.0.0.1: lift the per-address limit (default 20) above the concurrency.
             "--max-per-peer", "1000",
         ]  # fmt: skip
@@ -293,7 +343,8 @@ class Table:
     The result rows, printed as one aligned table and optionally written as JSON.
     """
 
-    COLUMNS = ("measurement", "n", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "ovfl", "note")
+    COLUMNS = ("measurement", "n", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "cpu ms/op", "errors", "ovfl",
+               "note")  # fmt: skip
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -316,7 +367,8 @@ class Table:
         """
         The aligned table.
         """
-        keys = ("measurement", "n", "rate", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "overflows", "note")
+        keys = ("measurement", "n", "rate", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_ms_per_op", "errors",
+                "overflows", "note")  # fmt: skip
         cells = [list(self.COLUMNS)]
         for row in self.rows:
             if "section" in row:
@@ -344,28 +396,36 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
+def _ratio(a: float | None, b: float | None) -> float:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return float("nan")
+    return a / b
+
+
+def ratio_row(table: Table, name: str, top: dict[str, Any], bottom: dict[str, Any], note: str) -> None:
+    """
+    Add a row of ratios C{top / bottom}: rate and each latency column.
+    """
+    columns = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_ms_per_op")
+    ratios = {column: _ratio(top[column], bottom[column]) for column in columns}
+    table.add(name, rate=_ratio(top["qps"], bottom["qps"]), **ratios, note=note)
 
 
 # --------------------------------------------------------------------------------------------------- finger
 
 
-def pooled_load(port: int, concurrency: int, total: int, rounds: int, seconds: float) -> dict[str, Any]:
+def finger_run(
+    port: int, concurrency: int, total: int, seconds: float, pid: int | None = None, **kwargs: Any
+) -> dict[str, Any]:
     """
-    C{rounds} runs of L{run_load}, pooled: queries/s over the summed time, percentiles over all latencies.
+    One L{run_load} against C{port}, with the kernel's listen-queue overflow count of the same interval and
+    (given the server's C{pid}) the CPU seconds the server used meanwhile.
     """
-    return pool([finger_run(port, concurrency, total, seconds) for _ in range(rounds)])
-
-
-def finger_run(port: int, concurrency: int, total: int, seconds: float, **kwargs: Any) -> dict[str, Any]:
-    """
-    One L{run_load} against C{port} with the kernel's listen-queue overflow count of the same interval.
-    """
-    before = listen_overflows()
+    before, cpu_before = listen_overflows(), process_cpu(pid)
     result = run_load(HOST, port, concurrency, total, b"alice\r\n", seconds=seconds, expect=ALICE_STATUS, **kwargs)
-    after = listen_overflows()
+    after, cpu_after = listen_overflows(), process_cpu(pid)
     result["overflows"] = after - before if before >= 0 and after >= 0 else None
+    result["server_cpu"] = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     return result
 
 
@@ -376,6 +436,7 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = sorted(x for r in results for x in r["latencies"])
     seconds = sum(r["seconds"] for r in results)
     overflows = [r["overflows"] for r in results]
+    cpu = [r["server_cpu"] for r in results]
     kinds: dict[str, int] = {}
     for r in results:
         for kind, count in r["error_kinds"].items():
@@ -392,6 +453,8 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
         "overflows": None if None in overflows else sum(overflows),
+        "server_cpu": None if None in cpu else sum(cpu),  # type: ignore[arg-type]
+        "cpu_ms_per_op": (sum(cpu) * 1000 / len(latencies)) if latencies and None not in cpu else None,  # type: ignore[arg-type]
         "latencies": latencies,
     }
 
@@ -403,45 +466,59 @@ def finger_row(table: Table, name: str, r: dict[str, Any], note: str = "") -> No
     if r["error_kinds"]:
         note = (note + "; " if note else "") + ", ".join(f"{k} {v}" for k, v in r["error_kinds"].items())
     if r["wrong_answers"]:
-        note += f"; e.g. {r['wrong_answers'][0]!r}"
+        note = (note + "; " if note else "") + f"e.g. {r['wrong_answers'][0]!r}"
     table.add(name, n=r["queries"], rate=r["qps"], p50_ms=r["p50_ms"], p90_ms=r["p90_ms"], p99_ms=r["p99_ms"],
-              max_ms=r["max_ms"], errors=r["errors"], overflows=r["overflows"], note=note)  # fmt: skip
+              max_ms=r["max_ms"], cpu_ms_per_op=r["cpu_ms_per_op"], errors=r["errors"], overflows=r["overflows"],
+              note=note)  # fmt: skip
 
 
 def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[str, Any]) -> None:
     """
-    (a) finger throughput and latency, baseline against sshfinger --no-ssh, at 16 and 128 connections.
+    (a) finger throughput and latency, baseline against sshfinger --no-ssh, at 16 and 128 connections; plus
+    diagnostics changed from outside (no code change): sshfinger with its info log off (c=16), and both servers
+    with a listen backlog of 1024 (c=128).  Runs against different servers are interleaved round by round.
     """
-    rounds, total = (1, 1600) if quick else (4, 4096)
-    baseline = servers.start_baseline()
-    ours, _ = servers.start_sshfinger("sshfinger-finger", ssh=False)
-    for port in (baseline, ours):
-        finger_run(port, 16, 800, 10)  # warm up (imports, first store read, page cache)
-    for concurrency in (16, 128):
+    rounds, total = (2, 2048) if quick else (4, 4096)
+    ports = {
+        "baseline": servers.start_baseline(),
+        "sshfinger": servers.start_sshfinger("sshfinger", ssh=False)[0],
+        "sshfinger-quietlog": servers.start_sshfinger("sshfinger-quietlog", ssh=False, quiet_log=True)[0],
+        "baseline-backlog": servers.start_baseline("baseline-backlog", backlog=1024),
+        "sshfinger-backlog": servers.start_sshfinger("sshfinger-backlog", ssh=False, backlog=1024)[0],
+    }
+    pids = {name: servers.pid(name) for name in ports}
+    for port in ports.values():
+        finger_run(port, 16, 2000, 10)  # warm up (first store read, page cache, interpreter caches)
+    plan = {
+        16: ["baseline", "sshfinger", "sshfinger-quietlog"],
+        128: ["baseline", "sshfinger", "baseline-backlog", "sshfinger-backlog"],
+    }
+    measured: dict[tuple[int, str], dict[str, Any]] = {}
+    for concurrency, names in plan.items():
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for _ in range(rounds):
+            for name in names:
+                runs[name].append(finger_run(ports[name], concurrency, total, 20, pids[name]))
+        for name in names:
+            measured[concurrency, name] = pool(runs[name])
+            results[f"finger_c{concurrency}_{name}"] = _public(measured[concurrency, name])
+    for concurrency in plan:
+        base, mine = measured[concurrency, "baseline"], measured[concurrency, "sshfinger"]
         table.section(f"finger, waves of {concurrency} one-query connections ({rounds} x {total} queries each)")
-        base_runs, our_runs = [], []
-        for _ in range(rounds):  # interleaved, so drift hits both servers alike
-            base_runs.append(finger_run(baseline, concurrency, total, 20))
-            our_runs.append(finger_run(ours, concurrency, total, 20))
-        base, mine = pool(base_runs), pool(our_runs)
         finger_row(table, f"c={concurrency} baseline (tutorial)", base)
         finger_row(table, f"c={concurrency} sshfinger --no-ssh", mine)
-        table.add(f"c={concurrency} ratio sshfinger/baseline", rate=_ratio(mine["qps"], base["qps"]),
-                  p50_ms=_ratio(mine["p50_ms"], base["p50_ms"]), p90_ms=_ratio(mine["p90_ms"], base["p90_ms"]),
-                  p99_ms=_ratio(mine["p99_ms"], base["p99_ms"]), max_ms=_ratio(mine["max_ms"], base["max_ms"]),
-                  note="ratios (x), not ms")  # fmt: skip
-        results[f"finger_c{concurrency}"] = {"baseline": _public(base), "sshfinger": _public(mine)}
-    servers.stop("sshfinger-finger")
-    servers.stop("baseline")
-
-    # Diagnostic: the same server with its per-query info log line dropped before formatting.
-    quiet, _ = servers.start_sshfinger("sshfinger-quietlog", ssh=False, quiet_log=True)
-    finger_run(quiet, 16, 800, 10)
-    r = pool([finger_run(quiet, 16, total, 20) for _ in range(max(1, rounds // 2))])
-    table.section("finger diagnostic: sshfinger with info logging off (twistd --logger bench/quiet_log.py)")
-    finger_row(table, "c=16 sshfinger, no info log", r, "compare with c=16 sshfinger above")
-    results["finger_c16_quiet_log"] = _public(r)
-    servers.stop("sshfinger-quietlog")
+        ratio_row(table, f"c={concurrency} ratio sshfinger/baseline", mine, base, "ratios (x), not ms")
+    table.section("finger diagnostics, changed from outside (no code change), interleaved with the rows above")
+    finger_row(table, "c=16 sshfinger, info log off", measured[16, "sshfinger-quietlog"],
+               "twistd --logger quiet_log.observer")  # fmt: skip
+    ratio_row(table, "c=16 ratio log-off/log-on", measured[16, "sshfinger-quietlog"], measured[16, "sshfinger"],
+              "ratios (x): what the per-query log line costs")  # fmt: skip
+    base, mine = measured[128, "baseline-backlog"], measured[128, "sshfinger-backlog"]
+    finger_row(table, "c=128 baseline, backlog 1024", base, "baseline_finger.py PORT 1024")
+    finger_row(table, "c=128 sshfinger, backlog 1024", mine, "--finger tcp:PORT:backlog=1024")
+    ratio_row(table, "c=128 backlog-1024 ratio", mine, base, "ratios (x): server code alone, no queue drops")
+    for name in ports:
+        servers.stop(name)
 
 
 def _public(result: dict[str, Any]) -> dict[str, Any]:
@@ -474,9 +551,10 @@ def password_login(port: int) -> ClientRun:
 
 
 def login_row(table: Table, name: str, runs: list[tuple[float, bool, str]], wall: float | None = None,
-              note: str = "") -> dict[str, Any]:  # fmt: skip
+              note: str = "", cpu: float | None = None) -> dict[str, Any]:  # fmt: skip
     """
-    Add a row for a batch of logins: rate (if C{wall} is given), p50/p90/max of the successful ones, failures.
+    Add a row for a batch of logins: rate (if C{wall} is given), p50/p90/max of the successful ones, the server's
+    CPU per login (if C{cpu}, its CPU seconds over the batch, is given), failures.
     """
     ok = sorted(t for t, good, _ in runs if good)
     failures = [text for _, good, text in runs if not good]
@@ -486,6 +564,7 @@ def login_row(table: Table, name: str, runs: list[tuple[float, bool, str]], wall
         "n": len(ok), "rate": (len(ok) / wall) if wall else None,
         "p50_ms": statistics.median(ok) * 1000 if ok else float("nan"),
         "p90_ms": percentile(ok, 0.9) * 1000, "max_ms": (ok[-1] * 1000) if ok else float("nan"),
+        "cpu_ms_per_op": (cpu * 1000 / len(runs)) if cpu is not None and runs else None,
         "errors": len(failures), "note": note,
     }  # fmt: skip
     table.add(name, **row)
@@ -498,6 +577,18 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
     """
     finger, ssh = servers.start_sshfinger("sshfinger-ssh", ssh=True)
     assert ssh is not None
+    pid = servers.pid("sshfinger-ssh")
+
+    def batch(function: Callable[[], list[tuple[float, bool, str]]]) -> tuple[list[tuple[float, bool, str]], float,
+                                                                                float | None]:  # fmt: skip
+        """
+        Run C{function}; return its result, its wall time and the server's CPU seconds meanwhile.
+        """
+        cpu, started = process_cpu(pid), time.perf_counter()
+        runs = function()
+        wall, after = time.perf_counter() - started, process_cpu(pid)
+        return runs, wall, (after - cpu) if after is not None and cpu is not None else None
+
     first = key_login(ssh, servers.key)()
     if not first[1]:
         table.section("ssh")
@@ -506,26 +597,28 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
         return
     table.section(f"ssh (OpenSSH client, ed25519 key, exec whoami -> {first[2]!r})")
     runs = 8 if quick else 20
-    sequential = [key_login(ssh, servers.key)() for _ in range(runs)]
-    results["ssh_key_sequential"] = login_row(table, f"key login+exec, one at a time x{runs}", sequential)
+    sequential, _, cpu = batch(lambda: [key_login(ssh, servers.key)() for _ in range(runs)])
+    results["ssh_key_sequential"] = login_row(table, f"key login+exec, one at a time x{runs}", sequential, cpu=cpu)
 
     logins = 16 if quick else 40
-    started = time.perf_counter()
-    with ThreadPoolExecutor(8) as executor:
-        parallel = list(executor.map(lambda _: key_login(ssh, servers.key)(), range(logins)))
-    wall = time.perf_counter() - started
-    results["ssh_key_parallel"] = login_row(table, f"key logins, 8 parallel x{logins}", parallel, wall,
-                                            "rate = logins/s")  # fmt: skip
 
-    single = [password_login(ssh)() for _ in range(1 if quick else 3)]
+    def parallel_logins() -> list[tuple[float, bool, str]]:
+        with ThreadPoolExecutor(8) as executor:
+            return list(executor.map(lambda _: key_login(ssh, servers.key)(), range(logins)))
+
+    parallel, wall, cpu = batch(parallel_logins)
+    results["ssh_key_parallel"] = login_row(table, f"key logins, 8 parallel x{logins}", parallel, wall,
+                                            "rate = logins/s", cpu)  # fmt: skip
+
+    single, _, cpu = batch(lambda: [password_login(ssh)() for _ in range(1 if quick else 3)])
     results["ssh_password_sequential"] = login_row(
-        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single
+        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single, cpu=cpu
     )
 
     # (c) finger on the same (SSH-enabled) server: idle, then while 10 password logins run at once.
     concurrency = 16
-    finger_run(finger, concurrency, 800, 10)  # warm up
-    idle = pool([finger_run(finger, concurrency, 1600 if quick else 4096, 20)])
+    finger_run(finger, concurrency, 2000, 10)  # warm up
+    idle = pool([finger_run(finger, concurrency, 2048 if quick else 4096, 20, pid) for _ in range(2)])
     table.section(f"finger c={concurrency} on the SSH-enabled server, idle vs 10 concurrent bcrypt-12 logins")
     finger_row(table, "finger idle", idle)
 
@@ -533,23 +626,27 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
     password_runs: list[tuple[float, bool, str]] = []
 
     def run_logins() -> None:
-        with ThreadPoolExecutor(10) as executor:
-            password_runs.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
-        logins_done.set()
+        try:
+            with ThreadPoolExecutor(10) as executor:
+                password_runs.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
+        finally:
+            logins_done.set()
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), process_cpu(pid)
     thread = threading.Thread(target=run_logins, daemon=True)
     thread.start()
-    # Query until every login has finished (at most 60 s), then one more short burst is not needed.
+    # Query for as long as any of the logins runs (at most 60 s).
     busy = pool([finger_run(finger, concurrency, 10**7, 60, until=logins_done.is_set)])
+    busy["cpu_ms_per_op"] = None  # the server's CPU went to bcrypt too: not per query
     thread.join(90)
-    wall = time.perf_counter() - started
+    wall, cpu_after = time.perf_counter() - started, process_cpu(pid)
     finger_row(table, "finger during the logins", busy, f"{busy['seconds']:.1f} s window")
-    table.add("ratio during/idle", rate=_ratio(busy["qps"], idle["qps"]), p50_ms=_ratio(busy["p50_ms"], idle["p50_ms"]),
-              p90_ms=_ratio(busy["p90_ms"], idle["p90_ms"]), p99_ms=_ratio(busy["p99_ms"], idle["p99_ms"]),
-              max_ms=_ratio(busy["max_ms"], idle["max_ms"]), note="ratios (x), not ms")  # fmt: skip
+    ratio_row(table, "ratio during/idle", busy, idle, "ratios (x), not ms")
+    note = "rate = logins/s over the window"
+    if cpu_before is not None and cpu_after is not None:
+        note += f"; server CPU {cpu_after - cpu_before:.2f} s in it, finger included"
     results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", password_runs, wall,
-                                               "rate = logins/s over the window")  # fmt: skip
+                                               note)  # fmt: skip
     results["finger_idle"], results["finger_busy"] = _public(idle), _public(busy)
     affinities = thread_affinities(servers.pid("sshfinger-ssh"))
     results["server_thread_affinities"] = sorted(sorted(a) for a in affinities)
@@ -586,6 +683,7 @@ def main() -> int:
     table = Table()
     results: dict[str, Any] = {}
     started = time.monotonic()
+    cpu_before = cpu_times()
     pinned = can_pin()
     if pinned:
         os.sched_setaffinity(0, {CLIENT_CORE})
@@ -606,6 +704,8 @@ def main() -> int:
             if args.logs:
                 servers.keep_logs(args.logs)
             affinities = servers.affinities
+    steal = steal_percent(cpu_before, cpu_times())
+    results["steal_percent"] = steal
     print()
     print(f"sshfinger bench: {os.cpu_count()} cores, "
           + (f"servers pinned to core {SERVER_CORE}, load generator and ssh clients to core {CLIENT_CORE}"
@@ -613,6 +713,9 @@ def main() -> int:
           + f"; {time.monotonic() - started:.0f} s{' (--quick)' if args.quick else ''}")  # fmt: skip
     print(table.render())
     print("ovfl = connections the kernel dropped because the listen queue was full (each costs a 1 s SYN retry)")
+    if steal:
+        print("CPU time stolen by the hypervisor during the run: "
+              + ", ".join(f"{name} {share:.1f}%" for name, share in steal.items()))  # fmt: skip
     print("server CPU sets (all threads) once listening: "
           + ", ".join(f"{name} {cpus}" for name, cpus in affinities.items())
           + (f"; SSH server at the end: {results['server_thread_affinities']}"
