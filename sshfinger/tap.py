@@ -7,6 +7,7 @@ together.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from twisted.application import strports
@@ -186,6 +187,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
             raise usage.UsageError(f"--store: {e}") from None
+        if self["json-log"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["json-log"]))):
+            raise usage.UsageError(f"--json-log: directory of {self['json-log']!r} does not exist")
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")

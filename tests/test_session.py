@@ -270,3 +270,40 @@ class LineModeTests(SessionTestCase):
         process.transport.write(b"quit\nset alice status late\n")
         self.assertEqual(process.status, 0)
         self.assertEqual(self.store.peek("alice").status, "")  # type: ignore[union-attr]
+
+
+class FailingBackend(MemoryBackend):
+    """
+    A backend whose disk is full: every write fails as SQLite's would.
+    """
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Fail like a full disk.
+        """
+        from sshfinger.errors import StoreUnavailable
+
+        raise StoreUnavailable("cannot save change: database or disk is full")
+
+
+class StoreFaultTests(SynchronousTestCase):
+    """
+    The store fails while the server runs.
+    """
+
+    def test_edit_fails_clearly_finger_still_answers(self) -> None:
+        """
+        An exec edit fails with the store's reason and status 1; nothing changes; finger still answers from
+        memory.
+        """
+        clock = Clock()
+        store = CachedStore(FailingBackend([Account("root", role="admin"), Account("alice", status="Old")]), clock.seconds)
+        store.open()
+        finger = FingerService(store, clock)
+        app = ShellApp(store=store, finger=finger, clock=clock)
+        session = ISession(ShellUser("root", app))
+        process = FakeProcess()
+        session.execCommand(process, b"set alice status New")
+        self.assertEqual(process.status, 1)
+        self.assertEqual(process.err, b"error: cannot save change: database or disk is full\n")
+        self.assertIn("Status: Old", "\n".join(self.successResultOf(finger.user("alice", False))))

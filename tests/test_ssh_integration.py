@@ -113,6 +113,23 @@ class LoginTests(SSHServerTestCase):
         self.assertEqual(other.returncode, 0, other.stderr)
         self.assertIn("admin (admin) from 127.0.0.2:", other.stdout)
 
+    def test_passwd_file_removed_fails_closed(self) -> None:
+        """
+        With the passwd file gone, password logins fail (logged as an error), the server keeps running, and a
+        corrupted file fails the same way.
+        """
+        passwd = os.path.join(self.directory, "passwd")
+        os.rename(passwd, passwd + ".gone")
+        result = ssh_run(self.server, "admin", ["whoami"])
+        self.assertEqual(result.returncode, 255)
+        self.assertIn("cannot read passwd file", self.server.log())
+        with open(passwd, "wb") as f:
+            f.write(b"admin:$2b$12$corrupted\n\x00\xff")
+        self.assertEqual(ssh_run(self.server, "admin", ["whoami"]).returncode, 255)
+        self.assertIn(b"Alice Liddell", self.server.finger(b"alice\r\n"))
+        os.replace(passwd + ".gone", passwd)
+        self.assertEqual(ssh_run(self.server, "admin", ["whoami"]).returncode, 0)
+
     def test_ed25519_and_rsa_keys(self) -> None:
         """
         ed25519 and RSA (3072) keys stored with the CLI log in with the default OpenSSH client; the key's
