@@ -54,6 +54,9 @@ SSH_COMMON = [
 ]  # fmt: skip
 SERVER_CORE, CLIENT_CORE = 0, 1
 
+#: One client login: wall seconds, success, first line of output (or of the error).
+Login = tuple[float, bool, str]
+
 
 # --------------------------------------------------------------------------------------------------- helpers
 
@@ -118,6 +121,14 @@ def process_cpu(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu() -> float:
+    """
+    User + system CPU seconds of this process's reaped children (the ssh and sshpass clients).
+    """
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def can_pin() -> bool:
     """
     Whether this process may use both the server core and the client core.
@@ -149,7 +160,7 @@ class ClientRun:
     def __init__(self, args: Sequence[str], timeout: float) -> None:
         self.args, self.timeout = list(args), timeout
 
-    def __call__(self) -> tuple[float, bool, str]:
+    def __call__(self) -> Login:
         """
         Run it; return (wall seconds, success, first line of output or error).
         """
@@ -436,7 +447,8 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = sorted(x for r in results for x in r["latencies"])
     seconds = sum(r["seconds"] for r in results)
     overflows = [r["overflows"] for r in results]
-    cpu = [r["server_cpu"] for r in results]
+    cpus = [r["server_cpu"] for r in results]
+    cpu = None if None in cpus else sum(cpus)
     kinds: dict[str, int] = {}
     for r in results:
         for kind, count in r["error_kinds"].items():
@@ -453,8 +465,8 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "max_ms": (latencies[-1] * 1000) if latencies else float("nan"),
         "overflows": None if None in overflows else sum(overflows),
-        "server_cpu": None if None in cpu else sum(cpu),  # type: ignore[arg-type]
-        "cpu_ms_per_op": (sum(cpu) * 1000 / len(latencies)) if latencies and None not in cpu else None,  # type: ignore[arg-type]
+        "server_cpu": cpu,
+        "cpu_ms_per_op": cpu * 1000 / len(latencies) if cpu is not None and latencies else None,
         "latencies": latencies,
     }
 
@@ -550,7 +562,7 @@ def password_login(port: int) -> ClientRun:
     )  # fmt: skip
 
 
-def login_row(table: Table, name: str, runs: list[tuple[float, bool, str]], wall: float | None = None,
+def login_row(table: Table, name: str, runs: list[Login], wall: float | None = None,
               note: str = "", cpu: float | None = None) -> dict[str, Any]:  # fmt: skip
     """
     Add a row for a batch of logins: rate (if C{wall} is given), p50/p90/max of the successful ones, the server's
@@ -579,15 +591,16 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
     assert ssh is not None
     pid = servers.pid("sshfinger-ssh")
 
-    def batch(function: Callable[[], list[tuple[float, bool, str]]]) -> tuple[list[tuple[float, bool, str]], float,
-                                                                                float | None]:  # fmt: skip
+    def batch(function: Callable[[], list[Login]]) -> tuple[list[Login], float, float | None, str]:
         """
-        Run C{function}; return its result, its wall time and the server's CPU seconds meanwhile.
+        Run C{function}; return its result, its wall time, the server's CPU seconds meanwhile, and a note with
+        the clients' CPU per login (ssh, sshpass: reaped children of this process).
         """
-        cpu, started = process_cpu(pid), time.perf_counter()
+        cpu, clients, started = process_cpu(pid), children_cpu(), time.perf_counter()
         runs = function()
         wall, after = time.perf_counter() - started, process_cpu(pid)
-        return runs, wall, (after - cpu) if after is not None and cpu is not None else None
+        note = f"client CPU {(children_cpu() - clients) * 1000 / max(1, len(runs)):.1f} ms/login"
+        return runs, wall, (after - cpu) if after is not None and cpu is not None else None, note
 
     first = key_login(ssh, servers.key)()
     if not first[1]:
@@ -597,22 +610,23 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
         return
     table.section(f"ssh (OpenSSH client, ed25519 key, exec whoami -> {first[2]!r})")
     runs = 8 if quick else 20
-    sequential, _, cpu = batch(lambda: [key_login(ssh, servers.key)() for _ in range(runs)])
-    results["ssh_key_sequential"] = login_row(table, f"key login+exec, one at a time x{runs}", sequential, cpu=cpu)
+    sequential, _, cpu, note = batch(lambda: [key_login(ssh, servers.key)() for _ in range(runs)])
+    results["ssh_key_sequential"] = login_row(table, f"key login+exec, one at a time x{runs}", sequential,
+                                              note=note, cpu=cpu)  # fmt: skip
 
     logins = 16 if quick else 40
 
-    def parallel_logins() -> list[tuple[float, bool, str]]:
+    def parallel_logins() -> list[Login]:
         with ThreadPoolExecutor(8) as executor:
             return list(executor.map(lambda _: key_login(ssh, servers.key)(), range(logins)))
 
-    parallel, wall, cpu = batch(parallel_logins)
+    parallel, wall, cpu, note = batch(parallel_logins)
     results["ssh_key_parallel"] = login_row(table, f"key logins, 8 parallel x{logins}", parallel, wall,
-                                            "rate = logins/s", cpu)  # fmt: skip
+                                            f"rate = logins/s; {note}", cpu)  # fmt: skip
 
-    single, _, cpu = batch(lambda: [password_login(ssh)() for _ in range(1 if quick else 3)])
+    single, _, cpu, note = batch(lambda: [password_login(ssh)() for _ in range(1 if quick else 3)])
     results["ssh_password_sequential"] = login_row(
-        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single, cpu=cpu
+        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single, note=note, cpu=cpu
     )
 
     # (c) finger on the same (SSH-enabled) server: idle, then while 10 password logins run at once.
@@ -623,7 +637,7 @@ def measure_ssh(servers: Servers, table: Table, quick: bool, results: dict[str, 
     finger_row(table, "finger idle", idle)
 
     logins_done = threading.Event()
-    password_runs: list[tuple[float, bool, str]] = []
+    password_runs: list[Login] = []
 
     def run_logins() -> None:
         try:
