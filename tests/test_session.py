@@ -200,6 +200,23 @@ class ExecTests(SessionTestCase):
         self.assertEqual(process.status, 0)
         self.assertEqual(self.store.peek("alice").plan, "one\ntwo")  # type: ignore[union-attr]
 
+    def test_idle_stdin_times_out(self) -> None:
+        """
+        A command waiting for input that never comes is ended after the idle timeout, changing nothing.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.execCommand(process, b"plan")
+        self.clock.advance(self.app.idle_timeout - 1)
+        process.transport.write(b"partial\n")
+        self.clock.advance(self.app.idle_timeout - 1)
+        self.assertIsNone(process.ended)
+        self.clock.advance(1)
+        self.assertEqual(process.status, 1)
+        self.assertIn(b"no input for 900 s", process.err)
+        process.transport.loseConnection()
+        self.assertEqual(self.store.peek("alice").plan, "")  # type: ignore[union-attr]
+
     def test_stdin_bounded(self) -> None:
         """
         More standard input than L{MAX_STDIN} ends the command with an error, changing nothing.

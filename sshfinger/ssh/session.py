@@ -28,6 +28,8 @@ from sshfinger.interfaces import IUserStore
 from sshfinger.render import sanitize
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction
+from sshfinger.shell.manhole import wants_colour
+from sshfinger.shell.shell import CommandShell
 
 #: Most bytes of standard input an exec command reads (a plan, a password).
 MAX_STDIN = 64 * 1024
@@ -185,9 +187,6 @@ class Session:
         self._start_shell(process, peer, manhole_only=False)
 
     def _start_shell(self, process: Any, peer: str, manhole_only: bool) -> None:
-        from sshfinger.shell.manhole import wants_colour
-        from sshfinger.shell.shell import CommandShell
-
         app = self.user.app
         rows, cols = self.window
         context = app.context(self.user.login, "shell", peer, True)
@@ -209,8 +208,9 @@ class Session:
         self._start_exec(process, text)
 
     def _start_exec(self, process: Any, command: str | None) -> None:
-        context = self.user.app.context(self.user.login, "exec", peer_of(process), False)
-        self.exec = ExecProtocol(context, command, process)
+        app = self.user.app
+        context = app.context(self.user.login, "exec", peer_of(process), False)
+        self.exec = ExecProtocol(context, command, process, app.clock, app.idle_timeout)
         self.exec.makeConnection(process)
         process.makeConnection(wrapProtocol(self.exec))
         self.exec.start()
@@ -259,11 +259,15 @@ class ExecProtocol(Protocol):
 
     log = Logger()
 
-    def __init__(self, context: Context, command: str | None, process: Any) -> None:
+    def __init__(
+        self, context: Context, command: str | None, process: Any, clock: IReactorTime, idle_timeout: float
+    ) -> None:
         """
         @param context: the command context.
         @param command: the command line, or L{None} to read command lines from standard input.
         @param process: the C{SSHSessionProcessProtocol} to write to.
+        @param clock: for the idle timeout.
+        @param idle_timeout: seconds without input after which a command still waiting for input is ended.
         """
         self.context = context
         self.command = command
@@ -273,12 +277,26 @@ class ExecProtocol(Protocol):
         self.status = 0
         self.finished = False
         self._waiter: Deferred[None] | None = None
+        self._clock = clock
+        self._idle_timeout = idle_timeout
+        self._idle: Any = None
 
     def start(self) -> None:
         """
         Run the command (or the lines of standard input), then end the channel with the exit status.
         """
+        self._reset_idle()
         ensureDeferred(self._main()).addErrback(self._crashed)
+
+    def _reset_idle(self) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        if not self.finished:
+            self._idle = self._clock.callLater(self._idle_timeout, self._idle_fired)
+
+    def _idle_fired(self) -> None:
+        self._error(f"no input for {self._idle_timeout:.0f} s; giving up")
+        self._finish()
 
     async def _main(self) -> None:
         if self.command is not None:
@@ -301,6 +319,7 @@ class ExecProtocol(Protocol):
             self._finish()
             return
         self.stdin.extend(data)
+        self._reset_idle()
         self._wake()
 
     def stdin_closed(self) -> None:
@@ -316,6 +335,8 @@ class ExecProtocol(Protocol):
         """
         self.finished = True
         self.stdin_done = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
         self._wake()
 
     def _wake(self) -> None:
@@ -343,6 +364,12 @@ class ExecProtocol(Protocol):
             await self._more()
 
     async def _read_answer(self, kind: str) -> str:
+        text = await self._read_raw_answer(kind)
+        if self.finished:
+            raise CommandError("input cancelled")  # timed out or disconnected: never act on partial input
+        return text
+
+    async def _read_raw_answer(self, kind: str) -> str:
         if self.command is None:
             if kind != "text":
                 return await self._next_line() or ""
@@ -380,6 +407,8 @@ class ExecProtocol(Protocol):
         if self.finished:
             return
         self.finished = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
         self.process.processEnded(exited(self.status))
 
     def _out(self, line: str) -> None:
