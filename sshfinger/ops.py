@@ -1,8 +1,8 @@
 """
-Operations: reload on SIGHUP, and an optional JSON event log for log shippers.
+Operations: reload on SIGHUP, and log files it can reopen (JSON lines for log shippers, or text).
 
 SIGHUP re-checks the passwd files (they are re-read at every login anyway, and authorized keys come from the
-store at every login: nothing is cached to refresh) and reopens the JSON log, so logrotate can move it.
+store at every login: nothing is cached to refresh) and reopens the log files, so logrotate can move them.
 """
 
 from __future__ import annotations
@@ -18,23 +18,27 @@ from twisted.logger import (
     Logger,
     globalLogPublisher,
     jsonFileLogObserver,
+    textFileLogObserver,
 )
 
 from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
 
 
-class JSONLog:
+class ReopenableLog:
     """
-    A log observer writing one JSON object per event (info and above) to a file that can be reopened.
+    A log observer writing events (info and above) to a file that SIGHUP reopens: as JSON lines, one object
+    per event, or as text lines.
 
     @ivar path: the file.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, json: bool) -> None:
         """
         @param path: the file, opened for appending.
+        @param json: JSON lines (for log shippers) rather than text.
         """
         self.path = path
+        self.json = json
         self._file: IO[str] | None = None
         self._observer: Any = None
         self.reopen()
@@ -45,8 +49,9 @@ class JSONLog:
         """
         self.close()
         self._file = open(self.path, "a", encoding="utf-8")
+        make = jsonFileLogObserver if self.json else textFileLogObserver
         self._observer = FilteringLogObserver(
-            jsonFileLogObserver(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+            make(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
         )
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -67,30 +72,34 @@ class JSONLog:
 
 class ReloadService(Service):
     """
-    Handles SIGHUP and owns the JSON log.
+    Handles SIGHUP and owns the reopenable log files.
     """
 
     log = Logger()
 
-    def __init__(self, reactor: Any, passwd_files: Sequence[str], json_log: str | None = None) -> None:
+    def __init__(
+        self, reactor: Any, passwd_files: Sequence[str], json_log: str | None = None, text_log: str | None = None
+    ) -> None:
         """
         @param reactor: where the reload runs (the signal handler only schedules it).
         @param passwd_files: the C{--auth file:} paths to re-check.
         @param json_log: a file for JSON events, or L{None}.
+        @param text_log: a file for text events, or L{None}.
         """
         self.reactor = reactor
         self.passwd_files = list(passwd_files)
-        self.json_log_path = json_log
-        self.json_log: JSONLog | None = None
+        self.paths = [(path, json) for path, json in ((json_log, True), (text_log, False)) if path]
+        self.logs: list[ReopenableLog] = []
         self._previous: Any = None
 
     def startService(self) -> None:
         """
-        Open the JSON log and take SIGHUP.
+        Open the log files and take SIGHUP.
         """
-        if self.json_log_path:
-            self.json_log = JSONLog(self.json_log_path)
-            globalLogPublisher.addObserver(self.json_log)
+        for path, json in self.paths:
+            log = ReopenableLog(path, json)
+            globalLogPublisher.addObserver(log)
+            self.logs.append(log)
         self._previous = signal.signal(signal.SIGHUP, self._signalled)
         super().startService()
 
@@ -99,10 +108,10 @@ class ReloadService(Service):
 
     def reload(self) -> None:
         """
-        Re-check the passwd files and reopen the JSON log.
+        Re-check the passwd files and reopen the log files.
         """
-        if self.json_log is not None:
-            self.json_log.reopen()
+        for log in self.logs:
+            log.reopen()
         problems = 0
         for path in self.passwd_files:
             try:
@@ -122,11 +131,12 @@ class ReloadService(Service):
 
     def stopService(self) -> None:
         """
-        Give SIGHUP back and close the JSON log.
+        Give SIGHUP back and close the log files.
         """
         super().stopService()
         if self._previous is not None:
             signal.signal(signal.SIGHUP, self._previous)
-        if self.json_log is not None:
-            globalLogPublisher.removeObserver(self.json_log)
-            self.json_log.close()
+        for log in self.logs:
+            globalLogPublisher.removeObserver(log)
+            log.close()
+        self.logs = []

@@ -106,6 +106,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
+        ["log-file", None, None, "Also write every event (info and above) as text to this file; SIGHUP reopens it."],
         [
             "idle-timeout",
             None,
@@ -187,8 +188,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
             raise usage.UsageError(f"--store: {e}") from None
-        if self["json-log"] and not os.path.isdir(os.path.dirname(os.path.abspath(self["json-log"]))):
-            raise usage.UsageError(f"--json-log: directory of {self['json-log']!r} does not exist")
+        for option in ("json-log", "log-file"):
+            if self[option] and not os.path.isdir(os.path.dirname(os.path.abspath(self[option]))):
+                raise usage.UsageError(f"--{option}: directory of {self[option]!r} does not exist")
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")
@@ -242,7 +244,9 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 
-    reload = ReloadService(reactor, settings.get("passwd_files", []), settings.get("json-log"))
+    reload = ReloadService(
+        reactor, settings.get("passwd_files", []), settings.get("json-log"), settings.get("log-file")
+    )
     reload.setName("reload")
     reload.setServiceParent(top)
 

@@ -34,7 +34,7 @@ class ReloadTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         """
-        A passwd file and a JSON log path; the service is started, and stopped at the end.
+        A passwd file, a JSON and a text log path; the service is started, and stopped at the end.
         """
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
@@ -42,7 +42,8 @@ class ReloadTests(SynchronousTestCase):
         with open(self.passwd, "w") as f:
             f.write("admin:$2b$04$" + "a" * 53 + "\n")
         self.json_path = os.path.join(self.directory, "events.json")
-        self.service = ReloadService(ImmediateReactor(), [self.passwd], self.json_path)
+        self.text_path = os.path.join(self.directory, "events.log")
+        self.service = ReloadService(ImmediateReactor(), [self.passwd], self.json_path, self.text_path)
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.events: list[dict[str, Any]] = []
@@ -58,7 +59,7 @@ class ReloadTests(SynchronousTestCase):
 
     def test_json_log_fields(self) -> None:
         """
-        Events reach the JSON log with their fields; debug events do not.
+        Events reach the JSON log with their fields and the text log as lines; debug events reach neither.
         """
         log = Logger(namespace="test")
         log.info("finger {peer} -> {outcome}", peer="127.0.0.1:1", outcome="user")
@@ -66,6 +67,10 @@ class ReloadTests(SynchronousTestCase):
         written = self.json_events(self.json_path)
         self.assertEqual([(e["peer"], e["outcome"]) for e in written if "peer" in e], [("127.0.0.1:1", "user")])
         self.assertFalse([e for e in written if e.get("x") == 1])
+        with open(self.text_path) as f:
+            text = f.read()
+        self.assertIn("finger 127.0.0.1:1 -> user", text)
+        self.assertNotIn("noise", text)
 
     def test_sighup_reopens_and_rechecks(self) -> None:
         """
@@ -73,11 +78,14 @@ class ReloadTests(SynchronousTestCase):
         warned about; a removed passwd file is an error event, and the process keeps running.
         """
         os.rename(self.json_path, self.json_path + ".1")
+        os.rename(self.text_path, self.text_path + ".1")
         with open(self.passwd, "a") as f:
             f.write("bob:plain\n")
         os.kill(os.getpid(), signal.SIGHUP)
         reloads = [e for e in self.json_events(self.json_path) if e.get("event_type") == "reload"]
         self.assertEqual(len(reloads), 1)
+        with open(self.text_path) as f:
+            self.assertIn("Reloaded on SIGHUP: 1 passwd file(s) checked", f.read())
         self.assertTrue([e for e in self.events if "plaintext password for 'bob'" in str(e.get("problem"))])
         os.remove(self.passwd)
         os.kill(os.getpid(), signal.SIGHUP)
