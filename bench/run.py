@@ -1,14 +1,15 @@
 """
 One command that measures sshfinger on this machine and prints one table.
 
-  python bench/run.py [--quick] [--venv DIR] [--json FILE] [--no-ssh]
+  python bench/run.py [--quick] [--venv DIR] [--json FILE] [--logs DIR] [--no-ssh]
 
 It starts, on free loopback ports, the Twisted tutorial's plain finger server (C{baseline_finger.py}) and the
 installed C{twistd -n --pidfile= sshfinger} (finger only for the finger rows, then with SSH for the SSH rows),
 pins the servers to core 0 and itself, the load generator and the ssh clients to core 1, and measures:
 
-  a. finger queries/s, p50/p99/max at 16 and 128 concurrent connections, sshfinger against the baseline, and
-     the ratio; plus one diagnostic row of sshfinger with its per-query info log switched off;
+  a. finger queries/s, p50/p99/max and server CPU per query at 16 and 128 concurrent connections, sshfinger
+     against the baseline, and the ratios; plus diagnostics changed from outside: sshfinger with its per-query
+     info log switched off, and both servers with a listen backlog of 1024 instead of 50;
   b. SSH public-key login + exec (real OpenSSH client, C{whoami}): median and p90 of sequential runs, and
      logins/s with 8 clients at a time;
   c. finger p99 on the SSH-enabled server when idle and while 10 password logins (bcrypt cost 12, sshpass)
@@ -676,7 +677,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Measure sshfinger against the tutorial finger server.")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="venv with sshfinger installed "
                         "(default: the repo's .venv)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="fewer queries and logins (~30 s instead of ~2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer queries and logins (~20 s instead of ~1 min)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-ssh", action="store_true", help="finger rows only (a)")
     parser.add_argument("--logs", type=Path, help="copy the servers' logs into this directory")

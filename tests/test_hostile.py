@@ -79,7 +79,7 @@ def malformed_queries(rng: random.Random, count: int) -> list[bytes]:
     fixed = [
         b"\x00\r\n", b"\xff\xfe\xfd\r\n", b"@" * 400 + b"\r\n", b"/W /W /W\r\n", b"/w\r\n", b"/X alice\r\n",
         b"\x1b[2J\x07alice\r\n", b"alice\r\nbob\r\ncarol\r\n", b"a" * 513, b"\r\n" * 50, b"alice@" + b"@" * 200 + b"\r\n",
-        "ålïcé\r\n".encode(), b"\xc3\x28\r\n", b" " * 511 + b"\n",
+        "ålïcé\r\n".encode(), b"\xc3\x28\r\n", b" " * 511 + b"\n", b"@" * 5000 + b"\r\n", b"/W" * 3000 + b"\r\n",
     ]  # fmt: skip
     queries = list(fixed)
     while len(queries) < count:
