@@ -20,12 +20,14 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from sshfinger.account import is_valid_login
+from sshfinger.account import Account, is_valid_login
 from sshfinger.interfaces import IUserStore
-from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
+from sshfinger.render import age_text, cap_lines, encode_lines, render_listing, render_record, sanitize
 
 #: Longest query accepted, in bytes, not counting its line ending.
 MAX_QUERY = 512
+#: Rendered records kept for reuse (the cache is emptied when it grows past this).
+CACHE_SIZE = 10_000
 
 #: Longest query text kept in a log event, in characters (after escaping).
 LOG_QUERY_CHARS = 100
@@ -112,6 +114,18 @@ class Answer(list[str]):
         """
         super().__init__(lines)
         self.outcome = outcome
+        self._encoded: dict[tuple[bool, int], bytes] = {}
+
+    def encode(self, ascii_only: bool, max_output: int) -> bytes:
+        """
+        The answer as sent: capped at C{max_output} bytes, CRLF line endings, UTF-8 or ASCII.  Computed once per
+        form and kept, so a cached answer costs no rendering at all.
+        """
+        key = (ascii_only, max_output)
+        data = self._encoded.get(key)
+        if data is None:
+            data = self._encoded[key] = encode_lines(cap_lines(self, max_output, ascii_only), ascii_only)
+        return data
 
 
 class FingerService:
@@ -134,6 +148,7 @@ class FingerService:
         self.store = store
         self.clock = clock
         self.allow_list = allow_list
+        self._cache: dict[tuple[str, bool], tuple[Account, str, Answer]] = {}
 
     def user(self, login: str, verbose: bool) -> Deferred[list[str]]:
         """
@@ -148,7 +163,18 @@ class FingerService:
         account = self.store.peek(login) if is_valid_login(login) else None
         if account is None or account.hidden:
             return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user")
-        return Answer(render_record(account, verbose, self.clock.seconds()), "user")
+        # A record changes only when its account does (a new Account object) or when its age text does.
+        now = self.clock.seconds()
+        age = age_text(now - account.updated_at)
+        key = (account.login, verbose)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is account and cached[1] == age:
+            return cached[2]
+        answer = Answer(render_record(account, verbose, now), "user")
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (account, age, answer)
+        return answer
 
     def listing(self) -> Deferred[list[str]]:
         """
@@ -314,10 +340,12 @@ class FingerProtocol(Protocol, TimeoutMixin):
         Log the query's outcome, then (if the peer is still there) write the answer and close.
         """
         self._state = "done"
+        factory = self.factory
         try:
-            data = encode_lines(
-                cap_lines(lines, self.factory.max_output, self.factory.ascii_only), self.factory.ascii_only
-            )
+            if isinstance(lines, Answer):
+                data = lines.encode(factory.ascii_only, factory.max_output)
+            else:
+                data = encode_lines(cap_lines(lines, factory.max_output, factory.ascii_only), factory.ascii_only)
         except Exception:
             self.log.failure(
                 "finger {peer} {query}: cannot render the answer", peer=self._peer, query=escape_query(self._query)

@@ -185,7 +185,10 @@ def _pair(left: str, right: str) -> str:
     return f"{left}{' ' * gap}{right}".rstrip()
 
 
-def _age(seconds: float) -> str:
+def age_text(seconds: float) -> str:
+    """
+    How long ago, coarsely: C{"just now"}, C{"5 minutes ago"}, C{"2 days ago"}.
+    """
     if seconds < 60:
         return "just now"
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -206,7 +209,7 @@ def format_update(account: Account, now: float, with_author: bool) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(account.updated_at))
     except (OverflowError, ValueError, OSError):
         return "Updated: at an unknown time"
-    line = f"Updated: {stamp} ({_age(now - account.updated_at)})"
+    line = f"Updated: {stamp} ({age_text(now - account.updated_at)})"
     author = sanitize(account.updated_by)
     if with_author and author:
         line += f" by {author}"

@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport, StringTransportWithDisconn
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.account import Account
+from sshfinger.account import Account, Actor
 from sshfinger.finger import (
     FORWARD_DENIED,
     INTERNAL_ERROR,
@@ -723,3 +723,35 @@ class WireSafetyPropertyTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol.dataReceived(data + b"\n")
         self.assertFalse(transport.connected)
         assert_terminal_safe(self, transport.value())
+
+
+class AnswerCacheTests(SynchronousTestCase):
+    """
+    Rendered records are reused until the account or the age text changes.
+    """
+
+    def setUp(self) -> None:
+        """
+        A store with alice, updated at time 1000; the clock at 1010.
+        """
+        self.clock = task.Clock()
+        self.clock.advance(1010)
+        self.store = CachedStore(MemoryBackend([Account("alice", status="One", updated_at=1000.0)]), self.clock.seconds)
+        self.store.open()
+        self.service = FingerService(self.store, self.clock)
+
+    def test_reused_then_refreshed(self) -> None:
+        """
+        Two queries get the very same answer (encoded once); a status change or the passing of a minute gives a
+        fresh one with the new text.
+        """
+        first = self.successResultOf(self.service.user("alice", False))
+        self.assertIs(self.successResultOf(self.service.user("alice", False)), first)
+        self.assertIs(first.encode(False, 65536), first.encode(False, 65536))  # type: ignore[attr-defined]
+        self.assertIsNot(self.successResultOf(self.service.user("alice", True)), first)
+        self.clock.advance(60)
+        aged = self.successResultOf(self.service.user("alice", False))
+        self.assertIsNot(aged, first)
+        self.assertIn("1 minute ago", "\n".join(aged))
+        self.successResultOf(self.store.update("alice", {"status": "Two"}, Actor("t", "cli")))
+        self.assertIn("Status: Two", "\n".join(self.successResultOf(self.service.user("alice", False))))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from twisted.application import strports
@@ -68,6 +69,24 @@ class FirstOfCheckers:
             return maybeDeferred(remaining.pop(0).requestAvatarId, credentials).addErrback(next_checker)
 
         return next_checker(None)
+
+
+#: The nice value of bcrypt threads: on a busy machine the reactor thread (finger, SSH I/O) gets the CPU first.
+BCRYPT_NICE = 10
+
+
+def background(function: Callable[[], T]) -> T:
+    """
+    Run C{function} in this (pool) thread at a lower CPU priority, so CPU-bound work such as bcrypt never
+    starves the reactor thread.  Linux sets priorities per thread; elsewhere this just runs C{function}.
+    """
+    try:
+        thread_id = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread_id) < BCRYPT_NICE:
+            os.setpriority(os.PRIO_PROCESS, thread_id, BCRYPT_NICE)
+    except (AttributeError, OSError):
+        pass
+    return function()
 
 
 def build_portal(realm: ShellRealm, checkers: Iterable[ICredentialsChecker]) -> Portal:
@@ -168,7 +187,7 @@ def make_ssh_service(
     pool = ThreadPool(minthreads=0, maxthreads=BCRYPT_THREADS, name="sshfinger-bcrypt")
 
     def in_pool(function: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, pool, function)
+        return deferToThreadPool(reactor, pool, lambda: background(function))
 
     passwd_files: list[str] = list(config.get("passwd_files", []))
     checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(StoreKeysDB(store))]
