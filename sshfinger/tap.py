@@ -19,6 +19,7 @@ from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.python import usage
 
 from sshfinger.account import LOGIN_RULE, is_valid_login
+from sshfinger.endpoints import with_backlog
 from sshfinger.finger import FingerFactory, FingerService
 from sshfinger.ops import ReloadService
 from sshfinger.ssh.service import make_ssh_service
@@ -72,7 +73,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
     longdesc = (
         "Serve RFC 1288 finger and an SSH admin shell from one user store. Endpoints use Twisted's endpoint "
-        "syntax, e.g. tcp:79, tcp:1079:interface=127.0.0.1, unix:/run/finger.sock, systemd:domain=INET:index=0. "
+        "syntax, e.g. tcp:79, tcp:1079:interface=127.0.0.1, unix:/run/finger.sock, systemd:domain=INET:index=0; "
+        "tcp endpoints get a listen queue of 1024 unless they set backlog=. "
         "SSH logins: public keys stored in the user store always work; --auth file:PATH adds bcrypt passwords "
         "(written by 'sshfinger passwd'). A login needs an account in the store to get a shell."
     )
@@ -240,7 +242,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
     )
-    endpoint = strports.service(settings["finger"], factory, reactor)
+    endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 

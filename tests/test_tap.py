@@ -141,3 +141,19 @@ class MakeServiceTests(SynchronousTestCase):
         warnings = [e for e in events if e.get("log_level") == LogLevel.warn and "problem" in e]
         self.assertEqual(len(warnings), 1)
         self.assertIn("passwd:1", str(warnings[0]["problem"]))
+
+
+class BacklogTests(SynchronousTestCase):
+    """
+    L{sshfinger.endpoints.with_backlog}.
+    """
+
+    def test_tcp_gets_backlog(self) -> None:
+        """
+        TCP endpoints without a backlog get 1024; others, and explicit backlogs, are left alone.
+        """
+        from sshfinger.endpoints import with_backlog
+
+        self.assertEqual(with_backlog("tcp:79"), "tcp:79:backlog=1024")
+        self.assertEqual(with_backlog("tcp:79:backlog=5"), "tcp:79:backlog=5")
+        self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")

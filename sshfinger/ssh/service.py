@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from sshfinger import passwd
 from sshfinger.interfaces import IUserStore
+from sshfinger.endpoints import with_backlog
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
@@ -222,7 +223,7 @@ def make_ssh_service(
     )
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
-    endpoint = strports.service(config["ssh"], factory, reactor)
+    endpoint = strports.service(with_backlog(config["ssh"]), factory, reactor)
     endpoint.setName("ssh-endpoint")
     endpoint.setServiceParent(service)
     return service, app
