@@ -117,6 +117,8 @@ class ServerTransport(transport.SSHServerTransport):
     (Linux only; elsewhere nothing changes).
     """
 
+    log = Logger()
+
     def connectionMade(self) -> None:
         """
         Turn off Nagle, then start as Conch does.
@@ -132,6 +134,16 @@ class ServerTransport(transport.SSHServerTransport):
         quickack = getattr(socket, "TCP_QUICKACK", None)
         if quickack is not None:
             self._socket_option(socket.IPPROTO_TCP, quickack)
+
+    def receiveError(self, reasonCode: int, description: bytes) -> None:
+        """
+        A client's ordinary goodbye ("disconnected by application", what OpenSSH sends on every exit) is
+        logged at info; other disconnect reasons stay errors, as Conch logs them.
+        """
+        if reasonCode == transport.DISCONNECT_BY_APPLICATION:
+            self.log.info("SSH client disconnected: {description}", description=description)
+            return
+        super().receiveError(reasonCode, description)
 
     def _socket_option(self, level: int, option: int) -> None:
         handle = getattr(self.transport, "getHandle", None)
