@@ -10,6 +10,7 @@ Forwarding (C{user@host}) is always refused; the user list can be.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Iterable
 
 from twisted.internet.address import IPv6Address
@@ -26,6 +27,8 @@ from sshfinger.render import age_text, cap_lines, encode_lines, render_listing, 
 
 #: Longest query accepted, in bytes, not counting its line ending.
 MAX_QUERY = 512
+#: Most accounts an empty query lists (the answer is also capped in bytes); a huge store costs no more.
+LIST_MAX = 1000
 #: Rendered records kept for reuse (the cache is emptied when it grows past this).
 CACHE_SIZE = 10_000
 
@@ -182,8 +185,14 @@ class FingerService:
         """
         if not self.allow_list:
             return succeed(Answer([LIST_DENIED], "list-denied"))
-        d = maybeDeferred(self.store.list)
-        return d.addCallback(lambda accounts: Answer(render_listing(accounts), "list"))
+        return maybeDeferred(self._listing)
+
+    def _listing(self) -> Answer:
+        accounts = list(islice(self.store.visible_accounts(), LIST_MAX + 1))
+        lines = list(render_listing(accounts[:LIST_MAX]))
+        if len(accounts) > LIST_MAX:
+            lines.append(f"... more accounts than the {LIST_MAX} listed; ask for one by name")
+        return Answer(lines, "list")
 
     def forward(self, query: Query) -> Deferred[list[str]]:
         """

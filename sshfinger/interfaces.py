@@ -8,7 +8,7 @@ only: finger lookups and Tab completion use them and never wait.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
@@ -36,6 +36,11 @@ class IUserStore(Interface):
     def logins() -> list[str]:
         """
         Return every login in memory, sorted, hidden ones included.  Never blocks.
+        """
+
+    def visible_accounts() -> Iterator[Account]:
+        """
+        Iterate over the accounts finger may show, in login order, lazily, from memory.  Never blocks.
         """
 
     def get(login: str) -> Deferred[Account]:

@@ -5,7 +5,7 @@ L{StringTransport}s with a L{task.Clock}.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -85,7 +85,7 @@ def make_clock() -> task.Clock:
 
 class BrokenStore:
     """
-    A store whose reads raise (C{peek}) or fail (C{list}), for internal errors.
+    A store whose reads raise (C{peek}, C{visible_accounts}) or fail (C{list}), for internal errors.
     """
 
     def peek(self, login: str) -> Account | None:
@@ -99,6 +99,13 @@ class BrokenStore:
         Return a failed L{Deferred}.
         """
         return fail(RuntimeError("list is broken"))
+
+    def visible_accounts(self) -> Iterator[Account]:
+        """
+        Raise while iterating, as a buggy store would.
+        """
+        raise RuntimeError("visible_accounts is broken")
+        yield  # pragma: no cover
 
 
 class ManualService:
@@ -755,3 +762,31 @@ class AnswerCacheTests(SynchronousTestCase):
         self.assertIn("1 minute ago", "\n".join(aged))
         self.successResultOf(self.store.update("alice", {"status": "Two"}, Actor("t", "cli")))
         self.assertIn("Status: Two", "\n".join(self.successResultOf(self.service.user("alice", False))))
+
+
+class ListingLimitTests(SynchronousTestCase):
+    """
+    The empty query on a large store.
+    """
+
+    def test_listing_is_bounded(self) -> None:
+        """
+        A store larger than L{LIST_MAX} lists the first accounts in order and says there are more; hidden
+        accounts are skipped; a new account shows in the next listing.
+        """
+        from sshfinger.finger import LIST_MAX
+
+        clock = task.Clock()
+        accounts = [Account(f"user{n:05d}", hidden=n == 0) for n in range(LIST_MAX + 50)]
+        store = CachedStore(MemoryBackend(accounts), clock.seconds)
+        store.open()
+        service = FingerService(store, clock)
+        lines = self.successResultOf(service.listing())
+        self.assertEqual(len(lines), 1 + LIST_MAX + 1)
+        self.assertTrue(lines[1].startswith("user00001"))
+        self.assertIn("more accounts than the", lines[-1])
+        self.successResultOf(store.create("aaron", Actor("t", "cli")))
+        self.successResultOf(store.delete("user00001", Actor("t", "cli")))
+        lines = self.successResultOf(service.listing())
+        self.assertTrue(lines[1].startswith("aaron"))
+        self.assertTrue(lines[2].startswith("user00002"))

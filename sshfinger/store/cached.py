@@ -9,7 +9,7 @@ announced to subscribers and acknowledged.  A failed commit changes nothing.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -64,6 +64,7 @@ class CachedStore:
         self._clock = clock
         self._executor = executor
         self._accounts: dict[str, Account] = {}
+        self._sorted: list[str] | None = None  # logins in order; rebuilt after a create or delete
         self._subscribers: list[Subscriber] = []
 
     @property
@@ -78,6 +79,7 @@ class CachedStore:
         Open the backend and load every account into memory (synchronously: called before serving).
         """
         self._accounts = {account.login: account for account in self.backend.open()}
+        self._sorted = None
 
     def close(self) -> None:
         """
@@ -99,11 +101,26 @@ class CachedStore:
         """
         return self._accounts.get(login.lower())
 
+    def _sorted_logins(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self._accounts)
+        return self._sorted
+
     def logins(self) -> list[str]:
         """
         See L{IUserStore.logins}.
         """
-        return sorted(self._accounts)
+        return list(self._sorted_logins())
+
+    def visible_accounts(self) -> Iterator[Account]:
+        """
+        See L{IUserStore.visible_accounts}.
+        """
+        accounts = self._accounts
+        for login in self._sorted_logins():
+            account = accounts.get(login)
+            if account is not None and not account.hidden:
+                yield account
 
     def get(self, login: str) -> Deferred[Account]:
         """
@@ -120,7 +137,7 @@ class CachedStore:
         """
         accounts = self._accounts
         return succeed(
-            [accounts[login] for login in sorted(accounts) if include_hidden or not accounts[login].hidden]
+            [accounts[login] for login in self._sorted_logins() if include_hidden or not accounts[login].hidden]
         )
 
     # Writes: validated here, committed by the backend, then applied.
@@ -238,8 +255,11 @@ class CachedStore:
 
     def _apply(self, login: str, account: Account | None, changes: Iterable[Change]) -> None:
         if account is None:
-            self._accounts.pop(login, None)
+            if self._accounts.pop(login, None) is not None:
+                self._sorted = None
         else:
+            if login not in self._accounts:
+                self._sorted = None
             self._accounts[login] = account
         self._notify(changes)
 
