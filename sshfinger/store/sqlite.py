@@ -14,6 +14,7 @@ processes' writes are found by L{SQLiteBackend.poll}, which reads the C{changes}
 from __future__ import annotations
 
 import sqlite3
+from sys import intern
 from importlib.resources import files
 from typing import Callable, Iterable, Mapping, TypeVar
 
@@ -101,21 +102,14 @@ def migration_scripts(version: int | None) -> list[tuple[int, str]]:
     return steps
 
 
-def _account_from_row(row: tuple, keys: Iterable[str]) -> Account:
+def _account_from_row(row: tuple, keys: Iterable[str] = ()) -> Account:
     login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by = row
+    # Positional (fields in declaration order) and interned role and author: loading a million accounts is
+    # start-up time, and repeated strings are memory.
     return Account(
-        login=login,
-        real_name=real_name,
-        status=status,
-        plan=plan,
-        office=office,
-        phone=phone,
-        hidden=bool(hidden),
-        role=role,
-        keys=tuple(keys),
-        updated_at=updated_at,
-        updated_by=updated_by,
-    )
+        login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
+        intern(updated_by),
+    )  # fmt: skip
 
 
 def _account_values(account: Account) -> tuple:
@@ -261,7 +255,9 @@ class SQLiteBackend:
         keys: dict[str, list[str]] = {}
         for login, line in connection.execute("SELECT login, line FROM account_keys ORDER BY login, position"):
             keys.setdefault(login, []).append(line)
-        rows = connection.execute(f"{_SELECT_ACCOUNT} ORDER BY login")
+        rows = connection.execute(_SELECT_ACCOUNT)  # table order: the cached store sorts logins when needed
+        if not keys:
+            return [_account_from_row(row) for row in rows]
         return [_account_from_row(row, keys.get(row[0], ())) for row in rows]
 
     @staticmethod
