@@ -240,7 +240,7 @@ class ReadmeRunCommandTests(SynchronousTestCase):
             self.assertIsNone(process.poll(), "make run exited early")
             try:
                 answer = subprocess.run(
-                    [nc, "-q", "1", "127.0.0.1", str(port)], input=b"alice\r\n", capture_output=True, timeout=10
+                    [nc, "127.0.0.1", str(port)], input=b"alice\r\n", capture_output=True, timeout=10
                 ).stdout
             except subprocess.TimeoutExpired:
                 answer = b""
