@@ -16,8 +16,12 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from finger_load import run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
@@ -100,6 +104,17 @@ def main() -> None:
                 subprocess.run([tool, "set", "alice", "status", f"cli-{n}", "--store", str(store)], check=True,
                                capture_output=True)  # fmt: skip
                 cli_delays.append(until_seen(finger_port, f"cli-{n}".encode()))
+            idle = run_load("127.0.0.1", finger_port, 8, 2000, b"bob\r\n")
+            writer = subprocess.Popen(
+                ["ssh", *CLIENT, "-p", str(ssh_port), "-i", str(key), "-T", "admin@127.0.0.1"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            assert writer.stdin is not None
+            writer.stdin.write("".join(f"set alice status write-{n}\n" for n in range(500)).encode() + b"quit\n")
+            writer.stdin.close()
+            busy = run_load("127.0.0.1", finger_port, 8, 100_000, b"bob\r\n", seconds=20,
+                            until=lambda: writer.poll() is not None)  # fmt: skip
+            writer.wait(60)
         finally:
             server.terminate()
             server.wait(10)
@@ -108,6 +123,9 @@ def main() -> None:
           f"  ({len(exec_delays)} edits; one finger round trip)")
     print(f"  sshfinger set: median {statistics.median(cli_delays) * 1000:7.2f} ms, max {max(cli_delays) * 1000:7.2f} ms"
           f"  ({len(cli_delays)} edits from another process; the server polls every 0.5 s)")
+    print("finger p99 (8 clients) while 500 edits stream in over one SSH session and commit (fsync each)")
+    print(f"  idle {idle['p99_ms']:.2f} ms, during the writes {busy['p99_ms']:.2f} ms "
+          f"({busy['queries']} queries): {busy['p99_ms'] / idle['p99_ms']:.2f}x")
 
 
 if __name__ == "__main__":
