@@ -21,20 +21,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import KEY_ONLY, SSH_COMMON, free_port  # noqa: E402
 from finger_load import run_load  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-CLIENT = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-          "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]  # fmt: skip
 
-
-def free_port() -> int:
-    """
-    A loopback port that was free a moment ago.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def finger(port: int) -> bytes:
@@ -97,7 +88,7 @@ def main() -> None:
                     time.sleep(0.05)
             exec_delays, cli_delays = [], []
             for n in range(args.rounds):
-                subprocess.run(["ssh", *CLIENT, "-p", str(ssh_port), "-i", str(key), "admin@127.0.0.1",
+                subprocess.run(["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh_port), "-i", str(key), "admin@127.0.0.1",
                                 "set", "alice", "status", f"exec-{n}"], check=True, capture_output=True)  # fmt: skip
                 exec_delays.append(until_seen(finger_port, f"exec-{n}".encode()))
             for n in range(max(3, args.rounds // 4)):
@@ -106,7 +97,7 @@ def main() -> None:
                 cli_delays.append(until_seen(finger_port, f"cli-{n}".encode()))
             idle = run_load("127.0.0.1", finger_port, 8, 2000, b"bob\r\n")
             writer = subprocess.Popen(
-                ["ssh", *CLIENT, "-p", str(ssh_port), "-i", str(key), "-T", "admin@127.0.0.1"],
+                ["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh_port), "-i", str(key), "-T", "admin@127.0.0.1"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             assert writer.stdin is not None

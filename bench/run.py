@@ -42,17 +42,13 @@ from typing import Any, Callable, Sequence
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
+from common import SSH_COMMON, free_port  # noqa: E402
 from finger_load import percentile, run_load  # noqa: E402
 
 HOST = "127.0.0.1"
 PASSWORD = "bench-Password-1"
 #: What a good finger answer about alice contains, from both servers (the demo data of 'sshfinger init').
 ALICE_STATUS = b"Down the rabbit hole"
-SSH_COMMON = [
-    "-F", "/dev/null",  # no user config: no ControlMaster reuse, no surprises
-    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=20",
-]  # fmt: skip
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 #: One client login: wall seconds, success, first line of output (or of the error).
@@ -60,15 +56,6 @@ Login = tuple[float, bool, str]
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    """
-    A loopback port that was free a moment ago.
-    """
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def listen_overflows() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,33 +23,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import KEY_ONLY, SSH_COMMON, free_port, wait_port  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SSHD = "/usr/sbin/sshd"
-CLIENT = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-          "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]  # fmt: skip
 
 
-def free_port() -> int:
-    """
-    A loopback port that was free a moment ago.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    """
-    Wait until C{port} accepts connections.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def pinned(core: int) -> None:
@@ -66,7 +45,7 @@ def login(port: int, user: str, key: Path, command: str, options: list[str]) -> 
     One key login + exec; return its wall time in seconds.
     """
     started = time.perf_counter()
-    subprocess.run(["ssh", *CLIENT, *options, "-p", str(port), "-i", str(key), f"{user}@127.0.0.1", command],
+    subprocess.run(["ssh", *SSH_COMMON, *KEY_ONLY, *options, "-p", str(port), "-i", str(key), f"{user}@127.0.0.1", command],
                    check=True, capture_output=True, timeout=30)  # fmt: skip
     return time.perf_counter() - started
 

@@ -12,7 +12,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.process import REPO, ServerProcess, clean_env, free_port, finger, run_tool, venv_tool
+from tests.process import REPO, ServerProcess, clean_env, free_port, run_tool, venv_tool
 
 
 class InstalledPackageTests(SynchronousTestCase):

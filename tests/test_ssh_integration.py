@@ -275,7 +275,7 @@ class InteractiveTests(SSHServerTestCase):
         term.keys("C-u")
         term.keys("C-r")
         term.type("fin")
-        screen = term.wait_for("(reverse-i-search)`fin': finger bob")
+        term.wait_for("(reverse-i-search)`fin': finger bob")
         term.keys("Enter")
         term.wait_for("Login: bob")
         term.type("quit")

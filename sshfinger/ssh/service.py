@@ -196,12 +196,11 @@ def make_ssh_service(
     checkers += list(config.get("credCheckers", []))
     warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
 
-    set_password: Callable[[str, str], Deferred[None]] | None = None
-    if len(passwd_files) == 1:
-        path = passwd_files[0]
+    def write_password(login: str, password: str) -> Deferred[None]:
+        return in_pool(lambda: passwd.set_password(passwd_files[0], login, password))
 
-        def set_password(login: str, password: str) -> Deferred[None]:
-            return in_pool(lambda: passwd.set_password(path, login, password))
+    # The shell's passwd command needs exactly one file to write to.
+    set_password = write_password if len(passwd_files) == 1 else None
 
     app = ShellApp(
         store=store,
