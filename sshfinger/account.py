@@ -8,8 +8,8 @@ C{"alice"} name the same account.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, NamedTuple
 
 from sshfinger.errors import InvalidValue
 
@@ -137,10 +137,12 @@ def normalize_changes(changes: Mapping[str, object]) -> dict[str, object]:
     return result
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(NamedTuple):
     """
     One account as every service sees it.  Instances are immutable: a change makes a new one.
+
+    A named tuple rather than a dataclass: a store of a million accounts builds a million of them at start-up,
+    and a tuple is built several times faster.
 
     @ivar login: the unique, lower-case login.
     @ivar real_name: the person's name.
@@ -171,7 +173,7 @@ class Account:
         """
         Return a copy with C{changes} (already normalized) applied and the update stamp set.
         """
-        return replace(self, **changes, updated_at=at, updated_by=by)  # type: ignore[arg-type]
+        return self._replace(**changes, updated_at=at, updated_by=by)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

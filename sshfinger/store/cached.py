@@ -8,6 +8,7 @@ announced to subscribers and acknowledged.  A failed commit changes nothing.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Mapping, TypeVar
 
@@ -23,6 +24,8 @@ from sshfinger.interfaces import IStoreBackend, IUserStore, Subscriber
 T = TypeVar("T")
 Executor = Callable[[Callable[[], T]], "Deferred[T]"]
 
+#: Accounts beyond which a loaded store is frozen out of the garbage collector's sight (L{gc.freeze}).
+LARGE_STORE = 10_000
 #: Shell history lines kept per login.
 HISTORY_KEEP = 500
 #: Longest history line kept, in characters.
@@ -78,7 +81,18 @@ class CachedStore:
         """
         Open the backend and load every account into memory (synchronously: called before serving).
         """
-        self._accounts = {account.login: account for account in self.backend.open()}
+        # A million accounts are a million new objects: the cyclic garbage collector would walk them over and
+        # over while they load (none of them can be garbage).  Pause it; for a large store, also move what is
+        # loaded out of its sight for good, so later collections do not walk it either.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._accounts = {account.login: account for account in self.backend.open()}
+        finally:
+            if was_enabled:
+                gc.enable()
+        if len(self._accounts) > LARGE_STORE:
+            gc.freeze()
         self._sorted = None
 
     def close(self) -> None:
