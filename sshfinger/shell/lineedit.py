@@ -4,163 +4,128 @@ L{LineEditor}: a line editor for insults terminals, far beyond Twisted's stock L
 It keeps the line as text (UTF-8 input is decoded incrementally), redraws the whole edit area on every change
 (so wide characters, lines longer than the terminal and resizes come out right), and binds the keys people
 expect from readline: Ctrl-A/E/B/F, Ctrl-K/U/W/Y, Ctrl-T, Ctrl-H, Ctrl-D, Ctrl-L, Ctrl-C, Ctrl-P/N, Alt-B/F/D,
-Ctrl-R reverse search, Tab completion and C{?} help.  Up never saves the half-typed line into history: it is kept
-aside and comes back when you go down past the newest entry.
+Alt-Backspace, Ctrl-R reverse search, Tab completion and C{?} help.  Up never saves the half-typed line into
+history: it is kept aside and comes back when you go down past the newest entry.
+
+The model (widths, wrapping, the buffer, history, search) lives in L{sshfinger.shell.editbuffer}, the drawing
+in L{sshfinger.shell.editarea}.
 """
 
 from __future__ import annotations
 
 import codecs
-import unicodedata
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from twisted.conch.recvline import HistoricRecvLine
+from sshfinger.shell.editarea import ESC, EditArea, View
+from sshfinger.shell.editbuffer import (
+    EditBuffer,
+    History,
+    ReverseSearch,
+    char_width,
+    columns,
+    common_prefix,
+    describe,
+    in_quotes,
+    layout,
+)
 
-ESC = "\x1b"
+__all__ = ["ESC", "LineEditor", "char_width", "common_prefix", "layout"]
 
-#: Columns between listed completion candidates.
-COLUMN_GAP = 2
-
-
-def char_width(char: str) -> int:
-    """
-    Columns a character takes on a terminal: 2 for East Asian wide, 0 for combining marks, else 1.
-    """
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def layout(text: str, width: int) -> list[tuple[int, int]]:
-    """
-    Where the cursor stands after each prefix of C{text} printed from column 0 of a terminal C{width} wide.
-
-    @return: C{len(text) + 1} positions C{(row, column)}; a wide character that does not fit at the end of a
-        row moves to the next row, as terminals do.
-    """
-    width = max(width, 2)
-    row = column = 0
-    positions = [(0, 0)]
-    for char in text:
-        w = char_width(char)
-        if column + w > width:
-            row, column = row + 1, 0
-        column += w
-        if column >= width:
-            row, column = row + 1, 0
-        positions.append((row, column))
-    return positions
+#: Sequences insults does not parse, that terminals send for keys we bind (Ctrl/Alt-arrows, application
+#: mode), and the Alt letter (bytes) or control character (int) that does the same.
+_SEQUENCES: dict[bytes, bytes | int] = {
+    b"\x1b[1;5D": b"b",
+    b"\x1b[1;3D": b"b",
+    b"\x1b[1;5C": b"f",
+    b"\x1b[1;3C": b"f",
+    b"\x1b[OA": 0x10,
+    b"\x1b[OB": 0x0E,
+    b"\x1b[OC": 0x06,
+    b"\x1b[OD": 0x02,
+    b"\x1b[OH": 0x01,
+    b"\x1b[OF": 0x05,
+    b"\x1b[7~": 0x01,
+    b"\x1b[8~": 0x05,
+}
 
 
-def common_prefix(words: Sequence[str]) -> str:
-    """
-    The longest common prefix of C{words}.
-    """
-    if not words:
-        return ""
-    first, last = min(words), max(words)
-    for index, char in enumerate(first):
-        if index >= len(last) or last[index] != char:
-            return first[:index]
-    return first
-
-
-def _is_word(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
-@dataclass
-class Search:
-    """
-    The state of a Ctrl-R reverse incremental search.
-
-    @ivar query: what was typed.
-    @ivar index: the history entry matched (C{len(history)} when none).
-    @ivar failed: whether the query matches nothing.
-    @ivar original: the line before the search, restored on cancel.
-    """
-
-    query: str
-    index: int
-    failed: bool
-    original: str
-
-
-class LineEditor(HistoricRecvLine):
+class LineEditor(EditArea):
     """
     A readline-like editor.  Subclasses override L{line_submitted}, L{complete}, L{end_of_input} and
-    L{interrupt}, and print with L{write_line} (above the line being edited).
+    L{interrupt}, and print with L{write_line} / L{write_text} (above the line being edited).
 
-    @ivar prompt: the prompt, drawn before the line.
-    @ivar echo: whether typed characters are shown (off for passwords).
-    @ivar width: the terminal's width in columns.
+    @ivar prompt: the prompt drawn before the line (str, may hold non-ASCII; escape sequences take no room).
+    @ivar echo: whether typed characters are shown.  While off (password entry) nothing typed is drawn, put in
+        the history or the kill buffer, and history, search and completion keys do nothing.
     """
 
-    prompt = "> "
     echo = True
     #: Whether C{?} lists completions (a command shell) rather than always typing itself (Python).
     question_lists = True
+    #: Characters a line may hold; typing beyond it is ignored.
+    max_line = 4096
 
     def __init__(self, history: Sequence[str] = ()) -> None:
         """
         @param history: initial history lines, oldest first.
         """
-        self.buffer: list[str] = []
-        self.cursor = 0
-        self._history: list[str] = list(history)
-        self._history_index = len(self._history)
-        self._scratch = ""
+        self._edit = EditBuffer()
+        self._history = History(history)
         self._kill = ""
-        self._overwrite = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._search: Search | None = None
-        self._cursor_row = 0
-        self._last_key_tab = False
-        self._connected = False
+        self._search: ReverseSearch | None = None
+        self._last_query = ""
+        self._last_key: tuple[Any, Any] = (None, None)
+        e = self._edit
+        self._control: dict[int, Callable[[], object]] = {
+            0x01: self._move(e.home),
+            0x02: self._move(e.left),
+            0x03: self.interrupt,
+            0x04: self._ctrl_d,
+            0x05: self._move(e.end),
+            0x06: self._move(e.right),
+            0x08: self._move(e.delete_backward),
+            0x0A: self.handle_RETURN,
+            0x0B: self._cut(e.kill_to_end),
+            0x0C: self.redraw_screen,
+            0x0D: self.handle_RETURN,
+            0x0E: self.history_next,
+            0x10: self.history_previous,
+            0x12: self.start_search,
+            0x14: self._move(e.transpose),
+            0x15: self._cut(e.kill_to_start),
+            0x17: self._cut(e.kill_blank_word),
+            0x19: lambda: self._type(self._kill),
+            0x7F: self._move(e.delete_backward),
+        }
+        self._alt: dict[bytes, Callable[[], object]] = {
+            b"b": self._move(e.word_left),
+            b"f": self._move(e.word_right),
+            b"d": self._cut(e.kill_word_forward),
+            b"\x7f": self._cut(e.kill_word_backward),
+            b"\x08": self._cut(e.kill_word_backward),
+        }
+        self._special: dict[Any, Callable[[], object]] = {}
 
     # Connection and terminal.
 
     def connectionMade(self) -> None:
         """
-        Set up the terminal; draw the prompt.
+        Bind the terminal's special keys; draw the prompt.
         """
-        self._connected = True
+        t = self.terminal
+        e = self._edit
+        self._special = {
+            t.LEFT_ARROW: self._move(e.left),
+            t.RIGHT_ARROW: self._move(e.right),
+            t.UP_ARROW: self.history_previous,
+            t.DOWN_ARROW: self.history_next,
+            t.HOME: self._move(e.home),
+            t.END: self._move(e.end),
+            t.DELETE: self._move(e.delete_forward),
+            t.INSERT: self.toggle_overwrite,
+        }
         super().connectionMade()
-
-    def initializeScreen(self) -> None:
-        """
-        Draw the prompt where the cursor is (no terminal reset: the client's scrollback stays).
-        """
-        self._cursor_row = 0
-        self.draw_prompt()
-
-    def connectionLost(self, reason: object = None) -> None:
-        """
-        Stop drawing.
-        """
-        self._connected = False
-
-    def is_active(self) -> bool:
-        """
-        Whether drawing makes sense (the terminal is connected); subclasses may add conditions.
-        """
-        return self._connected
-
-    def terminalSize(self, width: int, height: int) -> None:
-        """
-        The terminal was resized: re-wrap the edit area for the new width.
-        """
-        before = self._cursor_position()
-        self.width, self.height = max(width, 2), height
-        if self._connected:
-            # Most terminals re-flow wrapped lines: find the cursor's row in the new layout.
-            self._cursor_row = layout(before, self.width)[-1][0]
-            self.draw_prompt()
-
-    def _write(self, text: str) -> None:
-        if self.is_active():
-            self.terminal.write(text.encode("utf-8"))
 
     # Public helpers for subclasses.
 
@@ -168,14 +133,14 @@ class LineEditor(HistoricRecvLine):
         """
         The line being edited.
         """
-        return "".join(self.buffer)
+        return self._edit.text
 
     def set_line(self, text: str) -> None:
         """
-        Replace the line being edited and put the cursor at its end (not redrawn).
+        Replace the line being edited, put the cursor at its end and redraw.
         """
-        self.buffer = list(text)
-        self.cursor = len(self.buffer)
+        self._edit.set(text)
+        self.draw_prompt()
 
     def set_prompt(self, text: str) -> None:
         """
@@ -187,60 +152,28 @@ class LineEditor(HistoricRecvLine):
         """
         The history, oldest first.
         """
-        return list(self._history)
+        return list(self._history.entries)
 
     def set_history(self, lines: Sequence[str]) -> None:
         """
         Replace the history; browsing starts again from the newest entry.
         """
-        self._history = list(lines)
-        self._history_index = len(self._history)
-
-    def write_line(self, text: str) -> None:
-        """
-        Print C{text} (which may hold newlines) above the edit area; the prompt and the line follow below it.
-        """
-        self._write(self._to_edit_start() + ESC + "[J" + text.replace("\n", "\r\n") + "\r\n")
-        self._cursor_row = 0
-        self.draw_prompt()
-
-    def clear_screen(self) -> None:
-        """
-        Clear the whole screen, leaving the cursor at the top.
-        """
-        self._write(ESC + "[H" + ESC + "[2J")
-        self._cursor_row = 0
-
-    def draw_prompt(self) -> None:
-        """
-        Redraw the prompt and the line, wrapped to the terminal width, with the cursor in place.
-        """
-        if not self.is_active():
-            return
-        prompt, text, cursor = self._visible()
-        width = self.width
-        positions = layout(prompt + text, width)
-        end_row, end_column = positions[-1]
-        shown = self.decorate(text) if self._search is None and self.echo else text
-        out = [self._to_edit_start(), ESC, "[J", prompt, shown]
-        if end_column == 0 and end_row > 0:
-            out.append("\r\n")  # leave the pending-wrap state of a line that ends at the margin
-        row, column = positions[len(prompt) + cursor]
-        if end_row > row:
-            out.append(f"{ESC}[{end_row - row}A")
-        out.append("\r")
-        if column:
-            out.append(f"{ESC}[{column}C")
-        self._cursor_row = row
-        self._write("".join(out))
+        self._history = History(lines)
 
     # Override points.
 
-    def decorate(self, text: str) -> str:
+    def lineReceived(self, line: str | bytes) -> None:
         """
-        The line as drawn: subclasses may add colour (zero-width escape sequences only).
+        Enter: keep the line in the history (not a blank line, a repeat of the newest entry, or anything typed
+        with echo off), then hand it to L{line_submitted}.
         """
-        return text
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "replace")
+        if self.echo:
+            self._history.add(line)
+        else:
+            self._history.reset()
+        self.line_submitted(line)
 
     def line_submitted(self, line: str) -> None:
         """
@@ -249,7 +182,11 @@ class LineEditor(HistoricRecvLine):
 
     def complete(self, before_cursor: str) -> tuple[int, list[tuple[str, str]]]:
         """
-        Completion candidates for Tab and C{?}: where the word starts, and C{(candidate, description)} pairs.
+        Completion candidates for Tab and C{?}.
+
+        @param before_cursor: the line up to the cursor.
+        @return: where the word being completed starts in C{before_cursor}, and C{(candidate, description)}
+            pairs.
         """
         return len(before_cursor), []
 
@@ -261,249 +198,122 @@ class LineEditor(HistoricRecvLine):
 
     def interrupt(self) -> None:
         """
-        Ctrl-C: drop the line and prompt again.
+        Ctrl-C: show C{^C}, drop the line and prompt again.
         """
-        self._write(self._to_end() + "^C\r\n")
-        self._cursor_row = 0
-        self.set_line("")
-        self._history_index = len(self._history)
+        self._leave_edit_area("^C")
+        self._edit.set("")
+        self._history.reset()
+        self._decoder.reset()
         self.draw_prompt()
 
     # Keys.
 
     def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
         """
-        Dispatch one key from insults (a one-byte character, or a special key constant).
+        Dispatch one key from insults: a one-byte character (UTF-8 arrives a byte at a time), or a special key
+        constant; C{ESC} followed by a character arrives as that character with the C{ALT} modifier.
         """
-        tab = keyID == self.terminal.TAB and modifier is None
+        previous, self._last_key = self._last_key, (keyID, modifier)
+        if keyID == b"\n" and modifier is None and previous == (b"\r", None):
+            return  # CR LF is one Enter
         if self._search is not None and self._search_key(keyID, modifier):
-            self._last_key_tab = False
             return
-        if modifier == self.terminal.ALT:
-            self._alt_key(keyID)
+        if modifier is not None:
+            if modifier == getattr(self.terminal, "ALT", None) and isinstance(keyID, bytes):
+                handler = self._alt.get(keyID.lower())
+                if handler is not None:
+                    handler()
         elif isinstance(keyID, bytes) and len(keyID) == 1:
-            self._byte(keyID)
+            self._byte(keyID, again=previous == (b"\t", None))
         else:
-            self._special_key(keyID)
-        self._last_key_tab = tab
+            handler = self._special.get(keyID)
+            if handler is not None:
+                handler()
 
-    def _byte(self, key: bytes) -> None:
+    def unhandledControlSequence(self, seq: bytes) -> None:
+        """
+        Keys insults does not parse (Ctrl/Alt-arrows, application-mode arrows): bind the usual ones, ignore
+        the rest.
+        """
+        key = _SEQUENCES.get(seq)
+        if key is not None:
+            if self._search is not None:
+                self._accept_search()
+            (self._alt[key] if isinstance(key, bytes) else self._control[key])()
+
+    def _byte(self, key: bytes, again: bool) -> None:
         code = key[0]
-        if code >= 0x80:
-            self._insert(self._decoder.decode(key))
+        if code >= 0x80 or 0x20 <= code < 0x7F:
+            if key != b"?" or not self._question():
+                self.characterReceived(key, False)
+        elif code == 0x09:
+            self._tab(again)
+        else:
+            handler = self._control.get(code)
+            if handler is not None:
+                handler()
+
+    def characterReceived(self, ch: bytes | str, moreCharactersComing: bool) -> None:
+        """
+        Type one character: a byte of UTF-8 (decoded once the character is complete) or text.
+        """
+        text = self._decoder.decode(ch) if isinstance(ch, bytes) else ch
+        self._type(text)
+
+    def _type(self, text: str) -> None:
+        text = "".join(char for char in text if char.isprintable())
+        text = text[: max(self.max_line - len(self._edit.chars), 0)]
+        if not text:
             return
-        handler = self._control_keys().get(code)
-        if handler is not None:
-            handler()
-        elif code >= 0x20 and code != 0x7F:
-            self._insert(self._decoder.decode(key))
-            if key == b"?" and self.question_lists:
-                self._help_or_literal()
+        edit = self._edit
+        at_end = edit.cursor == len(edit.chars)
+        edit.insert(text)
+        if self.echo and at_end:
+            self.draw_appended(text)
+        elif self.echo:
+            self.draw_prompt()
 
-    def _control_keys(self) -> dict[int, Any]:
-        return {
-            0x01: self.move_home,
-            0x02: self.move_left,
-            0x03: self.interrupt,
-            0x04: self._ctrl_d,
-            0x05: self.move_end,
-            0x06: self.move_right,
-            0x08: self.delete_backward,
-            0x09: self._tab,
-            0x0A: self._enter,
-            0x0B: self.kill_to_end,
-            0x0C: self._redraw_screen,
-            0x0D: self._enter,
-            0x0E: self.history_next,
-            0x10: self.history_previous,
-            0x12: self.start_search,
-            0x14: self.transpose,
-            0x15: self.kill_to_start,
-            0x17: self.kill_word_backward,
-            0x19: self.yank,
-            0x7F: self.delete_backward,
-        }
+    def _refresh(self) -> None:
+        if self.echo or self._search is not None:
+            self.draw_prompt()
 
-    def _special_key(self, key: Any) -> None:
-        t = self.terminal
-        handlers = {
-            t.LEFT_ARROW: self.move_left,
-            t.RIGHT_ARROW: self.move_right,
-            t.UP_ARROW: self.history_previous,
-            t.DOWN_ARROW: self.history_next,
-            t.HOME: self.move_home,
-            t.END: self.move_end,
-            t.DELETE: self.delete_forward,
-            t.INSERT: self._toggle_overwrite,
-        }
-        handler = handlers.get(key)
-        if handler is not None:
-            handler()
+    def _move(self, change: Callable[[], object]) -> Callable[[], None]:
+        """
+        A key binding that changes the buffer with C{change}, then redraws.
+        """
 
-    def _alt_key(self, key: Any) -> None:
-        handler = {
-            b"b": self.word_left,
-            b"f": self.word_right,
-            b"d": self.kill_word_forward,
-            b"\x7f": self.kill_word_backward,
-            b"\x08": self.kill_word_backward,
-        }.get(key.lower() if isinstance(key, bytes) else key)
-        if handler is not None:
-            handler()
+        def key() -> None:
+            change()
+            self._refresh()
 
-    # Editing.
+        return key
 
-    def _insert(self, text: str) -> None:
-        for char in text:
-            if not char.isprintable():
-                continue
-            if self._overwrite and self.cursor < len(self.buffer):
-                self.buffer[self.cursor] = char
-            else:
-                self.buffer.insert(self.cursor, char)
-            self.cursor += 1
-        self.draw_prompt()
+    def _cut(self, kill: Callable[[], str]) -> Callable[[], None]:
+        """
+        A key binding that cuts text with C{kill} (a method of the buffer) and keeps it for Ctrl-Y, unless
+        echo is off.
+        """
 
-    def _toggle_overwrite(self) -> None:
-        self._overwrite = not self._overwrite
+        def key() -> None:
+            removed = kill()
+            if removed and self.echo:
+                self._kill = removed
+            self._refresh()
 
-    def move_left(self) -> None:
-        """
-        Ctrl-B, Left.
-        """
-        self.cursor = max(self.cursor - 1, 0)
-        self.draw_prompt()
-
-    def move_right(self) -> None:
-        """
-        Ctrl-F, Right.
-        """
-        self.cursor = min(self.cursor + 1, len(self.buffer))
-        self.draw_prompt()
-
-    def move_home(self) -> None:
-        """
-        Ctrl-A, Home.
-        """
-        self.cursor = 0
-        self.draw_prompt()
-
-    def move_end(self) -> None:
-        """
-        Ctrl-E, End.
-        """
-        self.cursor = len(self.buffer)
-        self.draw_prompt()
-
-    def _word_start(self) -> int:
-        index = self.cursor
-        while index > 0 and not _is_word(self.buffer[index - 1]):
-            index -= 1
-        while index > 0 and _is_word(self.buffer[index - 1]):
-            index -= 1
-        return index
-
-    def _word_end(self) -> int:
-        index = self.cursor
-        while index < len(self.buffer) and not _is_word(self.buffer[index]):
-            index += 1
-        while index < len(self.buffer) and _is_word(self.buffer[index]):
-            index += 1
-        return index
-
-    def word_left(self) -> None:
-        """
-        Alt-B: to the start of this or the previous word.
-        """
-        self.cursor = self._word_start()
-        self.draw_prompt()
-
-    def word_right(self) -> None:
-        """
-        Alt-F: to the end of this or the next word.
-        """
-        self.cursor = self._word_end()
-        self.draw_prompt()
-
-    def delete_backward(self) -> None:
-        """
-        Backspace, Ctrl-H.
-        """
-        if self.cursor > 0:
-            self.cursor -= 1
-            del self.buffer[self.cursor]
-        self.draw_prompt()
-
-    def delete_forward(self) -> None:
-        """
-        Delete, and Ctrl-D on a non-empty line.
-        """
-        if self.cursor < len(self.buffer):
-            del self.buffer[self.cursor]
-        self.draw_prompt()
+        return key
 
     def _ctrl_d(self) -> None:
-        if self.buffer:
-            self.delete_forward()
+        if self._edit.chars:
+            self._edit.delete_forward()
+            self._refresh()
         else:
             self.end_of_input()
 
-    def _cut(self, start: int, end: int) -> None:
-        if end > start:
-            self._kill = "".join(self.buffer[start:end])
-            del self.buffer[start:end]
-            self.cursor = start
-        self.draw_prompt()
-
-    def kill_to_end(self) -> None:
+    def toggle_overwrite(self) -> None:
         """
-        Ctrl-K.
+        Insert: switch between inserting and overwriting.
         """
-        self._cut(self.cursor, len(self.buffer))
-
-    def kill_to_start(self) -> None:
-        """
-        Ctrl-U.
-        """
-        self._cut(0, self.cursor)
-
-    def kill_word_backward(self) -> None:
-        """
-        Ctrl-W: the whitespace-delimited word before the cursor.
-        """
-        index = self.cursor
-        while index > 0 and self.buffer[index - 1].isspace():
-            index -= 1
-        while index > 0 and not self.buffer[index - 1].isspace():
-            index -= 1
-        self._cut(index, self.cursor)
-
-    def kill_word_forward(self) -> None:
-        """
-        Alt-D.
-        """
-        self._cut(self.cursor, self._word_end())
-
-    def yank(self) -> None:
-        """
-        Ctrl-Y: insert the last killed text.
-        """
-        self._insert(self._kill)
-
-    def transpose(self) -> None:
-        """
-        Ctrl-T: swap the two characters before the cursor (at the end) or around it.
-        """
-        if len(self.buffer) < 2 or self.cursor == 0:
-            return
-        index = min(self.cursor, len(self.buffer) - 1)
-        self.buffer[index - 1], self.buffer[index] = self.buffer[index], self.buffer[index - 1]
-        self.cursor = index + 1
-        self.draw_prompt()
-
-    def _redraw_screen(self) -> None:
-        self.clear_screen()
-        self.draw_prompt()
+        self._edit.overwrite = not self._edit.overwrite
 
     # History.
 
@@ -511,149 +321,137 @@ class LineEditor(HistoricRecvLine):
         """
         Up, Ctrl-P.  The half-typed line is kept aside, not saved into history.
         """
-        if self._history_index == 0:
-            return
-        if self._history_index == len(self._history):
-            self._scratch = self.current_line()
-        self._history_index -= 1
-        self.set_line(self._history[self._history_index])
-        self.draw_prompt()
+        if self.echo:
+            line = self._history.previous(self._edit.text)
+            if line is not None:
+                self.set_line(line)
 
     def history_next(self) -> None:
         """
         Down, Ctrl-N; past the newest entry the half-typed line comes back.
         """
-        if self._history_index >= len(self._history):
-            return
-        self._history_index += 1
-        newest = self._history_index == len(self._history)
-        self.set_line(self._scratch if newest else self._history[self._history_index])
-        self.draw_prompt()
+        if self.echo:
+            line = self._history.next()
+            if line is not None:
+                self.set_line(line)
 
-    def _enter(self) -> None:
-        line = self.current_line()
-        self._write(self._to_end() + "\r\n")
-        self._cursor_row = 0
-        self.set_line("")
-        if self.echo and line.strip() and (not self._history or self._history[-1] != line):
-            self._history.append(line)
-        self._history_index = len(self._history)
-        self._scratch = ""
-        self.line_submitted(line)
+    def handle_RETURN(self) -> None:
+        """
+        Enter: finish the edit area, pass the line to L{lineReceived}, then prompt again.
+        """
+        line = self._edit.text
+        self._leave_edit_area()
+        self._edit.set("")
+        self._decoder.reset()
+        self.lineReceived(line)
         self.draw_prompt()
 
     # Reverse search.
 
     def start_search(self) -> None:
         """
-        Ctrl-R: start a reverse incremental search (again: find an older match).
+        Ctrl-R: start a reverse incremental search through the history.
         """
-        self._search = Search("", len(self._history), False, self.current_line())
-        self.draw_prompt()
-
-    def _find(self, start: int) -> None:
-        search = self._search
-        assert search is not None
-        for index in range(min(start, len(self._history) - 1), -1, -1):
-            if search.query in self._history[index]:
-                search.index, search.failed = index, False
-                return
-        search.failed = True
+        if self.echo:
+            self._search = ReverseSearch(self._history, self._edit.text, self._edit.cursor)
+            self.draw_prompt()
 
     def _search_key(self, key: Any, modifier: Any) -> bool:
         """
-        Handle a key during a search; return whether it was consumed.
+        Handle a key during a search; return whether it was consumed (else the search was accepted and the
+        key is handled as usual).
         """
         search = self._search
         assert search is not None
-        if modifier is None and key == b"\x12":
-            self._find(search.index - 1)
-        elif modifier is None and key in (b"\x7f", b"\x08"):
-            search.query = search.query[:-1]
-            self._find(len(self._history))
-        elif modifier is None and key in (b"\x07", b"\x03"):
-            self._search = None
-            self.set_line(search.original)
-        elif modifier is None and isinstance(key, bytes) and len(key) == 1 and (key[0] >= 0x80 or 0x20 <= key[0] < 0x7F):
-            search.query += self._decoder.decode(key)
-            self._find(search.index if search.index < len(self._history) else len(self._history))
-        else:
-            self._accept_search()
-            return key == ESC.encode()
-        self.draw_prompt()
-        return True
+        if modifier is None and isinstance(key, bytes) and len(key) == 1:
+            code = key[0]
+            if code == 0x12:
+                search.older(self._last_query)
+            elif code in (0x7F, 0x08):
+                search.erase()
+            elif code in (0x03, 0x07):
+                self._cancel_search()
+                return True
+            elif code >= 0x80 or 0x20 <= code < 0x7F:
+                search.type("".join(char for char in self._decoder.decode(key) if char.isprintable()))
+            else:
+                self._accept_search()
+                return False
+            self.draw_prompt()
+            return True
+        self._accept_search()
+        return key == ESC.encode()
 
     def _accept_search(self) -> None:
         search, self._search = self._search, None
-        if search is not None and not search.failed and search.index < len(self._history):
-            self.set_line(self._history[search.index])
-            self._history_index = len(self._history)
+        assert search is not None
+        line, cursor = search.result()
+        if search.query:
+            self._last_query = search.query
+        if search.index < len(self._history.entries):
+            self._history.index, self._history.scratch = search.index, search.original[0]
+        self._edit.set(line, cursor)
         self.draw_prompt()
 
-    def _visible(self) -> tuple[str, str, int]:
+    def _cancel_search(self) -> None:
+        search, self._search = self._search, None
+        assert search is not None
+        self._edit.set(*search.original)
+        self.draw_prompt()
+
+    def view(self) -> View:
         """
-        What the edit area shows: prompt, text and cursor index within the text.
+        What the edit area shows: the search, the prompt alone (echo off), or the prompt and the line.
         """
-        search = self._search
-        if search is not None:
-            match = self._history[search.index] if search.index < len(self._history) and search.query else ""
-            label = "failed reverse-i-search" if search.failed else "reverse-i-search"
-            at = match.find(search.query) if search.query else 0
-            return f"({label})`{search.query}': ", match, max(at, 0)
+        if self._search is not None:
+            line, cursor = self._search.result()
+            return View(self._search.label(), line, cursor, line)
         if not self.echo:
-            return self.prompt, "", 0
-        return self.prompt, self.current_line(), self.cursor
+            return View(self.prompt, "", 0, "")
+        text = self._edit.text
+        return View(self.prompt, text, self._edit.cursor, self.decorate(text))
 
     # Completion.
 
-    def _tab(self) -> None:
-        before = self.current_line()[: self.cursor]
+    def _tab(self, again: bool) -> None:
+        """
+        Tab: complete a single candidate (and add a space), else the candidates' common prefix; a second Tab
+        that adds nothing lists them.
+        """
+        if not self.echo:
+            return
+        text, cursor = self._edit.text, self._edit.cursor
+        before = text[:cursor]
         start, candidates = self.complete(before)
-        names = sorted({name for name, _ in candidates})
-        word = before[start:]
+        start = max(0, min(start, len(before)))
+        names = sorted(dict.fromkeys(name for name, _ in candidates))
         if len(names) == 1:
-            self._insert(names[0][len(word) :] + " ")
-            return
-        prefix = common_prefix(names)
-        if len(prefix) > len(word):
-            self._insert(prefix[len(word) :])
-        elif names and self._last_key_tab:
-            self.write_line(self._columns(names))
+            self._edit.replace(start, cursor, names[0])
+            if text[cursor : cursor + 1] == " ":
+                self._edit.right()
+            else:
+                self._edit.insert(" ")
+            self.draw_prompt()
+        elif names:
+            prefix = common_prefix(names)
+            if len(prefix) > cursor - start:
+                self._edit.replace(start, cursor, prefix)
+                self.draw_prompt()
+            elif again:
+                self.write_below(columns(names, self.width))
 
-    def _columns(self, names: Sequence[str]) -> str:
-        cell = max(len(name) for name in names) + COLUMN_GAP
-        per_row = max(1, self.width // cell)
-        rows = [names[i : i + per_row] for i in range(0, len(names), per_row)]
-        return "\n".join("".join(name.ljust(cell) for name in row).rstrip() for row in rows)
-
-    def _help_or_literal(self) -> None:
+    def _question(self) -> bool:
         """
-        After C{?} was inserted: if the word before it has completions, take it out again and list them.
+        C{?}: list the candidates with their descriptions, unless there are none or the cursor is inside
+        quotes (then C{?} is typed).  Return whether it listed.
         """
-        before = self.current_line()[: self.cursor - 1]
-        start, candidates = self.complete(before)
+        if not (self.echo and self.question_lists):
+            return False
+        before = self._edit.text[: self._edit.cursor]
+        if in_quotes(before):
+            return False
+        _, candidates = self.complete(before)
         if not candidates:
-            return
-        self.cursor -= 1
-        del self.buffer[self.cursor]
-        width = max(len(name) for name, _ in candidates) + COLUMN_GAP
-        self.write_line("\n".join(f"  {name.ljust(width)}{about}" for name, about in candidates))
-
-    # Cursor bookkeeping.
-
-    def _cursor_position(self) -> str:
-        prompt, text, cursor = self._visible()
-        return prompt + text[:cursor]
-
-    def _to_edit_start(self) -> str:
-        up = f"{ESC}[{self._cursor_row}A" if self._cursor_row else ""
-        return up + "\r"
-
-    def _to_end(self) -> str:
-        """
-        Move from the cursor to the end of the text in the edit area.
-        """
-        prompt, text, _ = self._visible()
-        end_row, end_column = layout(prompt + text, self.width)[-1]
-        down = end_row - self._cursor_row
-        return (f"{ESC}[{down}B" if down > 0 else "") + "\r" + (f"{ESC}[{end_column}C" if end_column else "")
+            return False
+        self.write_below(describe(candidates))
+        return True

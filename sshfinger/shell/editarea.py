@@ -1,0 +1,208 @@
+"""
+L{EditArea}: the drawing half of L{sshfinger.shell.lineedit.LineEditor}.
+
+The edit area is the prompt and the line being edited, wrapped over as many rows as the terminal width needs.
+It is always redrawn whole: move up to its first row, erase to the end of the screen, write the prompt and the
+line, then move the cursor to its place, computed from display widths.  Output from the program is printed above
+it (L{EditArea.write_text}) or below it (L{EditArea.write_below}), and it is drawn again underneath.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from twisted.conch.recvline import HistoricRecvLine
+
+from sshfinger.shell.editbuffer import advance, char_width, layout, strip_escapes
+
+ESC = "\x1b"
+
+
+class View(NamedTuple):
+    """
+    What the edit area shows.
+
+    @ivar prompt: the prompt (escape sequences in it take no room).
+    @ivar text: the text after it, as laid out.
+    @ivar cursor: the cursor's index in C{text}.
+    @ivar shown: C{text} as written (possibly with colour escape sequences added).
+    """
+
+    prompt: str
+    text: str
+    cursor: int
+    shown: str
+
+
+class EditArea(HistoricRecvLine):
+    """
+    Draws a L{View} on an insults terminal, keeping track of the rows it covers.
+
+    @ivar prompt: the prompt, drawn before the line.
+    @ivar width: the terminal's width in columns.
+    @ivar height: the terminal's height in rows.
+    """
+
+    prompt = "> "
+    #: The cursor's row, counted from the edit area's first row.
+    _cursor_row = 0
+    #: Where the end of the drawn text is, as C{(row, column)} from the edit area's first row and column.
+    _end = (0, 0)
+    _connected = False
+
+    def view(self) -> View:
+        """
+        What to draw: subclasses show their line; this shows only the prompt.
+        """
+        return View(self.prompt, "", 0, "")
+
+    def decorate(self, text: str) -> str:
+        """
+        The line as drawn: subclasses may add colour (zero-width escape sequences only).
+        """
+        return text
+
+    def connectionMade(self) -> None:
+        """
+        Start drawing.
+        """
+        self._connected = True
+        super().connectionMade()
+
+    def initializeScreen(self) -> None:
+        """
+        Draw the prompt where the cursor is (no terminal reset: the client's scrollback stays).
+        """
+        self._cursor_row, self._end = 0, (0, 0)
+        self.draw_prompt()
+
+    def connectionLost(self, reason: object = None) -> None:
+        """
+        Stop drawing.
+        """
+        self._connected = False
+        super().connectionLost(reason)
+
+    def is_active(self) -> bool:
+        """
+        Whether drawing makes sense (the terminal is connected); subclasses may add conditions.
+        """
+        return self._connected
+
+    def terminalSize(self, width: int, height: int) -> None:
+        """
+        The terminal was resized: re-wrap the edit area for the new width.
+
+        Terminals that re-flow wrapped rows move the cursor to its row in the new layout; others leave it where
+        it was.  Redrawing from the higher of the two leaves nothing stale behind in either case.
+        """
+        old_row = self._cursor_row
+        self.width, self.height = max(width, 2), max(height, 1)
+        if self._connected:
+            view = self.view()
+            new_row = layout(strip_escapes(view.prompt) + view.text[: view.cursor], self.width)[-1][0]
+            self._cursor_row = max(old_row, new_row)
+            self.draw_prompt()
+
+    def _write(self, text: str) -> None:
+        if self.is_active():
+            self.terminal.write(text.encode("utf-8"))
+
+    def draw_prompt(self) -> None:
+        """
+        Redraw the prompt and the line, wrapped to the terminal width, with the cursor in place.
+        """
+        if not self.is_active():
+            return
+        view = self.view()
+        plain = strip_escapes(view.prompt)
+        positions = layout(plain + view.text, self.width)
+        end_row, end_column = positions[-1]
+        row, column = positions[len(plain) + view.cursor]
+        out = [self._to_edit_start(), ESC, "[J", view.prompt, view.shown]
+        if end_column == 0 and end_row > 0:
+            out.append("\r\n")  # leave the pending-wrap state of a line that ends at the margin
+        if end_row > row:
+            out.append(f"{ESC}[{end_row - row}A")
+        out.append("\r")
+        if column:
+            out.append(f"{ESC}[{column}C")
+        self._cursor_row, self._end = row, (end_row, end_column)
+        self._write("".join(out))
+
+    def draw_appended(self, text: str) -> None:
+        """
+        Show C{text}, just added at the end of the line, by writing it: the terminal wraps it the way
+        L{layout} does, so typing and pasting stay cheap.  Undecorated text only, without zero-width
+        characters (which would attach to the wrong cell after a wrap); anything else is redrawn whole.
+        """
+        decorated = getattr(self.decorate, "__func__", None) is not EditArea.decorate
+        row, column = self._end
+        if decorated or not self.is_active() or row != self._cursor_row:
+            self.draw_prompt()
+            return
+        for char in text:
+            w = char_width(char)
+            if not w:
+                self.draw_prompt()
+                return
+            row, column = advance(row, column, self.width, w)
+        # A row filled to the margin leaves the terminal's cursor waiting there: move it to the next row.
+        self._write(text + ("\r\n" if column == 0 else ""))
+        self._cursor_row, self._end = row, (row, column)
+
+    def write_text(self, text: str) -> None:
+        """
+        Print C{text} above the edit area (C{"\\n"} becomes C{"\\r\\n"}; a final newline is added if missing,
+        since the prompt always starts a row), then redraw the prompt and the line below it.
+        """
+        body = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        if not body.endswith("\r\n"):
+            body += "\r\n"
+        self._write(self._to_edit_start() + ESC + "[J" + body)
+        self._cursor_row, self._end = 0, (0, 0)
+        self.draw_prompt()
+
+    def write_line(self, text: str) -> None:
+        """
+        Print C{text} and a newline above the edit area; see L{write_text}.
+        """
+        self.write_text(text + "\n")
+
+    def write_below(self, lines: list[str]) -> None:
+        """
+        Print C{lines} below the edit area, which stays on the screen, and draw it again under them.
+        """
+        self._leave_edit_area()
+        self._write("".join(line + "\r\n" for line in lines))
+        self.draw_prompt()
+
+    def clear_screen(self) -> None:
+        """
+        Clear the whole screen, leaving the cursor at the top (the prompt is drawn by the next L{draw_prompt}).
+        """
+        self._write(ESC + "[H" + ESC + "[2J")
+        self._cursor_row, self._end = 0, (0, 0)
+
+    def redraw_screen(self) -> None:
+        """
+        Ctrl-L: clear the screen and draw the prompt and line at the top.
+        """
+        self.clear_screen()
+        self.draw_prompt()
+
+    def _to_edit_start(self) -> str:
+        up = f"{ESC}[{self._cursor_row}A" if self._cursor_row else ""
+        return up + "\r"
+
+    def _leave_edit_area(self, mark: str = "") -> None:
+        """
+        Move below the drawn edit area (writing C{mark} at its end first), leaving it on the screen.
+        """
+        row, column = self._end
+        down = row - self._cursor_row
+        out = (f"{ESC}[{down}B" if down > 0 else "") + "\r" + (f"{ESC}[{column}C" if column else "") + mark
+        if mark or column or not row:
+            out += "\r\n"
+        self._write(out)
+        self._cursor_row, self._end = 0, (0, 0)
