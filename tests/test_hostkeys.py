@@ -299,7 +299,9 @@ class FingerprintTestCase(SynchronousTestCase):
             line = ssh_keygen("-lf", os.path.join(directory, name + ".pub")).strip()
             self.assertEqual(line.split()[1], fingerprint(keys[ssh_type]))
             self.assertEqual(line, describe(keys[ssh_type], COMMENT))
-        self.assertRegex(describe(keys[b"ssh-ed25519"], COMMENT), r"^256 SHA256:[A-Za-z0-9+/]{43} root@test \(ED25519\)$")
+        self.assertRegex(
+            describe(keys[b"ssh-ed25519"], COMMENT), r"^256 SHA256:[A-Za-z0-9+/]{43} root@test \(ED25519\)$"
+        )
         self.assertTrue(describe(keys[b"ssh-rsa"], COMMENT).startswith("3072 SHA256:"))
 
     def test_ecdsa_and_no_comment_match_ssh_keygen(self) -> None:
