@@ -72,16 +72,18 @@ def set_password(path: str, login: str, password: str, rounds: int = DEFAULT_ROU
     """
     Write (or replace) the entry of C{login} in the passwd file at C{path}, atomically.
 
-    A new file is created with mode 0600; an existing file keeps its mode.
+    A new file is created with mode 0600; an existing file keeps its mode, and its owner and group where this
+    process may set them (root editing a file that the server reads through its group).
     """
     if not 4 <= rounds <= 31:
         raise ValueError("bcrypt rounds must be between 4 and 31")
     target = Path(path)
     try:
         old = target.read_bytes()
-        mode = target.stat().st_mode & 0o777
+        status = target.stat()
+        mode, owner = status.st_mode & 0o777, (status.st_uid, status.st_gid)
     except FileNotFoundError:
-        old, mode = b"", 0o600
+        old, mode, owner = b"", 0o600, None
     except OSError as e:
         raise ValueError(f"cannot read {path}: {e.strerror}") from None
     lines = [
@@ -93,6 +95,11 @@ def set_password(path: str, login: str, password: str, rounds: int = DEFAULT_ROU
     directory = target.parent
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
     try:
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            try:
+                os.fchown(fd, *owner)
+            except PermissionError:
+                pass  # not root: the file we may replace is ours to own anyway
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(b"\n".join(lines) + b"\n")

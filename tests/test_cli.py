@@ -10,7 +10,7 @@ import os
 import stat
 
 import bcrypt
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from sshfinger import cli, passwd
 from sshfinger.store.service import open_offline
@@ -194,6 +194,23 @@ class PasswdTests(ToolTestCase):
         data = open(path, "rb").read()
         self.assertTrue(data.startswith(b"# comment\nbob:plain\nalice:$2b$04$"))
         self.assertFalse(passwd.parse(data)["bob"].is_bcrypt)
+
+    def test_keeps_owner_and_group(self) -> None:
+        """
+        Root replacing an entry keeps the file's owner, group and mode, so a server that dropped privileges to
+        read the file through its group can still read it.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("only root can give a file away to another owner")
+        path = os.path.join(self.directory, "passwd")
+        with open(path, "wb") as f:
+            f.write(b"bob:plain\n")
+        os.chown(path, 65534, 65533)
+        os.chmod(path, 0o640)
+        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        status = os.stat(path)
+        self.assertEqual((status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)), (65534, 65533, 0o640))
+        self.assertIn("alice", passwd.parse(open(path, "rb").read()))
 
     def test_empty_password_refused(self) -> None:
         """
