@@ -1,123 +1,177 @@
 """
-How live an edit is: from an SSH exec C{set} returning (or the offline tool exiting) to a finger query showing
-the new status.
+The SSH-enabled server while it does other work, and how live an edit is (sections 3 and 5 of C{run.py}).
 
-  python bench/live.py [--venv .venv] [--rounds 20]
+No stalls: finger p99 at 16 clients idle, while 10 password logins (bcrypt cost 12, in the server's thread pool)
+run at once, and while a stream of edits over one SSH session is committed (fsync each, in the store's writer
+thread).  Live edits: from an SSH exec C{set} returning, or the offline C{sshfinger set} exiting, to a finger
+query showing the new status.  An exec C{set} is acknowledged only after the commit and the in-memory update, so
+the first query after it already shows the change; the offline tool writes the SQLite file from another
+process, which the server sees at its next poll (every 0.5 s).
 
-An exec C{set} is acknowledged only after the commit and the in-memory update, so the first query after it
-already shows the change: the figure is one finger round trip.  The offline tool writes the SQLite file from
-another process; the server sees it at its next poll (every 0.5 s).
+The edits change admin's status; the finger load asks for alice, whose answer never changes.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import os
+import signal
 import socket
-import statistics
 import subprocess
-import tempfile
-import sys
+import threading
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KEY_ONLY, SSH_COMMON, free_port  # noqa: E402
-from finger_load import run_load  # noqa: E402
+from common import (
+    HOST, KEY_ONLY, SSH_COMMON, Login, ClientRun, cpu_delta, finger_run, key_login, password_login, pool,
+    process_cpu, public, timed_batch,
+)  # fmt: skip
+from servers import Servers
+from table import Table, Target, finger_row, login_row, ratio_row
 
-REPO = Path(__file__).resolve().parent.parent
+CONCURRENCY = 16
+#: Finger p99 while the server is busy with something else, against idle.
+STALL_TARGET = Target("p99", "<=", 1.5, "x")
+EXEC_TARGET = Target("p50", "<", 1, "ms")
+CLI_TARGET = Target("max", "<", 1000, "ms", "1 s")
 
 
-
-def finger(port: int) -> bytes:
+def query(port: int, login: str) -> bytes:
     """
-    One query for alice.
+    One finger query for C{login}; the whole answer.
     """
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"alice\r\n")
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        s.sendall(login.encode() + b"\r\n")
         chunks = []
         while data := s.recv(65536):
             chunks.append(data)
         return b"".join(chunks)
 
 
-def until_seen(port: int, text: bytes, limit: float = 5.0) -> float:
+def until_seen(port: int, text: str, limit: float = 5.0) -> Login:
     """
-    Query until C{text} shows; return the seconds it took.
+    Query admin until C{text} shows (at most C{limit} seconds); return the seconds it took as a L{Login}.
     """
     started = time.perf_counter()
-    while text not in finger(port):
+    while text.encode() not in query(port, "admin"):
         if time.perf_counter() - started > limit:
-            raise SystemExit(f"{text!r} did not show within {limit} s")
+            return limit, False, f"{text!r} not shown within {limit:.0f} s"
         time.sleep(0.001)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, True, ""
 
 
-def main() -> None:
+def edit_delay(edit: ClientRun | list[str], port: int, text: str) -> Login:
     """
-    Start a server, edit over SSH and with the offline tool, print the delays.
+    Make one edit that sets admin's status to C{text}; return how long after it returned finger showed it.
+
+    @param edit: the SSH exec (a L{ClientRun}) or the offline tool's command line.
     """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=REPO / ".venv")
-    parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args()
-    tool = str(args.venv / "bin" / "sshfinger")
-    with tempfile.TemporaryDirectory(prefix="sshfinger-live-") as temp:
-        directory = Path(temp)
-        store, key = directory / "s.db", directory / "id_ed25519"
-        subprocess.run([tool, "init", "--store", str(store)], check=True, capture_output=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        subprocess.run([tool, "key", "add", "admin", f"{key}.pub", "--store", str(store)], check=True,
-                       capture_output=True)  # fmt: skip
-        finger_port, ssh_port = free_port(), free_port()
-        server = subprocess.Popen(
-            [str(args.venv / "bin" / "twistd"), "--nodaemon", "--pidfile=", "sshfinger",
-             "--finger", f"tcp:{finger_port}:interface=127.0.0.1", "--ssh", f"tcp:{ssh_port}:interface=127.0.0.1",
-             "--store", str(store), "--keys", str(directory / "keys")],
-            cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    if isinstance(edit, ClientRun):
+        _, ok, output = edit()
+    else:
+        done = subprocess.run(edit, capture_output=True, text=True, timeout=60)
+        ok, output = done.returncode == 0, done.stderr.strip()
+    return until_seen(port, text) if ok else (0.0, False, f"the edit failed: {output[:80]}")
+
+
+def stream_edits(servers: Servers, ssh: int, count: int) -> subprocess.Popen[bytes]:
+    """
+    Start one SSH session (no pty) that is sent C{count} C{set admin status write-N} lines, then C{quit}.
+    """
+    writer = subprocess.Popen(
+        ["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh), "-i", str(servers.key), "-T", f"admin@{HOST}"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    lines = "".join(f"set admin status write-{n}\n" for n in range(count)).encode() + b"quit\n"
+
+    def feed(stdin: IO[bytes]) -> None:  # in a thread: more than a pipe's buffer, and the load starts meanwhile
+        with contextlib.suppress(OSError), stdin:
+            stdin.write(lines)
+
+    assert writer.stdin is not None
+    threading.Thread(target=feed, args=(writer.stdin,), daemon=True).start()
+    return writer
+
+
+def measure_stalls(
+    servers: Servers, table: Table, finger: int, ssh: int, quick: bool, results: dict[str, Any]
+) -> None:
+    """
+    Section 3 (server C{sshfinger-ssh}): finger idle, during 10 concurrent bcrypt logins, during a stream of
+    committed edits; the p99 ratios against their target.
+    """
+    pid = servers.pid("sshfinger-ssh")
+    table.section(f"3. no stalls: finger c={CONCURRENCY} on the SSH-enabled server, idle vs busy")
+    single, _, cpu, note = timed_batch(pid, lambda: [password_login(ssh)() for _ in range(1 if quick else 3)])
+    results["ssh_password_sequential"] = login_row(
+        table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single, note=note, cpu=cpu
+    )
+    finger_run(finger, CONCURRENCY, 2000, 10)  # warm up
+    idle = pool([finger_run(finger, CONCURRENCY, 2048 if quick else 4096, 20, pid) for _ in range(2)])
+    idle_row = finger_row(table, "finger idle", idle)
+
+    done = threading.Event()
+    logins: list[Login] = []
+
+    def run_logins() -> None:
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    finger(finger_port)
-                    socket.create_connection(("127.0.0.1", ssh_port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the server did not start")
-                    time.sleep(0.05)
-            exec_delays, cli_delays = [], []
-            for n in range(args.rounds):
-                subprocess.run(["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh_port), "-i", str(key), "admin@127.0.0.1",
-                                "set", "alice", "status", f"exec-{n}"], check=True, capture_output=True)  # fmt: skip
-                exec_delays.append(until_seen(finger_port, f"exec-{n}".encode()))
-            for n in range(max(3, args.rounds // 4)):
-                subprocess.run([tool, "set", "alice", "status", f"cli-{n}", "--store", str(store)], check=True,
-                               capture_output=True)  # fmt: skip
-                cli_delays.append(until_seen(finger_port, f"cli-{n}".encode()))
-            idle = run_load("127.0.0.1", finger_port, 8, 2000, b"bob\r\n")
-            writer = subprocess.Popen(
-                ["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh_port), "-i", str(key), "-T", "admin@127.0.0.1"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            assert writer.stdin is not None
-            writer.stdin.write("".join(f"set alice status write-{n}\n" for n in range(500)).encode() + b"quit\n")
-            writer.stdin.close()
-            busy = run_load("127.0.0.1", finger_port, 8, 100_000, b"bob\r\n", seconds=20,
-                            until=lambda: writer.poll() is not None)  # fmt: skip
-            writer.wait(60)
+            with ThreadPoolExecutor(10) as executor:
+                logins.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
         finally:
-            server.terminate()
-            server.wait(10)
-    print("from an edit being acknowledged to a finger query showing it")
-    print(f"  ssh exec set:  median {statistics.median(exec_delays) * 1000:7.2f} ms, max {max(exec_delays) * 1000:7.2f} ms"
-          f"  ({len(exec_delays)} edits; one finger round trip)")
-    print(f"  sshfinger set: median {statistics.median(cli_delays) * 1000:7.2f} ms, max {max(cli_delays) * 1000:7.2f} ms"
-          f"  ({len(cli_delays)} edits from another process; the server polls every 0.5 s)")
-    print("finger p99 (8 clients) while 500 edits stream in over one SSH session and commit (fsync each)")
-    print(f"  idle {idle['p99_ms']:.2f} ms, during the writes {busy['p99_ms']:.2f} ms "
-          f"({busy['queries']} queries): {busy['p99_ms'] / idle['p99_ms']:.2f}x")
+            done.set()
+
+    started, cpu_before = time.perf_counter(), process_cpu(pid)
+    thread = threading.Thread(target=run_logins, daemon=True)
+    thread.start()
+    # Query for as long as any of the logins runs (at most 60 s).
+    bcrypt = pool([finger_run(finger, CONCURRENCY, 10**7, 60, until=done.is_set)])
+    bcrypt["cpu_ms_per_op"] = None  # the server's CPU went to bcrypt too: not per query
+    thread.join(90)
+    wall, cpu = time.perf_counter() - started, cpu_delta(cpu_before, process_cpu(pid))
+    row = finger_row(table, "finger during 10 bcrypt logins", bcrypt, f"{bcrypt['seconds']:.1f} s window")
+    ratio_row(table, "ratio during bcrypt/idle", row, idle_row, "ratios (x)", STALL_TARGET)
+    note = "rate = logins/s over the window"
+    if cpu is not None:
+        note += f"; server CPU {cpu:.2f} s in it, finger included"
+    results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", logins, wall, note)
+
+    count = 1000 if quick else 2500
+    started = time.perf_counter()
+    writer = stream_edits(servers, ssh, count)
+    try:
+        edits = pool([finger_run(finger, CONCURRENCY, 10**7, 60, until=lambda: writer.poll() is not None)])
+        writer.wait(30)
+    finally:
+        if writer.poll() is None:
+            os.killpg(writer.pid, signal.SIGKILL)
+            writer.wait()
+    wall = time.perf_counter() - started
+    edits["cpu_ms_per_op"] = None  # the server's CPU went to SSH and SQLite too
+    row = finger_row(table, f"finger during {count} edits (1 SSH session)", edits, f"{edits['seconds']:.1f} s window")
+    ratio_row(table, "ratio during edits/idle", row, idle_row, "ratios (x)", STALL_TARGET)
+    last = f"write-{count - 1}".encode() in query(finger, "admin")
+    table.add(f"the {count} edits", n=count, rate=count / wall, errors=0 if last else 1,
+              note="rate = edits/s, login included" + ("" if last else "; the last edit does not show"))  # fmt: skip
+    results["finger_idle"], results["finger_bcrypt"], results["finger_edits"] = map(public, (idle, bcrypt, edits))
 
 
-if __name__ == "__main__":
-    main()
+def measure_live(
+    servers: Servers, table: Table, finger: int, ssh: int | None, quick: bool, results: dict[str, Any]
+) -> None:
+    """
+    Section 5: the delay from an edit returning to finger showing it, by SSH exec (if C{ssh}) and by the offline
+    tool, against their targets.
+    """
+    table.section("5. live edits: from the edit returning to the first finger query that shows it")
+    if ssh is not None:
+        rounds = 10 if quick else 20
+        delays = [edit_delay(key_login(ssh, servers.key, ["set", "admin", "status", f"exec-{n}"]), finger,
+                              f"exec-{n}") for n in range(rounds)]  # fmt: skip
+        results["live_exec"] = login_row(table, f"ssh exec set -> finger, x{rounds}", delays,
+                                         note="one finger round trip", target=EXEC_TARGET)  # fmt: skip
+    rounds = 3 if quick else 6
+    delays = [edit_delay([servers.tool, "set", "admin", "status", f"cli-{n}", "--store", str(servers.store)],
+                          finger, f"cli-{n}") for n in range(rounds)]  # fmt: skip
+    results["live_cli"] = login_row(table, f"offline sshfinger set -> finger, x{rounds}", delays,
+                                    note="another process; the server polls every 0.5 s", target=CLI_TARGET)

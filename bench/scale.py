@@ -1,17 +1,15 @@
 """
-How the store scales: start-up time, memory per account, the in-memory lookup (C{peek}), a finger answer for
-an account not yet rendered, and the empty-query listing, at 1 000, 100 000 and 1 000 000 accounts.
+How the store scales (section 4 of C{run.py}): start-up time, memory per account, the in-memory lookup
+(C{peek}), a finger answer for an account not yet rendered, and the empty-query listing, at 1 000, 100 000 and
+1 000 000 accounts.
 
-  python bench/scale.py [--sizes 1000,100000,1000000]
-
-Each size runs in a fresh child process (so its memory is measured alone): the store file is filled in one
-SQLite transaction (bench data, not through the API: a million acknowledged commits would take hours), then the
-child opens it as the server does and measures.
+Each size runs in a fresh child process, C{python scale.py N} with the venv's python (so its memory is measured
+alone; it prints one JSON line): the store file is filled in one SQLite transaction (bench data, not through the
+API: a million acknowledged commits would take hours), then the child opens it as the server does and measures.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -21,8 +19,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
-REPO = Path(__file__).resolve().parent.parent
+from table import Table, Target
+
+SIZES = (1000, 100_000, 1_000_000)
+STARTUP_TARGET = Target("", "<", 5, "s")
+MEMORY_TARGET = Target("", "<", 1024, "B", "1 KB")
+#: Flat: at most twice the time for 1000 times the accounts.
+FLAT_TARGET = Target("", "<=", 2, "x")
 
 
 def fill(path: str, count: int) -> None:
@@ -54,6 +59,19 @@ def rss_kb() -> int:
         return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
 
 
+def best_of(repeats: int, function: Callable[[], object]) -> float:
+    """
+    The shortest of C{repeats} timed calls of C{function}, in seconds: what it costs without the other processes
+    on the machine getting in between.
+    """
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def measure(path: str, count: int) -> dict[str, float]:
     """
     Open the store as the server does; return start-up seconds, bytes per account, lookup and listing times.
@@ -73,20 +91,13 @@ def measure(path: str, count: int) -> dict[str, float]:
     service = FingerService(store, Clock())
     rng = random.Random(79)
     logins = [f"user{n:07d}" for n in rng.sample(range(count), min(count, 1000))]  # distinct: never cached
-    started = time.perf_counter()
-    for _ in range(20):
-        for login in logins:
-            store.peek(login)
-    peek_us = (time.perf_counter() - started) / (20 * len(logins)) * 1e6
+    peek_us = best_of(20, lambda: [store.peek(login) for login in logins]) / len(logins) * 1e6
     started = time.perf_counter()
     for login in logins:
         service.user(login, False)
     answer_us = (time.perf_counter() - started) / len(logins) * 1e6
     service.listing()  # builds the cached login order once
-    started = time.perf_counter()
-    for _ in range(20):
-        service.listing()
-    listing_ms = (time.perf_counter() - started) / 20 * 1000
+    listing_ms = best_of(20, service.listing) * 1000
     store.close()
     return {"accounts": count, "startup_s": startup, "bytes_per_account": per_account,
             "peek_us": peek_us, "answer_us": answer_us, "listing_ms": listing_ms}  # fmt: skip
@@ -102,26 +113,39 @@ def child(count: int) -> None:
         print(json.dumps(measure(path, count)))
 
 
-def main() -> None:
+def measure_scale(
+    table: Table, python: Path, sizes: tuple[int, ...], pin: Callable[[], None] | None, results: dict[str, Any]
+) -> None:
     """
-    Run each size in a child process and print a table.
+    Section 4: run each size in a child process (C{python}: the venv's, with sshfinger installed; C{pin}: run in
+    the child before exec), add a row per size and the targets for the largest size against the smallest.
     """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--sizes", default="1000,100000,1000000")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child)
+    table.section(f"4. store scale: {', '.join(f'{size:,}' for size in sizes)} accounts, a fresh process each")
+    rows = []
+    for size in sizes:
+        done = subprocess.run([str(python), __file__, str(size)], capture_output=True, text=True, timeout=600,
+                              preexec_fn=pin)  # fmt: skip
+        if done.returncode != 0:
+            table.add(f"{size:,} accounts", errors=1, note=done.stderr.strip()[-100:])
+            continue
+        row = json.loads(done.stdout)
+        rows.append(row)
+        table.add(f"{size:,} accounts: start-up", value=row["startup_s"], unit="s",
+                  note=f"{row['bytes_per_account']:.0f} B/account, peek {row['peek_us']:.2f} us, first answer "
+                  f"{row['answer_us']:.1f} us, listing {row['listing_ms']:.2f} ms")  # fmt: skip
+    results["scale"] = rows
+    if not rows:
         return
-    print(f"{'accounts':>10} {'start-up s':>11} {'bytes/account':>14} {'peek us':>8} {'answer us':>10} {'listing ms':>11}")
-    for size in (int(text) for text in args.sizes.split(",")):
-        output = subprocess.run(
-            [sys.executable, __file__, "--child", str(size)], capture_output=True, text=True, check=True, timeout=900
-        ).stdout
-        row = json.loads(output)
-        print(f"{row['accounts']:>10} {row['startup_s']:>11.2f} {row['bytes_per_account']:>14.0f} "
-              f"{row['peek_us']:>8.2f} {row['answer_us']:>10.1f} {row['listing_ms']:>11.2f}")  # fmt: skip
+    small, large = rows[0], rows[-1]
+    big, times = f"{large['accounts']:,}", f"{large['accounts']:,} / {small['accounts']:,}"
+    table.add(f"start-up, {big} accounts", STARTUP_TARGET, value=large["startup_s"])
+    table.add(f"memory per account, {big} accounts", MEMORY_TARGET, value=large["bytes_per_account"],
+              note="resident memory after opening / accounts")  # fmt: skip
+    table.add(f"lookup (peek) flat, {times}", FLAT_TARGET, value=large["peek_us"] / small["peek_us"],
+              note="ratio of the peek times")  # fmt: skip
+    table.add(f"listing flat, {times}", FLAT_TARGET, value=large["listing_ms"] / small["listing_ms"],
+              note="ratio of the empty-query listing times (the first 1000 accounts)")  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    child(int(sys.argv[1]))

@@ -1,131 +1,122 @@
 """
-SSH side by side: sshfinger against a private OpenSSH sshd, same client, same machine, same run.
+SSH key login + exec side by side: sshfinger against a private OpenSSH sshd, same client, same machine, same run
+(section 2 of C{run.py}).
 
-  python bench/sshd_compare.py [--venv .venv] [--runs 20] [--parallel-logins 40]
-
-Starts a private sshd (its own config, host key and authorized_keys in a temporary directory, on a free
-loopback port; the system's sshd is never touched) and the installed twistd sshfinger, pins both to core 0 and
-the ssh clients to core 1, and measures public-key login + exec with the stock OpenSSH client: the median of
-sequential logins and logins/s with 8 clients in parallel.  Needs openssh-server (apt-get install
-openssh-server) and root (sshd's privilege separation).
+The private sshd has its own config, host key and authorized_keys (the bench's client key, for root) in the
+bench's temporary directory and listens on a free loopback port; the system's sshd is never touched.  It needs
+C{/usr/sbin/sshd} (C{apt-get install openssh-server}; the bench does not install it) and root (sshd's privilege
+separation); without them its rows say why instead of measuring.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KEY_ONLY, SSH_COMMON, free_port, wait_port  # noqa: E402
+from common import HOST, Login, free_port, key_login, timed_batch
+from servers import Servers, setup_step
+from table import Table, Target, login_row, ratio_row
 
-REPO = Path(__file__).resolve().parent.parent
 SSHD = "/usr/sbin/sshd"
+PARALLEL = 8
+#: Client options of each comparison: OpenSSH's defaults (sshd then negotiates a post-quantum key exchange,
+#: Conch offers curve25519), and both forced to the same key exchange.
+VARIANTS = {"client defaults": [], "curve25519": ["-o", "KexAlgorithms=curve25519-sha256"]}
+#: sshfinger against sshd: at most half the login time, at least twice the logins per second.
+MEDIAN_TARGET = Target("p50", "<=", 0.5, "x")
+RATE_TARGET = Target("rate", ">=", 2, "x")
 
 
-
-
-def pinned(core: int) -> None:
+def sshd_missing() -> str | None:
     """
-    Pin the calling (child) process to C{core}, where the machine has it.
+    Why a private sshd cannot run here, or L{None} if it can.
     """
-    if core < (os.cpu_count() or 1):
-        os.sched_setaffinity(0, {core})
+    if not os.path.exists(SSHD):
+        return f"{SSHD} missing (apt-get install openssh-server)"
+    if os.geteuid() != 0:
+        return "needs root (sshd's privilege separation)"
+    return None
 
 
-def login(port: int, user: str, key: Path, command: str, options: list[str]) -> float:
+def start_sshd(servers: Servers) -> int:
     """
-    One key login + exec; return its wall time in seconds.
+    Start a private sshd (see the module docstring) among C{servers}; return its port.
     """
-    started = time.perf_counter()
-    subprocess.run(["ssh", *SSH_COMMON, *KEY_ONLY, *options, "-p", str(port), "-i", str(key), f"{user}@127.0.0.1", command],
-                   check=True, capture_output=True, timeout=30)  # fmt: skip
-    return time.perf_counter() - started
+    directory = servers.directory / "sshd"
+    directory.mkdir()
+    setup_step(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "host_key")])
+    shutil.copy(f"{servers.key}.pub", directory / "authorized_keys")
+    port = free_port()
+    (directory / "sshd_config").write_text(
+        f"Port {port}\nListenAddress {HOST}\nHostKey {directory / 'host_key'}\nPidFile {directory / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {directory / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        "PrintMotd no\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    servers.start("sshd", [SSHD, "-D", "-e", "-f", str(directory / "sshd_config")], [port])
+    return port
 
 
-def measure(
-    port: int, user: str, key: Path, command: str, runs: int, parallel: int, options: list[str]
-) -> tuple[float, float]:
+def login_rows(
+    table: Table, label: str, port: int, pid: int, key: Path, user: str, options: Sequence[str], runs: int,
+    parallel: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """
-    Median sequential login time (ms) and logins/s with 8 parallel clients.
+    Add two rows for one server: key login + C{whoami} C{runs} times one at a time, and C{parallel} times with
+    L{PARALLEL} clients at once (C{rate} = logins/s); return both rows.
     """
-    for _ in range(3):
-        login(port, user, key, command, options)  # warm up
-    median = statistics.median(login(port, user, key, command, options) for _ in range(runs)) * 1000
-    started = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: login(port, user, key, command, options), range(parallel)))
-    return median, parallel / (time.perf_counter() - started)
+    login = key_login(port, key, user=user, options=options)
+    login()  # warm up
+    sequential, _, cpu, note = timed_batch(pid, lambda: [login() for _ in range(runs)])
+    one = login_row(table, f"{label}, one at a time x{runs}", sequential, note=note, cpu=cpu)
+
+    def in_parallel() -> list[Login]:
+        with ThreadPoolExecutor(PARALLEL) as executor:
+            return list(executor.map(lambda _: login(), range(parallel)))
+
+    logins, wall, cpu, note = timed_batch(pid, in_parallel)
+    many = login_row(table, f"{label}, {PARALLEL} parallel x{parallel}", logins, wall, f"rate = logins/s; {note}",
+                     cpu)  # fmt: skip
+    return one, many
 
 
-def main() -> None:
+def measure_ssh(
+    servers: Servers, table: Table, ssh: int, quick: bool, with_sshd: bool, results: dict[str, Any]
+) -> None:
     """
-    Start both servers, measure, print the comparison.
+    Section 2: key login + exec on sshfinger (SSH port C{ssh}, server C{sshfinger-ssh}) and, if C{with_sshd} and
+    it can run, on a private sshd; the ratios against their targets.  C{--quick}: fewer logins, client defaults
+    only.
     """
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=REPO / ".venv")
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--parallel-logins", type=int, default=40)
-    args = parser.parse_args()
-    if not os.path.exists(SSHD) or os.geteuid() != 0 or shutil.which("ssh") is None:
-        raise SystemExit("needs root, /usr/sbin/sshd (apt-get install openssh-server) and ssh")
-    pinned(1)
-    processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="sshfinger-sshd-") as temp:
-        directory = Path(temp)
-        os.chmod(directory, 0o755)
-        key = directory / "id_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / "host_key")], check=True)
-        shutil.copy(f"{key}.pub", directory / "authorized_keys")
-        sshd_port, finger_port, ssh_port = free_port(), free_port(), free_port()
-        (directory / "sshd_config").write_text(
-            f"Port {sshd_port}\nListenAddress 127.0.0.1\nHostKey {directory / 'host_key'}\n"
-            f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {directory / 'authorized_keys'}\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-            "PermitRootLogin prohibit-password\nPrintMotd no\n"
-        )
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
-        store = directory / "s.db"
-        tool = str(args.venv / "bin" / "sshfinger")
-        subprocess.run([tool, "init", "--store", str(store)], check=True, capture_output=True)
-        subprocess.run([tool, "key", "add", "admin", f"{key}.pub", "--store", str(store)], check=True,
-                       capture_output=True)  # fmt: skip
-        try:
-            for command in (
-                [SSHD, "-D", "-e", "-f", str(directory / "sshd_config")],
-                [str(args.venv / "bin" / "twistd"), "--nodaemon", "--pidfile=", "sshfinger",
-                 "--finger", f"tcp:{finger_port}:interface=127.0.0.1", "--ssh", f"tcp:{ssh_port}:interface=127.0.0.1",
-                 "--store", str(store), "--keys", str(directory / "keys")],
-            ):  # fmt: skip
-                log = open(directory / f"{Path(command[0]).name}.log", "wb")
-                processes.append(subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT,
-                                                  preexec_fn=lambda: pinned(0)))  # fmt: skip
-            wait_port(sshd_port)
-            wait_port(ssh_port)
-            rows = []
-            for label, options in (("client defaults", []), ("both curve25519", ["-o", "KexAlgorithms=curve25519-sha256"])):
-                sshd = measure(sshd_port, "root", key, "true", args.runs, args.parallel_logins, options)
-                ours = measure(ssh_port, "admin", key, "whoami", args.runs, args.parallel_logins, options)
-                rows.append((label, sshd, ours))
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(10)
-    print("key login + exec, OpenSSH client, servers on core 0, clients on core 1")
-    print(f"{'':<46} {'OpenSSH sshd':>14} {'sshfinger':>12} {'ratio':>8}")
-    for label, sshd, ours in rows:
-        # With client defaults sshd negotiates sntrup761x25519 (post-quantum, costly); Conch offers curve25519.
-        print(f"{'median login+exec (ms), ' + label:<46} {sshd[0]:>14.1f} {ours[0]:>12.1f} {ours[0] / sshd[0]:>7.2f}x")
-        print(f"{'logins/s, 8 parallel, ' + label:<46} {sshd[1]:>14.1f} {ours[1]:>12.1f} {ours[1] / sshd[1]:>7.2f}x")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    first = key_login(ssh, servers.key)()
+    if not first[1]:
+        table.section("ssh")
+        table.add("sshfinger key login+exec", errors=1, note=f"first login failed: {first[2][:100]}")
+        results["ssh_error"] = first[2]
+        return
+    missing = sshd_missing() if with_sshd else "skipped (--no-sshd)"
+    sshd = None if missing else start_sshd(servers)
+    runs, parallel = (8, 16) if quick else (20, 40)
+    variants = list(VARIANTS.items())[: 1 if quick else None]
+    for variant, options in variants:
+        table.section(f"2. ssh key login + exec whoami (-> {first[2]!r}), OpenSSH client, {variant}")
+        ours = login_rows(table, "sshfinger", ssh, servers.pid("sshfinger-ssh"), servers.key, "admin", options,
+                          runs, parallel)  # fmt: skip
+        theirs: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        if sshd is None:
+            table.add("OpenSSH sshd", note=f"not measured: {missing}")
+        else:
+            theirs = login_rows(table, "OpenSSH sshd", sshd, servers.pid("sshd"), servers.key, "root", options,
+                                runs, parallel)  # fmt: skip
+        ratios = (
+            ratio_row(table, "ratio sshfinger/sshd, one at a time", ours[0], theirs[0], "ratios (x)", MEDIAN_TARGET),
+            ratio_row(table, f"ratio sshfinger/sshd, {PARALLEL} parallel", ours[1], theirs[1], "ratios (x)",
+                      RATE_TARGET),
+        )  # fmt: skip
+        results[f"ssh_{variant.replace(' ', '_')}"] = {"sshfinger": ours, "sshd": theirs, "ratios": ratios, "sshd_missing": missing}
+    if sshd is not None:
+        servers.stop("sshd")
