@@ -11,6 +11,7 @@ AUTH = ["file:passwd"]  # --auth values; public keys in the store always work
 ADMINS = ["admin"]  # logins that are admins whatever the store says
 LIST_USERS = True  # answer the empty query with the list of users
 ASCII_ONLY = False  # ASCII-only answers for old finger clients
+ACCESS_LOG = None  # a file for the one line per finger query (batched, cheap); None: the main log
 
 from twisted.application.service import Application
 
@@ -23,6 +24,7 @@ options.parseOptions(
     + [arg for admin in ADMINS for arg in ("--admin", admin)]
     + ([] if LIST_USERS else ["--no-list"])
     + (["--ascii"] if ASCII_ONLY else [])
+    + (["--access-log", ACCESS_LOG] if ACCESS_LOG else [])
 )
 application = Application("sshfinger")
 makeService(options).setServiceParent(application)

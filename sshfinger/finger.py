@@ -9,21 +9,21 @@ Forwarding (C{user@host}) is always refused; the user list can be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from itertools import islice
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from twisted.internet.address import IPv6Address
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from sshfinger.accesslog import QueryLogger
 from sshfinger.account import Account, is_valid_login
 from sshfinger.interfaces import IUserStore
-from sshfinger.render import age_text, cap_lines, encode_lines, render_listing, render_record, sanitize
+from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
 
 #: Longest query accepted, in bytes, not counting its line ending.
 MAX_QUERY = 512
@@ -34,6 +34,9 @@ CACHE_SIZE = 10_000
 
 #: Longest query text kept in a log event, in characters (after escaping).
 LOG_QUERY_CHARS = 100
+
+#: Most seconds between two checks for connections past their deadline (see L{FingerFactory.timeout}).
+SWEEP_INTERVAL = 1.0
 
 #: The fixed lines a peer may receive.
 LIST_DENIED = "Finger online user list denied"
@@ -46,14 +49,17 @@ INTERNAL_ERROR = "Internal error in server"
 LOCAL_PEER = "local"
 
 
+#: A query that is nothing but a user name.
+_PLAIN_USER = re.compile(r"[^\s@/][^\s@]*")
+
+
 class QueryError(ValueError):
     """
     A query does not follow RFC 1288's grammar.  The message is one line, safe to show to the peer.
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(NamedTuple):
     """
     One parsed finger query.
 
@@ -83,6 +89,8 @@ def parse_query(line: str) -> Query:
 
     @raise QueryError: for anything else (C{"/X"}, C{"/Walice"}, C{"alice bob"}, C{"alice@"}).
     """
+    if _PLAIN_USER.fullmatch(line):  # the common case, answered without the general parse below
+        return Query(False, line)
     text = line.strip()
     verbose = False
     if text[:2] in ("/W", "/w"):
@@ -93,7 +101,7 @@ def parse_query(line: str) -> Query:
         text = rest.strip()
     if not text:
         return Query(verbose)
-    if any(char.isspace() for char in text):
+    if len(text.split(None, 1)) > 1:
         raise QueryError("expected [/W] [user][@host...]")
     if text.startswith("/"):
         raise QueryError("unknown switch: only /W is supported")
@@ -135,8 +143,8 @@ class FingerService:
     """
     Answers finger queries from an L{IUserStore}'s in-memory view.
 
-    Every method returns a L{Deferred} firing with an L{Answer} (a list of lines without line endings) and does not
-    wait on a disk: lookups use L{IUserStore.peek} and L{IUserStore.list} only.
+    Every method returns an L{Answer} (a list of lines without line endings) at once: lookups use
+    L{IUserStore.peek} and L{IUserStore.visible_accounts} only, so nothing waits on a disk or a thread.
 
     @ivar store: the user store.
     @ivar allow_list: whether an empty query lists the users.
@@ -151,56 +159,52 @@ class FingerService:
         self.store = store
         self.clock = clock
         self.allow_list = allow_list
-        self._cache: dict[tuple[str, bool], tuple[Account, str, Answer]] = {}
+        self._cache: dict[tuple[str, bool], tuple[Account, float, Answer]] = {}
 
-    def user(self, login: str, verbose: bool) -> Deferred[list[str]]:
+    def user(self, login: str, verbose: bool) -> Answer:
         """
         Describe one account.
 
         A login that is unknown, hidden or not even a valid login gets the same single line
-        C{"finger: LOGIN: no such user."}, so a peer cannot tell them apart.
+        C{"finger: LOGIN: no such user."}, so a peer cannot tell them apart.  A record is rendered once and
+        reused until its account changes (a new L{Account} object) or its "N minutes ago" text might (that text
+        is a function of the whole minutes since the update, L{sshfinger.render.age_text}).
         """
-        return maybeDeferred(self._user, login, verbose)
-
-    def _user(self, login: str, verbose: bool) -> Answer:
         account = self.store.peek(login) if is_valid_login(login) else None
         if account is None or account.hidden:
             return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user")
-        # A record changes only when its account does (a new Account object) or when its age text does.
         now = self.clock.seconds()
-        age = age_text(now - account.updated_at)
+        minutes = (now - account.updated_at) // 60
         key = (account.login, verbose)
         cached = self._cache.get(key)
-        if cached is not None and cached[0] is account and cached[1] == age:
+        if cached is not None and cached[0] is account and cached[1] == minutes:
             return cached[2]
         answer = Answer(render_record(account, verbose, now), "user")
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
-        self._cache[key] = (account, age, answer)
+        self._cache[key] = (account, minutes, answer)
         return answer
 
-    def listing(self) -> Deferred[list[str]]:
+    def listing(self) -> Answer:
         """
-        List the visible accounts, or refuse with L{LIST_DENIED} when L{allow_list} is false.
+        List the visible accounts (at most L{LIST_MAX}), or refuse with L{LIST_DENIED} when L{allow_list} is
+        false.
         """
         if not self.allow_list:
-            return succeed(Answer([LIST_DENIED], "list-denied"))
-        return maybeDeferred(self._listing)
-
-    def _listing(self) -> Answer:
+            return Answer([LIST_DENIED], "list-denied")
         accounts = list(islice(self.store.visible_accounts(), LIST_MAX + 1))
         lines = list(render_listing(accounts[:LIST_MAX]))
         if len(accounts) > LIST_MAX:
             lines.append(f"... more accounts than the {LIST_MAX} listed; ask for one by name")
         return Answer(lines, "list")
 
-    def forward(self, query: Query) -> Deferred[list[str]]:
+    def forward(self, query: Query) -> Answer:
         """
         Refuse a forwarding query (C{user@host}) with L{FORWARD_DENIED}, as RFC 1288 section 3.2.1 recommends.
         """
-        return succeed(Answer([FORWARD_DENIED], "forward-denied"))
+        return Answer([FORWARD_DENIED], "forward-denied")
 
-    def answer(self, query: Query) -> Deferred[list[str]]:
+    def answer(self, query: Query) -> Answer:
         """
         Answer any query: forwarding is refused, an empty query lists the users (C{/W} changes nothing there), a
         user query describes the user, verbosely with C{/W}.
@@ -244,7 +248,7 @@ def escape_query(text: str) -> str:
     return escaped
 
 
-class FingerProtocol(Protocol, TimeoutMixin):
+class FingerProtocol(Protocol):
     """
     Serve one finger query on one connection.
 
@@ -254,38 +258,38 @@ class FingerProtocol(Protocol, TimeoutMixin):
     C{factory.max_output} bytes, and the connection is closed.
 
     The whole query must arrive within C{factory.timeout} seconds; once the answer is written, the peer has as long
-    again to read it before the connection is aborted.  Each query is logged as one info event with the fields
-    C{peer}, C{query} (escaped by L{escape_query}) and C{outcome}: C{"user"}, C{"no-such-user"}, C{"list"},
-    C{"list-denied"}, C{"forward-denied"}, C{"bad-query"}, C{"too-long"}, C{"timeout"}, C{"too-many"} or
-    C{"error"}.  A peer that closes before sending a query is not logged.
+    again to read it before the connection is aborted (L{FingerFactory.watch}).  Each query is logged to
+    C{factory.log} as one info event with the fields C{peer}, C{query} (escaped by L{escape_query}) and
+    C{outcome}: C{"user"}, C{"no-such-user"}, C{"list"}, C{"list-denied"}, C{"forward-denied"}, C{"bad-query"},
+    C{"too-long"}, C{"timeout"}, C{"too-many"} or C{"error"}.  A peer that closes before sending a query is not
+    logged.
 
     @ivar factory: the L{FingerFactory} that built this protocol.
     """
 
     log = Logger()
     factory: FingerFactory
+    #: The peer's address as the port gave it to L{FingerFactory.buildProtocol} (else the transport is asked).
+    address: IAddress | None = None
 
-    def __init__(self) -> None:
-        """
-        Start with an empty buffer, waiting for a query.
-        """
-        self._buffer = b""
-        self._state = "reading"  # then "answering" (waiting on the service), then "done"
-        self._lost = False
-        self._counted_as: str | None = None
-        self._peer = LOCAL_PEER
-        self._query = ""
+    # The starting state, as class attributes: a connection sets only what it changes.
+    _buffer = b""
+    _state = "reading"  # then "answering" (waiting on the service), then "done"
+    _lost = False
+    _counted_as: str | None = None
+    _peer = LOCAL_PEER
+    _query = ""
 
     def connectionMade(self) -> None:
         """
-        Start the timeout and count the connection against its peer's limit, refusing it if over.
+        Start the deadline and count the connection against its peer's limit, refusing it if over.
         """
-        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]
-        address = self.transport.getPeer()  # type: ignore[union-attr]
+        factory = self.factory
+        address = self.address if self.address is not None else self.transport.getPeer()  # type: ignore[union-attr]
         self._peer = describe_peer(address)
-        self.setTimeout(self.factory.timeout)
+        factory.watch(self)
         key = peer_key(address)
-        if not self.factory.admit(key):
+        if not factory.admit(key):
             self._respond("too-many", [TOO_MANY])
             return
         self._counted_as = key
@@ -317,25 +321,28 @@ class FingerProtocol(Protocol, TimeoutMixin):
             self._respond("bad-query", [f"finger: bad query: {sanitize(str(error))}"])
             return
         self._state = "answering"
-        d = maybeDeferred(self.factory.service.answer, query)
-        d.addCallback(self._answered, self._default_outcome(query))
-        d.addErrback(self._failed)
+        try:
+            result = self.factory.service.answer(query)
+        except Exception:
+            self._failed(Failure())
+            return
+        if isinstance(result, list):  # (not isinstance(result, Deferred): that check goes through ABCMeta)
+            self._answered(result, query)
+        else:  # a Deferred: a service that has to wait for its answer
+            result.addCallbacks(self._answered, self._failed, callbackArgs=(query,))
 
     def _too_long(self) -> None:
         self._query = self._buffer[: MAX_QUERY + 1].decode("utf-8", errors="replace")
         self._buffer = b""
         self._respond("too-long", [QUERY_TOO_LONG])
 
-    @staticmethod
-    def _default_outcome(query: Query) -> str:
-        if query.hosts:
-            return "forward-denied"
-        return "list" if query.user is None else "user"
-
-    def _answered(self, lines: Iterable[str], default_outcome: str) -> None:
+    def _answered(self, lines: Iterable[str], query: Query) -> None:
         if self._state != "answering":
             return
-        self._respond(getattr(lines, "outcome", default_outcome), lines)
+        outcome = getattr(lines, "outcome", None)
+        if outcome is None:
+            outcome = "forward-denied" if query.hosts else "list" if query.user is None else "user"
+        self._respond(outcome, lines)
 
     def _failed(self, failure: Failure) -> None:
         self.log.failure(
@@ -346,7 +353,8 @@ class FingerProtocol(Protocol, TimeoutMixin):
 
     def _respond(self, outcome: str, lines: Iterable[str]) -> None:
         """
-        Log the query's outcome, then (if the peer is still there) write the answer and close.
+        Log the query's outcome, then (if the peer is still there) write the answer, close, and give the peer
+        a fresh deadline to read it.
         """
         self._state = "done"
         factory = self.factory
@@ -364,19 +372,19 @@ class FingerProtocol(Protocol, TimeoutMixin):
         self._log_outcome(outcome)
         if self._lost:
             return
-        self.resetTimeout()
+        factory.watch(self)
         self.transport.write(data)  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _log_outcome(self, outcome: str) -> None:
-        self.log.info(
+        self.factory.log.info(
             "finger {peer} {query} -> {outcome}", peer=self._peer, query=escape_query(self._query), outcome=outcome
         )
 
     def timeoutConnection(self) -> None:
         """
-        Close a connection whose query did not arrive (or was not answered) in time; abort one whose peer does not
-        read its answer.
+        Called by the factory at the deadline: close a connection whose query did not arrive (or was not
+        answered) in time; abort one whose peer does not read its answer.
         """
         if self._state == "done":
             abort = getattr(self.transport, "abortConnection", None)
@@ -390,14 +398,15 @@ class FingerProtocol(Protocol, TimeoutMixin):
         self._state = "done"
         self._buffer = b""
         self._log_outcome("timeout")
+        self.factory.watch(self)
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """
-        Stop the timeout, free the peer's connection slot and make sure nothing is written any more.
+        Drop the deadline, free the peer's connection slot and make sure nothing is written any more.
         """
         self._lost = True
-        self.setTimeout(None)
+        self.factory.unwatch(self)
         if self._counted_as is not None:
             self.factory.release(self._counted_as)
             self._counted_as = None
@@ -405,14 +414,20 @@ class FingerProtocol(Protocol, TimeoutMixin):
 
 class FingerFactory(ServerFactory):
     """
-    Build L{FingerProtocol}s and count their connections per peer host.
+    Build L{FingerProtocol}s, count their connections per peer host and enforce their deadlines.
+
+    Deadlines are kept in one dict in the order they were set (they all run for the same L{timeout}, so that is
+    also the order they expire in) and checked by one L{LoopingCall} every L{SWEEP_INTERVAL} seconds (or a
+    quarter of the timeout, if shorter) while any connection is open: a connection costs two dict operations
+    instead of a timed call of its own, and is closed between C{timeout} and C{timeout} plus that interval.
 
     @ivar service: the L{FingerService} answering queries.
-    @ivar clock: the reactor (or a L{task.Clock}) for timeouts.
+    @ivar clock: the reactor (or a L{task.Clock}) for deadlines.
     @ivar timeout: seconds a peer has to send its query, and again to read the answer.
     @ivar max_per_peer: most concurrent connections from one host (all UNIX-socket peers share one count).
     @ivar ascii_only: send answers in ASCII (L{sshfinger.render.to_ascii}) instead of UTF-8.
     @ivar max_output: largest answer in bytes; longer ones end with C{"[output truncated]"}.
+    @ivar log: where the one event per query goes (an access log, or by default the global log).
     """
 
     protocol = FingerProtocol
@@ -425,6 +440,7 @@ class FingerFactory(ServerFactory):
         max_per_peer: int = 20,
         ascii_only: bool = False,
         max_output: int = 65536,
+        log: Logger | None = None,
     ) -> None:
         """
         See the instance variables.
@@ -435,7 +451,11 @@ class FingerFactory(ServerFactory):
         self.max_per_peer = max_per_peer
         self.ascii_only = ascii_only
         self.max_output = max_output
+        self.log = log if log is not None else QueryLogger(namespace=FingerProtocol.log.namespace)
         self._per_peer: dict[str, int] = {}
+        self._deadlines: dict[FingerProtocol, float] = {}
+        self._sweeper = LoopingCall(self._sweep)
+        self._sweeper.clock = clock
 
     def admit(self, key: str) -> bool:
         """
@@ -464,6 +484,58 @@ class FingerFactory(ServerFactory):
         Return the number of admitted connections from peer C{key} still open.
         """
         return self._per_peer.get(key, 0)
+
+    def buildProtocol(self, addr: IAddress) -> FingerProtocol:
+        """
+        Build a protocol for a connection from C{addr}, which it keeps (so it need not ask its transport again).
+        """
+        protocol = FingerProtocol()
+        protocol.factory = self
+        protocol.address = addr
+        return protocol
+
+    def watch(self, protocol: FingerProtocol) -> None:
+        """
+        (Re)start C{protocol}'s deadline: its C{timeoutConnection} is called L{timeout} seconds from now, unless
+        L{unwatch} comes first.
+        """
+        deadlines = self._deadlines
+        deadlines.pop(protocol, None)
+        deadlines[protocol] = self.clock.seconds() + self.timeout
+        if not self._sweeper.running:
+            self._sweeper.start(min(SWEEP_INTERVAL, self.timeout / 4), now=False)
+
+    def unwatch(self, protocol: FingerProtocol) -> None:
+        """
+        Drop C{protocol}'s deadline (it has closed).
+        """
+        self._deadlines.pop(protocol, None)
+
+    def watched(self) -> int:
+        """
+        Return the number of connections with a running deadline.
+        """
+        return len(self._deadlines)
+
+    def _sweep(self) -> None:
+        now = self.clock.seconds()
+        expired = []
+        for protocol, deadline in self._deadlines.items():
+            if deadline > now:
+                break
+            expired.append(protocol)
+        for protocol in expired:
+            del self._deadlines[protocol]
+            protocol.timeoutConnection()
+        if not self._deadlines and self._sweeper.running:
+            self._sweeper.stop()
+
+    def stopFactory(self) -> None:
+        """
+        Stop checking deadlines: the port is closing.
+        """
+        if self._sweeper.running:
+            self._sweeper.stop()
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from sshfinger.accesslog import AccessLog
 from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
 
 
@@ -78,18 +79,25 @@ class ReloadService(Service):
     log = Logger()
 
     def __init__(
-        self, reactor: Any, passwd_files: Sequence[str], json_log: str | None = None, text_log: str | None = None
+        self,
+        reactor: Any,
+        passwd_files: Sequence[str],
+        json_log: str | None = None,
+        text_log: str | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         """
         @param reactor: where the reload runs (the signal handler only schedules it).
         @param passwd_files: the C{--auth file:} paths to re-check.
         @param json_log: a file for JSON events, or L{None}.
         @param text_log: a file for text events, or L{None}.
+        @param access_log: the finger access log to reopen too (another service opens and closes it), or L{None}.
         """
         self.reactor = reactor
         self.passwd_files = list(passwd_files)
         self.paths = [(path, json) for path, json in ((json_log, True), (text_log, False)) if path]
         self.logs: list[ReopenableLog] = []
+        self.access_log = access_log
         self._previous: Any = None
 
     def startService(self) -> None:
@@ -113,6 +121,12 @@ class ReloadService(Service):
         for log in self.logs:
             log.reopen()
         problems = 0
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as e:
+                problems += 1
+                self.log.error("Reload: access log {path}: {error}", path=self.access_log.path, error=e.strerror)
         for path in self.passwd_files:
             try:
                 check_passwd_file(path)
@@ -123,7 +137,7 @@ class ReloadService(Service):
             for warning in plaintext_warnings(path):
                 self.log.warn("Reload: {problem}", problem=warning)
         self.log.info(
-            "Reloaded on SIGHUP: {count} passwd file(s) checked, {problems} problem(s)",
+            "Reloaded on SIGHUP: log files reopened, {count} passwd file(s) checked, {problems} problem(s)",
             count=len(self.passwd_files),
             problems=problems,
             event_type="reload",

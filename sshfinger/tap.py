@@ -18,6 +18,7 @@ from twisted.cred import strcred
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.python import usage
 
+from sshfinger.accesslog import AccessLog, QueryLogger
 from sshfinger.account import LOGIN_RULE, is_valid_login
 from sshfinger.endpoints import with_backlog
 from sshfinger.finger import FingerFactory, FingerService
@@ -110,6 +111,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
         ["log-file", None, None, "Also write every event (info and above) as text to this file; SIGHUP reopens it."],
         [
+            "access-log",
+            None,
+            None,
+            "Write the one line per finger query to this file instead of the main log, in batches every 0.1 s "
+            "(much cheaper on a busy server); SIGHUP reopens it.",
+        ],
+        [
             "idle-timeout",
             None,
             DEFAULTS["idle-timeout"],
@@ -190,7 +198,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
             raise usage.UsageError(f"--store: {e}") from None
-        for option in ("json-log", "log-file"):
+        for option in ("json-log", "log-file", "access-log"):
             if self[option] and not os.path.isdir(os.path.dirname(os.path.abspath(self[option]))):
                 raise usage.UsageError(f"--{option}: directory of {self[option]!r} does not exist")
         if self["no-ssh"]:
@@ -234,6 +242,12 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     store_service.setName("store")
     store_service.setServiceParent(top)
 
+    access_log = None
+    if settings.get("access-log"):
+        access_log = AccessLog(settings["access-log"], reactor)
+        access_log.setName("access-log")
+        access_log.setServiceParent(top)  # before the finger port: opened before it, closed after it
+
     finger = FingerService(store_service.store, reactor, allow_list=not settings["no-list"])
     factory = FingerFactory(
         finger,
@@ -241,13 +255,18 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         timeout=float(settings["finger-timeout"]),
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
+        log=None if access_log is None else QueryLogger(namespace="sshfinger.finger", observer=access_log),
     )
     endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 
     reload = ReloadService(
-        reactor, settings.get("passwd_files", []), settings.get("json-log"), settings.get("log-file")
+        reactor,
+        settings.get("passwd_files", []),
+        settings.get("json-log"),
+        settings.get("log-file"),
+        access_log=access_log,
     )
     reload.setName("reload")
     reload.setServiceParent(top)

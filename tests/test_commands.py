@@ -148,7 +148,7 @@ class ReadCommandTests(CommandTestCase):
         """
         C{who} shows what an empty finger query shows (hidden accounts left out).
         """
-        expected = list(self.successResultOf(self.finger.listing()))
+        expected = list(self.finger.listing())
         self.assertEqual(self.lines("alice", "who"), expected)
         self.assertNotIn("ghost", "\n".join(expected))
         self.assertEqual(self.lines("alice", "list"), expected)
@@ -157,8 +157,8 @@ class ReadCommandTests(CommandTestCase):
         """
         C{finger LOGIN} and C{finger -l LOGIN} show exactly what finger answers.
         """
-        self.assertEqual(self.lines("bob", "finger alice"), list(self.successResultOf(self.finger.user("alice", False))))
-        self.assertEqual(self.lines("bob", "finger -l alice"), list(self.successResultOf(self.finger.user("alice", True))))
+        self.assertEqual(self.lines("bob", "finger alice"), list(self.finger.user("alice", False)))
+        self.assertEqual(self.lines("bob", "finger -l alice"), list(self.finger.user("alice", True)))
         self.assertIn("no such user", self.lines("bob", "finger ghost")[0])
 
     def test_whoami(self) -> None:
@@ -283,9 +283,9 @@ class EditCommandTests(CommandTestCase):
         C{hide}/C{unhide} toggle finger visibility; users only for themselves.
         """
         self.lines("alice", "hide")
-        self.assertIn("no such user", self.successResultOf(self.finger.user("alice", False))[0])
+        self.assertIn("no such user", self.finger.user("alice", False)[0])
         self.lines("root", "unhide alice")
-        self.assertIn("Alice Liddell", "\n".join(self.successResultOf(self.finger.user("alice", False))))
+        self.assertIn("Alice Liddell", "\n".join(self.finger.user("alice", False)))
         self.assertIn("permission denied", self.error("alice", "hide bob"))
 
 

@@ -215,13 +215,13 @@ class FingerServiceTests(SynchronousTestCase):
         """
         Return the answer to query C{line}, which must be ready at once.
         """
-        return self.successResultOf(self.service.answer(parse_query(line)))
+        return self.service.answer(parse_query(line))
 
     def test_user(self) -> None:
         """
         A user query renders the record; logins are case-insensitive; the outcome is C{"user"}.
         """
-        answer = self.successResultOf(self.service.user("ALICE", False))
+        answer = self.service.user("ALICE", False)
         self.assertTrue(answer[0].startswith("Login: alice"))
         self.assertIn("Updated: 2026-11-23 11:59 UTC (1 minute ago)", answer)
         self.assertEqual(getattr(answer, "outcome"), "user")
@@ -238,7 +238,7 @@ class FingerServiceTests(SynchronousTestCase):
         Unknown, hidden and invalid logins all get the same single line, with outcome C{"no-such-user"}.
         """
         for login in ("nobody", "hatter", "HATTER", "1bad", "x" * 40):
-            answer = self.successResultOf(self.service.user(login, True))
+            answer = self.service.user(login, True)
             self.assertEqual(answer, [f"finger: {login}: no such user."])
             self.assertEqual(getattr(answer, "outcome"), "no-such-user")
 
@@ -263,7 +263,7 @@ class FingerServiceTests(SynchronousTestCase):
         With C{allow_list} false (C{--no-list}), the list is refused with RFC 1288's text.
         """
         service = FingerService(make_store(ALICE), make_clock(), allow_list=False)
-        answer = self.successResultOf(service.answer(Query()))
+        answer = service.answer(Query())
         self.assertEqual(answer, [LIST_DENIED])
         self.assertEqual(LIST_DENIED, "Finger online user list denied")
         self.assertEqual(getattr(answer, "outcome"), "list-denied")
@@ -277,13 +277,13 @@ class FingerServiceTests(SynchronousTestCase):
             self.assertEqual(answer, ["Finger forwarding service denied"])
             self.assertEqual(getattr(answer, "outcome"), "forward-denied")
 
-    def test_store_error_fails_deferred(self) -> None:
+    def test_store_error_raises(self) -> None:
         """
-        A store that raises gives a failed L{Deferred}, not an exception.
+        A store that raises makes the service raise (the protocol turns that into "Internal error in server").
         """
         service = FingerService(BrokenStore(), make_clock())  # type: ignore[arg-type]
-        self.failureResultOf(service.user("alice", False), RuntimeError)
-        self.failureResultOf(service.listing(), RuntimeError)
+        self.assertRaises(RuntimeError, service.user, "alice", False)
+        self.assertRaises(RuntimeError, service.listing)
 
 
 class ProtocolTestsMixin:
@@ -626,11 +626,14 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_peer_gone_before_query_not_logged(self) -> None:
         """
-        A peer closing before sending a query leaves no query event and no pending timeout.
+        A peer closing before sending a query leaves no query event and no deadline; the deadline check stops
+        at its next round, leaving no timed call behind.
         """
         protocol, transport = self.connect()
         transport.loseConnection()
         self.assertEqual(self.outcomes(), [])
+        self.assertEqual(self.factory.watched(), 0)
+        self.clock.advance(1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
@@ -752,16 +755,16 @@ class AnswerCacheTests(SynchronousTestCase):
         Two queries get the very same answer (encoded once); a status change or the passing of a minute gives a
         fresh one with the new text.
         """
-        first = self.successResultOf(self.service.user("alice", False))
-        self.assertIs(self.successResultOf(self.service.user("alice", False)), first)
+        first = self.service.user("alice", False)
+        self.assertIs(self.service.user("alice", False), first)
         self.assertIs(first.encode(False, 65536), first.encode(False, 65536))  # type: ignore[attr-defined]
-        self.assertIsNot(self.successResultOf(self.service.user("alice", True)), first)
+        self.assertIsNot(self.service.user("alice", True), first)
         self.clock.advance(60)
-        aged = self.successResultOf(self.service.user("alice", False))
+        aged = self.service.user("alice", False)
         self.assertIsNot(aged, first)
         self.assertIn("1 minute ago", "\n".join(aged))
         self.successResultOf(self.store.update("alice", {"status": "Two"}, Actor("t", "cli")))
-        self.assertIn("Status: Two", "\n".join(self.successResultOf(self.service.user("alice", False))))
+        self.assertIn("Status: Two", "\n".join(self.service.user("alice", False)))
 
 
 class ListingLimitTests(SynchronousTestCase):
@@ -781,12 +784,12 @@ class ListingLimitTests(SynchronousTestCase):
         store = CachedStore(MemoryBackend(accounts), clock.seconds)
         store.open()
         service = FingerService(store, clock)
-        lines = self.successResultOf(service.listing())
+        lines = service.listing()
         self.assertEqual(len(lines), 1 + LIST_MAX + 1)
         self.assertTrue(lines[1].startswith("user00001"))
         self.assertIn("more accounts than the", lines[-1])
         self.successResultOf(store.create("aaron", Actor("t", "cli")))
         self.successResultOf(store.delete("user00001", Actor("t", "cli")))
-        lines = self.successResultOf(service.listing())
+        lines = service.listing()
         self.assertTrue(lines[1].startswith("aaron"))
         self.assertTrue(lines[2].startswith("user00002"))

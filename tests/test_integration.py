@@ -6,6 +6,7 @@ sshfinger} process queried over real sockets.
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import subprocess
 import time
@@ -183,6 +184,26 @@ class LiveServerTests(SynchronousTestCase):
         while b"Late for a very important date" not in self.server.finger(b"alice\r\n"):
             self.assertLess(time.monotonic() - changed, 1.0, "the change did not show within 1 s")
             time.sleep(0.02)
+
+    def test_access_log(self) -> None:
+        """
+        With C{--access-log}, each query is one line in that file (written within a moment, and all of them by a
+        clean stop) and not in the main log.
+        """
+        access = os.path.join(self.directory, "finger-access.log")
+        server = ServerProcess(self, self.directory, ["--store", self.store, "--access-log", access]).start()
+        server.finger(b"alice\r\n")
+        deadline = time.monotonic() + 5
+        while "'alice' -> user" not in (open(access).read() if os.path.exists(access) else ""):
+            self.assertLess(time.monotonic(), deadline, "the query was not written within 5 s")
+            time.sleep(0.05)
+        for _ in range(20):
+            server.finger(b"nobody\r\n")
+        self.assertIn(server.stop(), (0, -signal.SIGTERM))
+        with open(access) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len([line for line in lines if "'nobody' -> no-such-user" in line]), 20, lines)
+        self.assertNotIn("'alice' -> user", server.log())
 
     def test_restart_keeps_data(self) -> None:
         """

@@ -88,7 +88,7 @@ class ManholeTests(ManholeTestCase):
         self.assertIn("users     live accounts", self.output())
         self.assertIn("blocking statement freezes the whole server", self.output())
         self.run_line('users["alice"] = "Happy and well"')
-        answer = "\n".join(self.successResultOf(self.finger.user("alice", False)))
+        answer = "\n".join(self.finger.user("alice", False))
         self.assertIn("Happy and well", answer)
         self.assertEqual(self.store.peek("alice").updated_by, "root")  # type: ignore[union-attr]
         self.assertIn("Alice", self.run_line('users["alice"].real_name'))

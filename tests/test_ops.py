@@ -85,12 +85,35 @@ class ReloadTests(SynchronousTestCase):
         reloads = [e for e in self.json_events(self.json_path) if e.get("event_type") == "reload"]
         self.assertEqual(len(reloads), 1)
         with open(self.text_path) as f:
-            self.assertIn("Reloaded on SIGHUP: 1 passwd file(s) checked", f.read())
+            self.assertIn("Reloaded on SIGHUP: log files reopened, 1 passwd file(s) checked", f.read())
         self.assertTrue([e for e in self.events if "plaintext password for 'bob'" in str(e.get("problem"))])
         os.remove(self.passwd)
         os.kill(os.getpid(), signal.SIGHUP)
         self.assertTrue([e for e in self.events if e.get("path") == self.passwd and "error" in e])
         self.assertEqual(len([e for e in self.events if e.get("event_type") == "reload"]), 2)
+
+    def test_sighup_reopens_access_log(self) -> None:
+        """
+        SIGHUP also reopens the finger access log; an access log that cannot be reopened is an error event and
+        the old file stays in use.
+        """
+        from twisted.internet.task import Clock
+
+        from sshfinger.accesslog import AccessLog
+
+        path = os.path.join(self.directory, "finger.log")
+        access = AccessLog(path, Clock())
+        access.startService()
+        self.addCleanup(access.stopService)
+        service = ReloadService(ImmediateReactor(), [], access_log=access)
+        service.startService()
+        self.addCleanup(service.stopService)
+        os.rename(path, path + ".1")
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertTrue(os.path.exists(path))
+        access.path = os.path.join(self.directory, "missing", "finger.log")
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertTrue([e for e in self.events if e.get("path") == access.path and "error" in e])
 
     def test_stop_restores_handler(self) -> None:
         """

@@ -212,7 +212,7 @@ async def cmd_who(ctx: Context, args: list[str]) -> Result:
     """
     What an empty finger query shows.
     """
-    lines: list[str] = await ctx.finger.listing()
+    lines: list[str] = ctx.finger.listing()
     return Reply(list(lines))
 
 
@@ -225,7 +225,7 @@ async def cmd_finger(ctx: Context, args: list[str]) -> Result:
         verbose, args = True, args[1:]
     if len(args) != 1:
         raise CommandError("usage: finger [-l] LOGIN")
-    lines: list[str] = await ctx.finger.user(args[0], verbose)
+    lines: list[str] = ctx.finger.user(args[0], verbose)
     return Reply(list(lines))
 
 
