@@ -195,6 +195,8 @@ class UnitFileTests(SynchronousTestCase):
         self.assertEqual(os.path.dirname(option(words, "--store")), STATE)
         self.assertEqual(os.path.dirname(option(words, "--keys")), STATE)
         self.assertEqual(option(words, "--auth"), f"file:{CONFIG}/passwd")
+        self.assertEqual(os.path.dirname(option(words, "--access-log")), "/var/log/sshfinger")
+        self.assertEqual(unit_values(UNITS / "sshfinger.service", "Service")["LogsDirectory"], ["sshfinger"])
 
     def test_readme_agrees(self) -> None:
         """
