@@ -2,7 +2,7 @@
 The SSH-enabled server while it does other work, and how live an edit is (sections 3 and 5 of C{run.py}).
 
 No stalls: finger p99 at 16 clients idle, while 10 password logins (bcrypt cost 12, in the server's thread pool)
-run at once, and while a stream of edits over one SSH session is committed (fsync each, in the store's writer
+run at once, and while streams of edits over SSH sessions are committed (fsync each, in the store's writer
 thread).  Live edits: from an SSH exec C{set} returning, or the offline C{sshfinger set} exiting, to a finger
 query showing the new status.  An exec C{set} is acknowledged only after the commit and the in-memory update, so
 the first query after it already shows the change; the offline tool writes the SQLite file from another
@@ -13,15 +13,12 @@ The edits change admin's status; the finger load asks for alice, whose answer ne
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any, Callable
 
 from common import (
     HOST, KEY_ONLY, SSH_COMMON, Login, ClientRun, cpu_delta, finger_run, key_login, password_login, pool,
@@ -75,23 +72,37 @@ def edit_delay(edit: ClientRun | list[str], port: int, text: str) -> Login:
     return until_seen(port, text) if ok else (0.0, False, f"the edit failed: {output[:80]}")
 
 
-def stream_edits(servers: Servers, ssh: int, count: int) -> subprocess.Popen[bytes]:
+def edit_session(servers: Servers, ssh: int, first: int, count: int) -> bool:
     """
-    Start one SSH session (no pty) that is sent C{count} C{set admin status write-N} lines, then C{quit}.
+    One SSH session without a pty (like a pasted script) that sends C{count} lines C{set admin status write-N},
+    N from C{first}, then C{quit}; whether it succeeded.  Kept under the server's 64 KiB limit on unread input.
     """
-    writer = subprocess.Popen(
-        ["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh), "-i", str(servers.key), "-T", f"admin@{HOST}"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    lines = "".join(f"set admin status write-{n}\n" for n in range(count)).encode() + b"quit\n"
+    lines = "".join(f"set admin status write-{n}\n" for n in range(first, first + count)) + "quit\n"
+    done = subprocess.run(["ssh", *SSH_COMMON, *KEY_ONLY, "-p", str(ssh), "-i", str(servers.key), "-T",
+                           f"admin@{HOST}"], input=lines.encode(), capture_output=True, timeout=60)  # fmt: skip
+    return done.returncode == 0
 
-    def feed(stdin: IO[bytes]) -> None:  # in a thread: more than a pipe's buffer, and the load starts meanwhile
-        with contextlib.suppress(OSError), stdin:
-            stdin.write(lines)
 
-    assert writer.stdin is not None
-    threading.Thread(target=feed, args=(writer.stdin,), daemon=True).start()
-    return writer
+def finger_while(finger: int, work: Callable[[], object]) -> tuple[dict[str, Any], float]:
+    """
+    Run C{work} in a thread and finger queries for as long as it runs (at most 60 s); return the pooled finger
+    result (without CPU per query: the server did other work too) and the wall seconds of the work.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.set()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    result = pool([finger_run(finger, CONCURRENCY, 10**7, 60, until=done.is_set)])
+    thread.join(90)
+    result["cpu_ms_per_op"] = None
+    return result, time.perf_counter() - started
 
 
 def measure_stalls(
@@ -111,24 +122,15 @@ def measure_stalls(
     idle = pool([finger_run(finger, CONCURRENCY, 2048 if quick else 4096, 20, pid) for _ in range(2)])
     idle_row = finger_row(table, "finger idle", idle)
 
-    done = threading.Event()
     logins: list[Login] = []
 
     def run_logins() -> None:
-        try:
-            with ThreadPoolExecutor(10) as executor:
-                logins.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
-        finally:
-            done.set()
+        with ThreadPoolExecutor(10) as executor:
+            logins.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
 
-    started, cpu_before = time.perf_counter(), process_cpu(pid)
-    thread = threading.Thread(target=run_logins, daemon=True)
-    thread.start()
-    # Query for as long as any of the logins runs (at most 60 s).
-    bcrypt = pool([finger_run(finger, CONCURRENCY, 10**7, 60, until=done.is_set)])
-    bcrypt["cpu_ms_per_op"] = None  # the server's CPU went to bcrypt too: not per query
-    thread.join(90)
-    wall, cpu = time.perf_counter() - started, cpu_delta(cpu_before, process_cpu(pid))
+    cpu_before = process_cpu(pid)
+    bcrypt, wall = finger_while(finger, run_logins)
+    cpu = cpu_delta(cpu_before, process_cpu(pid))
     row = finger_row(table, "finger during 10 bcrypt logins", bcrypt, f"{bcrypt['seconds']:.1f} s window")
     ratio_row(table, "ratio during bcrypt/idle", row, idle_row, "ratios (x)", STALL_TARGET)
     note = "rate = logins/s over the window"
@@ -136,23 +138,17 @@ def measure_stalls(
         note += f"; server CPU {cpu:.2f} s in it, finger included"
     results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", logins, wall, note)
 
-    count = 1000 if quick else 2500
-    started = time.perf_counter()
-    writer = stream_edits(servers, ssh, count)
-    try:
-        edits = pool([finger_run(finger, CONCURRENCY, 10**7, 60, until=lambda: writer.poll() is not None)])
-        writer.wait(30)
-    finally:
-        if writer.poll() is None:
-            os.killpg(writer.pid, signal.SIGKILL)
-            writer.wait()
-    wall = time.perf_counter() - started
-    edits["cpu_ms_per_op"] = None  # the server's CPU went to SSH and SQLite too
-    row = finger_row(table, f"finger during {count} edits (1 SSH session)", edits, f"{edits['seconds']:.1f} s window")
+    sessions, per_session = (2, 500) if quick else (3, 1000)
+    count = sessions * per_session
+    succeeded: list[bool] = []
+    edits, wall = finger_while(finger, lambda: succeeded.extend(
+        edit_session(servers, ssh, k * per_session, per_session) for k in range(sessions)))  # fmt: skip
+    row = finger_row(table, f"finger during {count} edits", edits, f"{edits['seconds']:.1f} s window")
     ratio_row(table, "ratio during edits/idle", row, idle_row, "ratios (x)", STALL_TARGET)
     last = f"write-{count - 1}".encode() in query(finger, "admin")
-    table.add(f"the {count} edits", n=count, rate=count / wall, errors=0 if last else 1,
-              note="rate = edits/s, login included" + ("" if last else "; the last edit does not show"))  # fmt: skip
+    table.add(f"the {count} edits ({sessions} SSH session{'s' if sessions > 1 else ''})", n=count,
+              rate=count / wall, errors=succeeded.count(False) + (not last), note="rate = edits/s, logins included"
+              + ("" if last else "; the last edit does not show"))  # fmt: skip
     results["finger_idle"], results["finger_bcrypt"], results["finger_edits"] = map(public, (idle, bcrypt, edits))
 
 

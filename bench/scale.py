@@ -148,4 +148,6 @@ def measure_scale(
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        raise SystemExit("usage: python scale.py N   (the child of run.py's section 4: python bench/run.py --help)")
     child(int(sys.argv[1]))

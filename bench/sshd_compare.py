@@ -117,6 +117,7 @@ def measure_ssh(
             ratio_row(table, f"ratio sshfinger/sshd, {PARALLEL} parallel", ours[1], theirs[1], "ratios (x)",
                       RATE_TARGET),
         )  # fmt: skip
-        results[f"ssh_{variant.replace(' ', '_')}"] = {"sshfinger": ours, "sshd": theirs, "ratios": ratios, "sshd_missing": missing}
+        results[f"ssh_{variant.replace(' ', '_')}"] = {"sshfinger": ours, "sshd": theirs, "ratios": ratios,
+                                                        "sshd_missing": missing}  # fmt: skip
     if sshd is not None:
         servers.stop("sshd")

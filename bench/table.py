@@ -183,8 +183,9 @@ def login_row(
     cpu: float | None = None, target: Target | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """
-    Add a row for a batch of logins: rate (if C{wall} is given), p50/p90/max of the successful ones, the server's
-    CPU per login (if C{cpu}, its CPU seconds over the batch, is given), failures.
+    Add a row for a batch of logins (or other timed client steps: edits): rate (if C{wall} is given),
+    p50/p90/max of the successful ones, the server's CPU per login (if C{cpu}, its CPU seconds over the batch, is
+    given), failures.
     """
     ok = sorted(t for t, good, _ in runs if good)
     failures = [text for _, good, text in runs if not good]
