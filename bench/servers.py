@@ -132,13 +132,14 @@ class Servers:
         return port
 
     def start_sshfinger(
-        self, name: str, ssh: bool, quiet_log: bool = False, backlog: int | None = None
+        self, name: str, ssh: bool, quiet_log: bool = False, access_log: bool = False
     ) -> tuple[int, int | None]:
         """
         C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
 
         @param quiet_log: drop info events (L{quiet_log.observer}).
-        @param backlog: the finger endpoint's listen backlog (Twisted's default is 50).
+        @param access_log: log the finger queries with C{--access-log} (to a file next to the store) rather than
+            in twistd's log.
         """
         finger = free_port()
         ssh_port = free_port() if ssh else None
@@ -148,11 +149,13 @@ class Servers:
             args += ["--logger", "quiet_log.observer"]
             env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         args += [
-            "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}" + (f":backlog={backlog}" if backlog else ""),
+            "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}",
             "--store", str(self.store),
             # All load comes from 127.0.0.1: lift the per-address limit (default 20) above the concurrency.
             "--max-per-peer", "1000",
         ]  # fmt: skip
+        if access_log:
+            args += ["--access-log", str(self.store.parent / f"{name}-access.log")]
         if ssh:
             args += ["--ssh", f"tcp:{ssh_port}:interface={HOST}", "--keys", str(self.keys_dir),
                      "--auth", f"file:{self.passwd}"]  # fmt: skip
