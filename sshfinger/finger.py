@@ -271,6 +271,8 @@ class FingerProtocol(Protocol):
     factory: FingerFactory
     #: The peer's address as the port gave it to L{FingerFactory.buildProtocol} (else the transport is asked).
     address: IAddress | None = None
+    #: When the connection times out (see L{FingerFactory.watch}).
+    deadline = 0.0
 
     # The starting state, as class attributes: a connection sets only what it changes.
     _buffer = b""
@@ -416,10 +418,10 @@ class FingerFactory(ServerFactory):
     """
     Build L{FingerProtocol}s, count their connections per peer host and enforce their deadlines.
 
-    Deadlines are kept in one dict in the order they were set (they all run for the same L{timeout}, so that is
-    also the order they expire in) and checked by one L{LoopingCall} every L{SWEEP_INTERVAL} seconds (or a
-    quarter of the timeout, if shorter) while any connection is open: a connection costs two dict operations
-    instead of a timed call of its own, and is closed between C{timeout} and C{timeout} plus that interval.
+    Each open connection carries its deadline; one L{LoopingCall} checks them all every L{SWEEP_INTERVAL} seconds
+    (or a quarter of the timeout, if shorter) while any connection is open.  A connection thus costs a set
+    insertion and removal rather than a timed call of its own (a heap entry created, cancelled and cleared), and
+    is closed between C{timeout} and C{timeout} plus that interval after its deadline started.
 
     @ivar service: the L{FingerService} answering queries.
     @ivar clock: the reactor (or a L{task.Clock}) for deadlines.
@@ -453,7 +455,7 @@ class FingerFactory(ServerFactory):
         self.max_output = max_output
         self.log = log if log is not None else QueryLogger(namespace=FingerProtocol.log.namespace)
         self._per_peer: dict[str, int] = {}
-        self._deadlines: dict[FingerProtocol, float] = {}
+        self._watched: set[FingerProtocol] = set()
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = clock
 
@@ -499,9 +501,8 @@ class FingerFactory(ServerFactory):
         (Re)start C{protocol}'s deadline: its C{timeoutConnection} is called L{timeout} seconds from now, unless
         L{unwatch} comes first.
         """
-        deadlines = self._deadlines
-        deadlines.pop(protocol, None)
-        deadlines[protocol] = self.clock.seconds() + self.timeout
+        protocol.deadline = self.clock.seconds() + self.timeout
+        self._watched.add(protocol)
         if not self._sweeper.running:
             self._sweeper.start(min(SWEEP_INTERVAL, self.timeout / 4), now=False)
 
@@ -509,25 +510,20 @@ class FingerFactory(ServerFactory):
         """
         Drop C{protocol}'s deadline (it has closed).
         """
-        self._deadlines.pop(protocol, None)
+        self._watched.discard(protocol)
 
     def watched(self) -> int:
         """
         Return the number of connections with a running deadline.
         """
-        return len(self._deadlines)
+        return len(self._watched)
 
     def _sweep(self) -> None:
         now = self.clock.seconds()
-        expired = []
-        for protocol, deadline in self._deadlines.items():
-            if deadline > now:
-                break
-            expired.append(protocol)
-        for protocol in expired:
-            del self._deadlines[protocol]
+        for protocol in [protocol for protocol in self._watched if protocol.deadline <= now]:
+            self._watched.discard(protocol)
             protocol.timeoutConnection()
-        if not self._deadlines and self._sweeper.running:
+        if not self._watched and self._sweeper.running:
             self._sweeper.stop()
 
     def stopFactory(self) -> None:
