@@ -21,7 +21,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sshfinger.account import Account, Actor, Change
+from sshfinger.account import Account, Actor, Change, normalize_changes
 from sshfinger.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store import sqlite as sqlite_module
 from sshfinger.store.cached import CachedStore
@@ -191,6 +191,104 @@ class OpenTests(SynchronousTestCase):
         backend.close()
         self.assertRaises(StoreUnavailable, backend.create, "alice", {}, ROOT, 1.0)
         self.assertRaises(StoreUnavailable, backend.poll)
+
+
+class LoadTests(SynchronousTestCase):
+    """
+    L{SQLiteBackend.open} loads every account exactly as it was written, whichever fields it sets.
+    """
+
+    def write_and_reopen(self, accounts: Mapping[str, Mapping[str, object]]) -> tuple[list[Account], list[Account]]:
+        """
+        Create C{accounts} (login to fields, normalized as the cached store does) through one backend, then open
+        a second one on the file.
+
+        @return: the accounts as created, and as the second backend loads them, both sorted by login.
+        """
+        path = self.mktemp()
+        writer = SQLiteBackend(path)
+        writer.open()
+        self.addCleanup(writer.close)
+        created = [
+            writer.create(login, normalize_changes(fields) if fields else {}, OTHER, 1_700_000_000.25)[0]
+            for login, fields in accounts.items()
+        ]
+        reader = SQLiteBackend(path)
+        self.addCleanup(reader.close)
+        return sorted(created), sorted(reader.open())
+
+    def assert_loaded_as_written(self, accounts: Mapping[str, Mapping[str, object]]) -> list[Account]:
+        """
+        Assert that C{accounts} load equal to what was created, with values of the same types.
+        """
+        created, loaded = self.write_and_reopen(accounts)
+        self.assertEqual(loaded, created)
+        for account, expected in zip(loaded, created):
+            self.assertEqual(len(account), len(Account._fields))
+            self.assertEqual([type(value) for value in account], [type(value) for value in expected])
+        return loaded
+
+    def test_every_field(self) -> None:
+        """
+        Plain accounts (name and status only, with or without keys) and accounts setting each other field load
+        unchanged.
+        """
+        self.assert_loaded_as_written(
+            {
+                "plain": {"real_name": "Plain Person", "status": "here"},
+                "bare": {},
+                "keyed": {"keys": [KEY]},
+                "planner": {"plan": "line 1\nline 2"},
+                "officer": {"office": "B12"},
+                "phoner": {"phone": "555"},
+                "hider": {"hidden": True},
+                "admin": {"role": "admin", "keys": [KEY, KEY.replace("alice@a", "alice@b")]},
+                "everything": {
+                    "real_name": "E", "status": "s", "plan": "p", "office": "o", "phone": "1", "hidden": True,
+                    "role": "admin", "keys": [KEY],
+                },
+            }
+        )  # fmt: skip
+
+    def test_all_plain_and_none_plain(self) -> None:
+        """
+        A file holding only plain accounts, or none, loads complete too.
+        """
+        self.assertEqual(len(self.assert_loaded_as_written({f"user{n}": {"status": str(n)} for n in range(5)})), 5)
+        self.assertEqual(len(self.assert_loaded_as_written({f"user{n}": {"plan": str(n)} for n in range(5)})), 5)
+
+    def test_repeated_strings_shared(self) -> None:
+        """
+        The role and the author of the last change, repeated across accounts, are one string each in memory.
+        """
+        loaded = self.assert_loaded_as_written({"a": {}, "b": {}, "c": {"role": "admin"}, "d": {"role": "admin"}})
+        a, b, c, d = loaded
+        self.assertIs(a.updated_by, b.updated_by)
+        self.assertIs(a.role, b.role)
+        self.assertIs(c.role, d.role)
+
+    def test_change_during_load(self) -> None:
+        """
+        A change another process commits while the accounts load is not in the loaded accounts, and the next
+        poll reports it.
+        """
+        path = self.mktemp()
+        theirs = SQLiteBackend(path)
+        theirs.open()
+        self.addCleanup(theirs.close)
+        mine = SQLiteBackend(path)
+        self.addCleanup(mine.close)
+        load_all = mine._load_all
+        created: list[Account] = []
+
+        def load_then_commit(connection: sqlite3.Connection) -> list[Account]:
+            accounts = load_all(connection)
+            created.append(theirs.create("alice", {}, OTHER, 1.0)[0])
+            return accounts
+
+        self.patch(mine, "_load_all", load_then_commit)
+        self.assertEqual(mine.open(), [])
+        self.assertEqual([(login, account) for login, account, _ in mine.poll()], [("alice", created[0])])
 
 
 class PollTests(SynchronousTestCase):

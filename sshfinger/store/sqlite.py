@@ -48,6 +48,9 @@ _ACCOUNT_COLUMNS = (
     "updated_by",
 )
 _SELECT_ACCOUNT = f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM accounts"
+#: Selects the plain accounts: plan, office, phone, hidden flag and role at their defaults (typically most
+#: accounts, which set only a name and a status).  As every column is NOT NULL, C{NOT (_PLAIN)} selects the others.
+_PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user'"
 _INSERT_ACCOUNT = (
     f"INSERT INTO accounts ({', '.join(_ACCOUNT_COLUMNS)}) VALUES ({', '.join('?' * len(_ACCOUNT_COLUMNS))})"
 )
@@ -185,10 +188,14 @@ class SQLiteBackend:
             connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             connection.execute("PRAGMA foreign_keys=ON")
             self._migrate(connection)
+            # The accounts and the watermark come from one snapshot, and data_version from before it, so that a
+            # change another process commits meanwhile is past the watermark and moves data_version: poll finds it.
+            self._data_version = connection.execute("PRAGMA data_version").fetchone()[0]
+            connection.execute("BEGIN")
             accounts = self._load_all(connection)
             self._watermark = self._max_change_id(connection)
+            connection.execute("COMMIT")
             self._own_ids.clear()
-            self._data_version = connection.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as e:
             connection.close()
             raise StoreError(f"cannot open {self.path}: {e}") from e
@@ -252,13 +259,35 @@ class SQLiteBackend:
 
     @staticmethod
     def _load_all(connection: sqlite3.Connection) -> list[Account]:
-        keys: dict[str, list[str]] = {}
+        """
+        Read every account, in table order (the cached store sorts logins when it needs to).
+
+        This is most of the start-up of a large store, and most of that is the sqlite3 module handing over
+        columns, at a cost per column and row whether the value is empty or not.  So the plain accounts
+        (L{_PLAIN}) are read from the five columns that vary, and the others, if any, from all ten.  Accounts are
+        built by C{tuple.__new__}, which skips the Python frame of the generated C{Account.__new__}: the values
+        must be complete and in field order.  Repeated strings are interned, to share their memory.
+        """
+        keys: dict[str, tuple[str, ...]] = {}
         for login, line in connection.execute("SELECT login, line FROM account_keys ORDER BY login, position"):
-            keys.setdefault(login, []).append(line)
-        rows = connection.execute(_SELECT_ACCOUNT)  # table order: the cached store sorts logins when needed
-        if not keys:
-            return [_account_from_row(row) for row in rows]
-        return [_account_from_row(row, keys.get(row[0], ())) for row in rows]
+            keys[login] = keys.get(login, ()) + (line,)
+        new = tuple.__new__
+        accounts = [  # plan, office, phone, hidden and role as _PLAIN requires them
+            new(Account, (login, real_name, status, "", "", "", False, "user", keys.get(login, ()), updated_at,
+                          intern(updated_by)))
+            for login, real_name, status, updated_at, updated_by in connection.execute(
+                f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}"
+            )
+        ]  # fmt: skip
+        if len(accounts) == connection.execute("SELECT count(*) FROM accounts").fetchone()[0]:
+            return accounts  # all plain: spare a scan of the whole table for nothing
+        accounts.extend(  # a generator: no second list of up to a million entries, even for a moment
+            new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
+                          keys.get(login, ()), updated_at, intern(updated_by)))
+            for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by
+            in connection.execute(f"{_SELECT_ACCOUNT} WHERE NOT ({_PLAIN})")
+        )  # fmt: skip
+        return accounts
 
     @staticmethod
     def _max_change_id(connection: sqlite3.Connection) -> int:
