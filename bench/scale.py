@@ -32,7 +32,9 @@ FLAT_TARGET = Target("", "<=", 2, "x")
 
 def fill(path: str, count: int) -> None:
     """
-    Create a store at C{path} and insert C{count} accounts directly.
+    Create a store at C{path} and insert C{count} accounts directly: all with a name and a status; every tenth
+    also with a two-line plan, every fiftieth with an office and a phone, every hundredth hidden, every
+    thousandth an admin, and every twentieth with a public key.
     """
     from sshfinger.store.sqlite import SQLiteBackend
 
@@ -42,12 +44,21 @@ def fill(path: str, count: int) -> None:
     connection = sqlite3.connect(path)
     with connection:
         connection.executemany(
-            "INSERT INTO accounts (login, real_name, status, plan, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (login, real_name, status, plan, office, phone, hidden, role, updated_at, "
+            "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (f"user{n:07d}", f"User Number {n}", f"Status line of user {n}", "", 1_795_000_000.0 + n, "bench")
+                (f"user{n:07d}", f"User Number {n}", f"Status line of user {n}",
+                 f"Plan of user {n}\nand its second line" if n % 10 == 0 else "",
+                 f"Room {n % 500}" if n % 50 == 0 else "", f"+1 555 {n:07d}" if n % 50 == 0 else "",
+                 n % 100 == 0, "admin" if n % 1000 == 0 else "user", 1_795_000_000.0 + n, "bench")
                 for n in range(count)
             ),
-        )
+        )  # fmt: skip
+        connection.executemany(
+            "INSERT INTO account_keys (login, position, line) VALUES (?, 0, ?)",
+            ((f"user{n:07d}", f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{n:043d} user{n}@bench")
+             for n in range(0, count, 20)),
+        )  # fmt: skip
     connection.close()
 
 
