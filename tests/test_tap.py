@@ -4,6 +4,7 @@ Tests for L{sshfinger.tap}: option parsing and validation, and the services C{ma
 
 from __future__ import annotations
 
+import gc
 import os
 
 from twisted.internet.testing import MemoryReactorClock
@@ -12,7 +13,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.ssh.checkers import BytesUsernameChecker
-from sshfinger.tap import Options, makeService
+from sshfinger.tap import GC_YOUNG_THRESHOLD, Options, makeService
 
 
 class OptionsTests(SynchronousTestCase):
@@ -133,9 +134,11 @@ class MakeServiceTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         top.privilegedStartService()
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
         top.startService()
         self.addCleanup(top.stopService)
         self.assertEqual(sorted(port for port, *_ in reactor.tcpServers), [1079, 2022])
+        self.assertEqual(gc.get_threshold()[0], GC_YOUNG_THRESHOLD)
         fingerprints = [e for e in events if "fingerprint" in e]
         self.assertEqual(len(fingerprints), 2)
         warnings = [e for e in events if e.get("log_level") == LogLevel.warn and "problem" in e]
