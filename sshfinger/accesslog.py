@@ -147,8 +147,14 @@ class AccessLog(Service):
     def startService(self) -> None:
         """
         Open the file and write the lines that arrived before.
+
+        @raise SystemExit: with one line, if the file cannot be opened (twistd then exits with status 1).
         """
-        self.reopen()
+        try:
+            self.reopen()
+        except OSError as e:
+            self.log.critical("Cannot open the access log {path}: {error}", path=self.path, error=e.strerror)
+            raise SystemExit(f"sshfinger: cannot open the access log {self.path}: {e.strerror}") from None
         super().startService()
 
     def stopService(self) -> None:

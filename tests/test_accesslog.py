@@ -127,6 +127,15 @@ class AccessLogTests(SynchronousTestCase):
         with open(self.path + ".1") as f:
             self.assertIn("'still'", f.read())
 
+    def test_cannot_open_stops_with_one_line(self) -> None:
+        """
+        Starting with a path that cannot be opened raises L{SystemExit} with one line (twistd exits with it).
+        """
+        access = AccessLog(self.directory, self.clock)
+        error = self.assertRaises(SystemExit, access.startService)
+        self.assertEqual(str(error), f"sshfinger: cannot open the access log {self.directory}: Is a directory")
+        self.assertFalse(access.running)
+
     def test_write_error_reported_once(self) -> None:
         """
         A full disk (C{/dev/full}) drops the lines and is reported once in the main log, not once per batch.

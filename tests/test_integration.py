@@ -147,6 +147,22 @@ class InstalledPackageTests(SynchronousTestCase):
         self.assertIn("sshfinger: cannot open the store", output)
         self.assertNotIn("Traceback", output)
 
+    def test_unwritable_access_log_is_one_line(self) -> None:
+        """
+        An access log path that cannot be opened (a directory) stops the server with one line and a non-zero
+        status.
+        """
+        directory = self.mktemp_dir()
+        result = subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", "memory",
+             "--finger", f"tcp:{free_port()}:interface=127.0.0.1", "--access-log", directory],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=directory,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"sshfinger: cannot open the access log {directory}: Is a directory", output)
+        self.assertNotIn("Traceback", output)
+
 
 class LiveServerTests(SynchronousTestCase):
     """
