@@ -85,10 +85,14 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     baselines = {}
     for concurrency in plan:
         table.section(f"1. finger, waves of {concurrency} one-query connections ({rounds} x {total} queries each)")
-        base = baselines[concurrency] = finger_row(table, f"c={concurrency} baseline (tutorial)", measured[concurrency, "baseline"],
-                          "baseline_finger.py PORT 1024")  # fmt: skip
-        mine = finger_row(table, f"c={concurrency} sshfinger --access-log", measured[concurrency, "sshfinger"],
-                          "--no-ssh, as the systemd unit", target=P99_TARGET if concurrency == 128 else None)  # fmt: skip
+        base = baselines[concurrency] = finger_row(
+            table, f"c={concurrency} baseline (tutorial)", measured[concurrency, "baseline"],
+            "baseline_finger.py PORT 1024",
+        )  # fmt: skip
+        mine = finger_row(
+            table, f"c={concurrency} sshfinger --access-log", measured[concurrency, "sshfinger"],
+            "--no-ssh, as the systemd unit", target=P99_TARGET if concurrency == 128 else None,
+        )  # fmt: skip
         ratio_row(table, f"c={concurrency} ratio sshfinger/baseline", mine, base, "ratios (x), not ms", RATE_TARGET)
         main = finger_row(table, f"c={concurrency} sshfinger, queries in twistd's log",
                           measured[concurrency, "sshfinger-mainlog"], "no --access-log")  # fmt: skip

@@ -3,9 +3,10 @@ The finger access log: one text line per query, in its own file, written in batc
 
 twistd's text observer formats every event field by field and writes it at once, which costs a finger query
 about as much again as answering it.  With C{--access-log FILE} the query events (see
-L{sshfinger.finger.FingerProtocol}, made by a L{QueryLogger}) go to an L{AccessLog} instead, which formats them with one f-string and a
-timestamp computed once per second, and writes what piled up every L{FLUSH_INTERVAL} seconds (or as soon as
-L{BUFFER_LIMIT} characters are waiting), the way web servers buffer their access logs.  A crash can lose the
+L{sshfinger.finger.FingerProtocol}, made by a L{QueryLogger}) go to an L{AccessLog} instead, which formats
+them with one f-string and a timestamp computed once per second, and writes what piled up every
+L{FLUSH_INTERVAL} seconds (or as soon as L{BUFFER_LIMIT} characters are waiting), the way web servers buffer
+their access logs.  A crash can lose the
 last L{FLUSH_INTERVAL} seconds of lines; a clean stop loses none.  SIGHUP reopens the file (L{reopen}), so
 logrotate can move it.
 
@@ -16,6 +17,8 @@ A line looks like twistd's::
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from io import FileIO
 from typing import Any
@@ -123,7 +126,10 @@ class AccessLog(Service):
         self._pending, self._size = [], 0
         try:
             while data:
-                data = data[self._file.write(data) or 0 :]
+                written = self._file.write(data)
+                if not written:  # a regular file takes something or raises; never spin on it
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                data = data[written:]
         except OSError as e:
             if not self._failing:
                 self.log.error("Access log {path}: cannot write: {error}", path=self.path, error=e.strerror)

@@ -54,7 +54,9 @@ class AccessLogTests(SynchronousTestCase):
         self.clock.advance(FLUSH_INTERVAL)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time()))
         line = self.written()
-        self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[finger\] 192\.0\.2\.7:40000 'alice' -> user\n$")
+        self.assertRegex(
+            line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[finger\] 192\.0\.2\.7:40000 'alice' -> user\n$"
+        )
         self.assertEqual(len(line.split()[0]), len(stamp))
 
     def test_batched_until_the_interval(self) -> None:
