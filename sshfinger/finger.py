@@ -522,7 +522,10 @@ class FingerFactory(ServerFactory):
         now = self.clock.seconds()
         for protocol in [protocol for protocol in self._watched if protocol.deadline <= now]:
             self._watched.discard(protocol)
-            protocol.timeoutConnection()
+            try:
+                protocol.timeoutConnection()
+            except Exception:  # one broken connection must not stop the deadlines of all the others
+                FingerProtocol.log.failure("finger {peer}: cannot time out the connection", peer=protocol._peer)
         if not self._watched and self._sweeper.running:
             self._sweeper.stop()
 

@@ -494,6 +494,21 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(self.outcomes()[-1]["query"], "'ali'")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_timeout_error_does_not_stop_the_sweep(self) -> None:
+        """
+        A connection whose timeout handling raises is logged, and the other connections still time out.
+        """
+        broken, _ = self.connect()
+        broken.timeoutConnection = lambda: 1 / 0  # type: ignore[method-assign]
+        self.clock.advance(5)
+        protocol, transport = self.connect()
+        self.clock.advance(5)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(transport.connected)
+        self.clock.advance(5)
+        self.assertFalse(transport.connected)
+        self.assertEqual(self.factory.watched(), 0)
+
     def test_timeout_not_reset_by_data(self) -> None:
         """
         Trickling bytes does not extend the deadline for the whole query.
