@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.accesslog import QueryLogger
-from sshfinger.account import Account, is_valid_login
+from sshfinger.account import Account
 from sshfinger.interfaces import IUserStore
 from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
 
@@ -170,7 +170,7 @@ class FingerService:
         reused until its account changes (a new L{Account} object) or its "N minutes ago" text might (that text
         is a function of the whole minutes since the update, L{sshfinger.render.age_text}).
         """
-        account = self.store.peek(login) if is_valid_login(login) else None
+        account = self.store.peek(login)  # an invalid login is in no store: no need to check it first
         if account is None or account.hidden:
             return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user")
         now = self.clock.seconds()
