@@ -89,7 +89,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "finger-timeout",
             None,
             DEFAULTS["finger-timeout"],
-            "Seconds a finger client may stay idle before it is disconnected.",
+            "Seconds a finger client has to send its query, and again to read the answer (checked every second).",
             _positive(float, "finger-timeout"),
         ],
         [
