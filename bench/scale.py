@@ -92,7 +92,6 @@ def measure(path: str, count: int) -> dict[str, float]:
     from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
-    from sshfinger.accesslog import QueryLogger
     from sshfinger.finger import FingerFactory, FingerService
     from sshfinger.store.cached import CachedStore
     from sshfinger.store.sqlite import SQLiteBackend
@@ -113,7 +112,7 @@ def measure(path: str, count: int) -> dict[str, float]:
     answer_us = (time.perf_counter() - started) / len(logins) * 1e6
     # A finger query through the protocol as the server runs it (parse, lookup, cached record, limits, log event
     # to a discarding observer), minus only the sockets: best of 20 passes over the same 1000 random accounts.
-    factory = FingerFactory(service, Clock(), max_per_peer=10**6, log=QueryLogger(observer=lambda event: None))
+    factory = FingerFactory(service, Clock(), max_per_peer=10**6, log_observer=lambda event: None)
     peer = IPv4Address("TCP", "127.0.0.1", 40000)
     queries = [login.encode() + b"\r\n" for login in logins]
 

@@ -17,7 +17,7 @@ from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from sshfinger.accesslog import QueryLogger
@@ -429,7 +429,8 @@ class FingerFactory(ServerFactory):
     @ivar max_per_peer: most concurrent connections from one host (all UNIX-socket peers share one count).
     @ivar ascii_only: send answers in ASCII (L{sshfinger.render.to_ascii}) instead of UTF-8.
     @ivar max_output: largest answer in bytes; longer ones end with C{"[output truncated]"}.
-    @ivar log: where the one event per query goes (an access log, or by default the global log).
+    @ivar log: the logger of the one event per query; it goes to C{log_observer} (an access log) if given,
+        else to the global log.
     """
 
     protocol = FingerProtocol
@@ -442,7 +443,7 @@ class FingerFactory(ServerFactory):
         max_per_peer: int = 20,
         ascii_only: bool = False,
         max_output: int = 65536,
-        log: Logger | None = None,
+        log_observer: ILogObserver | None = None,
     ) -> None:
         """
         See the instance variables.
@@ -453,7 +454,7 @@ class FingerFactory(ServerFactory):
         self.max_per_peer = max_per_peer
         self.ascii_only = ascii_only
         self.max_output = max_output
-        self.log = log if log is not None else QueryLogger(namespace=FingerProtocol.log.namespace)
+        self.log = QueryLogger(namespace=FingerProtocol.log.namespace, observer=log_observer)
         self._per_peer: dict[str, int] = {}
         self._watched: set[FingerProtocol] = set()
         self._sweeper = LoopingCall(self._sweep)

@@ -19,7 +19,7 @@ from twisted.cred import strcred
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.python import usage
 
-from sshfinger.accesslog import AccessLog, QueryLogger
+from sshfinger.accesslog import AccessLog
 from sshfinger.account import LOGIN_RULE, is_valid_login
 from sshfinger.endpoints import with_backlog
 from sshfinger.finger import FingerFactory, FingerService
@@ -272,7 +272,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         timeout=float(settings["finger-timeout"]),
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
-        log=None if access_log is None else QueryLogger(namespace="sshfinger.finger", observer=access_log),
+        log_observer=access_log,
     )
     endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
     endpoint.setName("finger")

@@ -494,6 +494,18 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(self.outcomes()[-1]["query"], "'ali'")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_log_observer_gets_the_query_events(self) -> None:
+        """
+        With C{log_observer} (an access log), each query event goes there, with its fields, and not to the global
+        log.
+        """
+        received: list[dict[str, Any]] = []
+        factory = FingerFactory(self.service, self.clock, log_observer=received.append)
+        self.query(b"alice\r\n", factory=factory)
+        fields = [(event["peer"], event["query"], event["outcome"]) for event in received]
+        self.assertEqual(fields, [("192.0.2.7:40000", "'alice'", "user")])
+        self.assertEqual(self.outcomes(), [])
+
     def test_timeout_error_does_not_stop_the_sweep(self) -> None:
         """
         A connection whose timeout handling raises is logged, and the other connections still time out.

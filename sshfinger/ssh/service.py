@@ -34,6 +34,7 @@ from sshfinger.ssh.session import ShellApp
 
 T = TypeVar("T")
 
+
 def usable_cores() -> int:
     """
     The number of cores this process may run on (its CPU affinity where the system tells, else all of them).
