@@ -1,14 +1,14 @@
 """
-The finger access log: one text line per query, in its own file, written in batches.
+Where finger queries are recorded: one line per query, through an L{IQueryLog}.
 
-twistd's text observer formats every event field by field and writes it at once, which costs a finger query
-about as much again as answering it.  With C{--access-log FILE} the query events (see
-L{sshfinger.finger.FingerProtocol}, made by a L{QueryLogger}) go to an L{AccessLog} instead, which formats
-them with one f-string and a timestamp computed once per second, and writes what piled up every
-L{FLUSH_INTERVAL} seconds (or as soon as L{BUFFER_LIMIT} characters are waiting), the way web servers buffer
-their access logs.  A crash can lose the
-last L{FLUSH_INTERVAL} seconds of lines; a clean stop loses none.  SIGHUP reopens the file (L{reopen}), so
-logrotate can move it.
+By default (L{EventQueryLog}) each query is an info event of twisted.logger, with the fields C{peer}, C{query}
+and C{outcome}, and lands wherever twistd's log goes.  twistd's text observer formats every event field by field
+and writes it at once, which costs a finger query about as much again as answering it; so with
+C{--access-log FILE} queries go to an L{AccessLog} instead, the way L{twisted.web.http.HTTPFactory} keeps its
+access log: each query is formatted with one f-string and a timestamp computed once per second, and what piled
+up is written every L{FLUSH_INTERVAL} seconds (or as soon as L{BUFFER_LIMIT} characters are waiting).  A crash
+can lose the last L{FLUSH_INTERVAL} seconds of lines; a clean stop loses none.  SIGHUP reopens the file
+(L{AccessLog.reopen}), so logrotate can move it.
 
 A line looks like twistd's::
 
@@ -21,15 +21,11 @@ import errno
 import os
 import time
 from io import FileIO
-from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
-from zope.interface import implementer
-
-#: Every valid log level, for L{QueryLogger}'s check.
-_LEVELS = frozenset(LogLevel.iterconstants())
+from twisted.logger import Logger
+from zope.interface import Interface, implementer
 
 #: Most seconds a line waits in memory before it is written.
 FLUSH_INTERVAL = 0.1
@@ -38,36 +34,46 @@ FLUSH_INTERVAL = 0.1
 BUFFER_LIMIT = 65536
 
 
-class QueryLogger(Logger):
+class IQueryLog(Interface):
     """
-    A L{Logger} for one event per query: the same events, made without L{Logger.emit}'s check of the level
-    against C{LogLevel.iterconstants()}, which builds and walks a sorted list on every call and costs more than
-    the rest of the event together.  The level is checked against a set made once; anything unusual goes the
-    ordinary way.
+    Records finger queries.
     """
 
-    def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
+    def query(peer: str, query: str, outcome: str) -> None:
         """
-        Emit an event as L{Logger.emit} does.
+        Record one query.
+
+        @param peer: who asked, as L{sshfinger.finger.describe_peer} gives it.
+        @param query: the query, escaped (L{sshfinger.finger.escape_query}).
+        @param outcome: what kind of answer it got (see L{sshfinger.finger.FingerProtocol}).
         """
-        if level not in _LEVELS or "log_trace" in kwargs:
-            super().emit(level, format, **kwargs)
-            return
-        kwargs.update(
-            log_logger=self,
-            log_level=level,
-            log_namespace=self.namespace,
-            log_source=self.source,
-            log_format=format,
-            log_time=time.time(),
-        )
-        self.observer(kwargs)
 
 
-@implementer(ILogObserver)
+@implementer(IQueryLog)
+class EventQueryLog:
+    """
+    Record each query as an info event of twisted.logger: C{"finger {peer} {query} -> {outcome}"}.
+
+    @ivar log: the logger the events go through.
+    """
+
+    def __init__(self, log: Logger) -> None:
+        """
+        @param log: the logger the events go through (its namespace names them).
+        """
+        self.log = log
+
+    def query(self, peer: str, query: str, outcome: str) -> None:
+        """
+        See L{IQueryLog.query}.
+        """
+        self.log.info("finger {peer} {query} -> {outcome}", peer=peer, query=query, outcome=outcome)
+
+
+@implementer(IQueryLog)
 class AccessLog(Service):
     """
-    A log observer for finger query events, writing them to a file in batches; a service that opens the file
+    An L{IQueryLog} writing one line per query to a file, in batches; a service that opens the file
     when it starts (after twistd has dropped privileges) and writes everything out when it stops.
 
     @ivar path: the file, opened for appending.
@@ -90,20 +96,14 @@ class AccessLog(Service):
         self._stamp = ""
         self._failing = False
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def query(self, peer: str, query: str, outcome: str) -> None:
         """
-        Queue one event as a line: a query event (with C{peer}, C{query} and C{outcome}) by one f-string, any
-        other event by its format.
+        See L{IQueryLog.query}: queue the query's line (written within L{FLUSH_INTERVAL} seconds).
         """
-        when = event.get("log_time") or self.clock.seconds()
-        second = int(when)
+        second = int(self.clock.seconds())
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
-        try:
-            text = f"{event['peer']} {event['query']} -> {event['outcome']}"
-        except KeyError:
-            text = formatEvent(event)
-        line = f"{self._stamp} [finger] {text}\n"
+        line = f"{self._stamp} [finger] {peer} {query} -> {outcome}\n"
         self._pending.append(line)
         self._size += len(line)
         if self._size >= BUFFER_LIMIT:
@@ -174,4 +174,4 @@ class AccessLog(Service):
             self._file = None
 
 
-__all__ = ["AccessLog", "BUFFER_LIMIT", "FLUSH_INTERVAL", "QueryLogger"]
+__all__ = ["AccessLog", "BUFFER_LIMIT", "EventQueryLog", "FLUSH_INTERVAL", "IQueryLog"]

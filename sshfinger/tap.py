@@ -272,7 +272,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         timeout=float(settings["finger-timeout"]),
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
-        log_observer=access_log,
+        query_log=access_log,
     )
     endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
     endpoint.setName("finger")

@@ -1,5 +1,5 @@
 """
-Tests for L{sshfinger.accesslog}: the batched finger access log.
+Tests for L{sshfinger.accesslog}: where finger queries are recorded.
 """
 
 from __future__ import annotations
@@ -7,21 +7,44 @@ from __future__ import annotations
 import os
 import time
 
+from typing import Any
+
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
-from sshfinger.accesslog import BUFFER_LIMIT, FLUSH_INTERVAL, AccessLog
+from sshfinger.accesslog import BUFFER_LIMIT, FLUSH_INTERVAL, AccessLog, EventQueryLog, IQueryLog
+
+
+class EventQueryLogTests(SynchronousTestCase):
+    """
+    L{EventQueryLog}: each query is an info event with its fields.
+    """
+
+    def test_event_fields(self) -> None:
+        """
+        A query becomes one event of the given logger with C{peer}, C{query} and C{outcome}, formatted as
+        C{"finger PEER QUERY -> OUTCOME"}.
+        """
+        events: list[dict[str, Any]] = []
+        query_log = EventQueryLog(Logger(namespace="sshfinger.test", observer=events.append))
+        verifyObject(IQueryLog, query_log)
+        query_log.query("192.0.2.7:40000", "'alice'", "user")
+        [event] = events
+        self.assertEqual((event["peer"], event["query"], event["outcome"]), ("192.0.2.7:40000", "'alice'", "user"))
+        self.assertEqual(event["log_namespace"], "sshfinger.test")
+        self.assertEqual(event["log_format"], "finger {peer} {query} -> {outcome}")
 
 
 class AccessLogTests(SynchronousTestCase):
     """
-    L{AccessLog} as the observer of a finger query L{Logger}.
+    L{AccessLog}: one line per query, written in batches.
     """
 
     def setUp(self) -> None:
         """
-        An access log in a temporary directory, started, with a L{Logger} writing to it.
+        An access log in a temporary directory, started, with the clock at 1 800 000 000.5.
         """
         self.directory = os.path.abspath(self.mktemp())
         os.makedirs(self.directory)
@@ -31,13 +54,12 @@ class AccessLogTests(SynchronousTestCase):
         self.access = AccessLog(self.path, self.clock)
         self.access.startService()
         self.addCleanup(self.access.stopService)
-        self.log = Logger(namespace="sshfinger.finger", observer=self.access)
 
     def query(self, peer: str = "192.0.2.7:40000", query: str = "'alice'", outcome: str = "user") -> None:
         """
-        Log one query event, the way L{sshfinger.finger.FingerProtocol} does.
+        Record one query, the way L{sshfinger.finger.FingerProtocol} does.
         """
-        self.log.info("finger {peer} {query} -> {outcome}", peer=peer, query=query, outcome=outcome)
+        self.access.query(peer, query, outcome)
 
     def written(self) -> str:
         """
@@ -48,16 +70,15 @@ class AccessLogTests(SynchronousTestCase):
 
     def test_line_format(self) -> None:
         """
-        A query becomes one line: local time as twistd writes it, C{[finger]}, peer, query and outcome.
+        A query becomes one line: the clock's local time as twistd writes it, C{[finger]}, peer, query and
+        outcome.
         """
+        verifyObject(IQueryLog, self.access)
         self.query()
         self.clock.advance(FLUSH_INTERVAL)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time()))
-        line = self.written()
-        self.assertRegex(
-            line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[finger\] 192\.0\.2\.7:40000 'alice' -> user\n$"
-        )
-        self.assertEqual(len(line.split()[0]), len(stamp))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(1_800_000_000))
+        self.assertRegex(stamp, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$")
+        self.assertEqual(self.written(), f"{stamp} [finger] 192.0.2.7:40000 'alice' -> user\n")
 
     def test_batched_until_the_interval(self) -> None:
         """
@@ -96,7 +117,7 @@ class AccessLogTests(SynchronousTestCase):
         Queries logged before the service starts are written when it does.
         """
         early = AccessLog(os.path.join(self.directory, "early.log"), self.clock)
-        Logger(observer=early).info("finger {peer} {query} -> {outcome}", peer="p", query="'q'", outcome="user")
+        early.query("p", "'q'", "user")
         early.startService()
         early.stopService()
         with open(early.path) as f:
@@ -151,9 +172,8 @@ class AccessLogTests(SynchronousTestCase):
 
         globalLogPublisher.addObserver(errors.append)
         self.addCleanup(globalLogPublisher.removeObserver, errors.append)
-        logger = Logger(observer=full)
         for _ in range(3):
-            logger.info("finger {peer} {query} -> {outcome}", peer="p", query="'q'", outcome="user")
+            full.query("p", "'q'", "user")
             self.clock.advance(FLUSH_INTERVAL)
         full.stopService()
         reported = [e for e in errors if e.get("path") == "/dev/full"]

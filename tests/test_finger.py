@@ -5,6 +5,7 @@ L{StringTransport}s with a L{task.Clock}.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Iterator
 
 from hypothesis import given, settings
@@ -15,7 +16,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
+from sshfinger import finger
+from sshfinger.accesslog import IQueryLog
 from sshfinger.account import Account, Actor
 from sshfinger.finger import (
     FORWARD_DENIED,
@@ -32,6 +36,7 @@ from sshfinger.finger import (
     escape_query,
     parse_query,
     peer_key,
+    send_with_fin,
 )
 from sshfinger.render import TRUNCATED
 from sshfinger.store.cached import CachedStore
@@ -494,16 +499,21 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(self.outcomes()[-1]["query"], "'ali'")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
-    def test_log_observer_gets_the_query_events(self) -> None:
+    def test_query_log_gets_the_queries(self) -> None:
         """
-        With C{log_observer} (an access log), each query event goes there, with its fields, and not to the global
-        log.
+        With a C{query_log} (an access log), each query goes there, with its fields, and not to the global log.
         """
-        received: list[dict[str, Any]] = []
-        factory = FingerFactory(self.service, self.clock, log_observer=received.append)
+        received: list[tuple[str, str, str]] = []
+
+        @implementer(IQueryLog)
+        class Recorder:
+            def query(self, peer: str, query: str, outcome: str) -> None:
+                received.append((peer, query, outcome))
+
+        factory = FingerFactory(self.service, self.clock, query_log=Recorder())
         self.query(b"alice\r\n", factory=factory)
-        fields = [(event["peer"], event["query"], event["outcome"]) for event in received]
-        self.assertEqual(fields, [("192.0.2.7:40000", "'alice'", "user")])
+        self.query(b"alice\r\n", factory=factory)
+        self.assertEqual(received, [("192.0.2.7:40000", "'alice'", "user")] * 2)
         self.assertEqual(self.outcomes(), [])
 
     def test_timeout_error_does_not_stop_the_sweep(self) -> None:
@@ -762,36 +772,167 @@ class WireSafetyPropertyTests(ProtocolTestsMixin, SynchronousTestCase):
         assert_terminal_safe(self, transport.value())
 
 
-class AnswerCacheTests(SynchronousTestCase):
+class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
     """
-    Rendered records are reused until the account or the age text changes.
+    L{FingerFactory} sends a kept reply again for the same query line only while its answer holds.
     """
 
-    def setUp(self) -> None:
+    def test_reused_and_still_logged(self) -> None:
         """
-        A store with alice, updated at time 1000; the clock at 1010.
+        The same line twice gets the very same reply object, and both queries are logged.
         """
-        self.clock = task.Clock()
-        self.clock.advance(1010)
-        self.store = CachedStore(MemoryBackend([Account("alice", status="One", updated_at=1000.0)]), self.clock.seconds)
-        self.store.open()
-        self.service = FingerService(self.store, self.clock)
+        first = self.query(b"alice\r\n")
+        reply = self.factory.cached_reply(b"alice")
+        self.assertIsNotNone(reply)
+        self.assertEqual(self.query(b"alice\n"), first)
+        self.assertIs(self.factory.cached_reply(b"alice"), reply)
+        self.assertEqual([(e["query"], e["outcome"]) for e in self.outcomes()], [("'alice'", "user")] * 2)
 
-    def test_reused_then_refreshed(self) -> None:
+    def test_edit_refreshes(self) -> None:
         """
-        Two queries get the very same answer (encoded once); a status change or the passing of a minute gives a
-        fresh one with the new text.
+        After an edit of the account the next query shows it.
         """
-        first = self.service.user("alice", False)
-        self.assertIs(self.service.user("alice", False), first)
-        self.assertIs(first.encode(False, 65536), first.encode(False, 65536))  # type: ignore[attr-defined]
-        self.assertIsNot(self.service.user("alice", True), first)
-        self.clock.advance(60)
-        aged = self.service.user("alice", False)
-        self.assertIsNot(aged, first)
-        self.assertIn("1 minute ago", "\n".join(aged))
-        self.successResultOf(self.store.update("alice", {"status": "Two"}, Actor("t", "cli")))
-        self.assertIn("Status: Two", "\n".join(self.service.user("alice", False)))
+        self.assertIn(b"Down the rabbit hole", self.query(b"alice\r\n"))
+        self.successResultOf(self.service.store.update("alice", {"status": "Late"}, Actor("t", "cli")))
+        answer = self.query(b"alice\r\n")
+        self.assertIn(b"Status: Late", answer)
+        self.assertNotIn(b"Down the rabbit hole", answer)
+
+    def test_age_refreshes_each_minute(self) -> None:
+        """
+        The "N minutes ago" text is right after every minute boundary, and the reply is kept within a minute.
+        """
+        self.assertIn(b"(1 minute ago)", self.query(b"alice\r\n"))
+        self.clock.advance(59.9)
+        self.assertIn(b"(1 minute ago)", self.query(b"alice\r\n"))
+        self.clock.advance(0.1)
+        self.assertIn(b"(2 minutes ago)", self.query(b"alice\r\n"))
+
+    def test_hidden_deleted_created(self) -> None:
+        """
+        Hiding or deleting an account turns its kept record into "no such user"; creating an account turns a
+        kept "no such user" into its record.
+        """
+        store = self.service.store
+        actor = Actor("t", "cli")
+        self.query(b"alice\r\n")
+        self.successResultOf(store.update("alice", {"hidden": True}, actor))
+        self.assertEqual(self.query(b"alice\r\n"), b"finger: alice: no such user.\r\n")
+        self.successResultOf(store.update("alice", {"hidden": False}, actor))
+        self.assertIn(b"Down the rabbit hole", self.query(b"alice\r\n"))
+        self.successResultOf(store.delete("alice", actor))
+        self.assertEqual(self.query(b"alice\r\n"), b"finger: alice: no such user.\r\n")
+        self.assertEqual(self.query(b"bob\r\n"), b"finger: bob: no such user.\r\n")
+        self.successResultOf(store.create("bob", actor, {"status": "New here"}))
+        self.assertIn(b"Status: New here", self.query(b"bob\r\n"))
+
+    def test_not_kept(self) -> None:
+        """
+        The listing (which any account's change alters), bad queries and errors are never kept.
+        """
+        self.query(b"\r\n")
+        self.query(b"/X\r\n")
+        self.assertIsNone(self.factory.cached_reply(b""))
+        self.assertIsNone(self.factory.cached_reply(b"/X"))
+        broken = FingerFactory(FingerService(BrokenStore(), self.clock), self.clock)  # type: ignore[arg-type]
+        self.assertEqual(self.query(b"alice\r\n", factory=broken), INTERNAL_ERROR.encode() + b"\r\n")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIsNone(broken.cached_reply(b"alice"))
+
+    def test_store_broken_after_caching(self) -> None:
+        """
+        A store that breaks after a reply was kept gets the query "Internal error in server", not a traceback
+        to the peer or a dropped connection.
+        """
+        self.query(b"alice\r\n")
+
+        def broken(login: str) -> None:
+            raise RuntimeError("peek is broken")
+
+        self.patch(self.service.store, "peek", broken)
+        self.assertEqual(self.query(b"alice\r\n"), INTERNAL_ERROR.encode() + b"\r\n")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_bounded(self) -> None:
+        """
+        The cache starts afresh past L{finger.CACHE_SIZE} replies or L{finger.CACHE_BYTES} bytes, so distinct
+        queries cannot grow it without bound.
+        """
+        self.patch(finger, "CACHE_SIZE", 3)
+        for n in range(7):
+            self.query(f"nobody{n}\r\n".encode())
+            self.assertLessEqual(len(self.factory._replies), 3)
+        self.assertIsNotNone(self.factory.cached_reply(b"nobody6"))
+        self.patch(finger, "CACHE_SIZE", 1000)
+        self.patch(finger, "CACHE_BYTES", 100)
+        for n in range(7):
+            self.query(f"nobody{n}\r\n".encode())
+            self.assertLessEqual(self.factory._reply_bytes, 100)
+            self.assertEqual(self.factory._reply_bytes, sum(len(r.data) for r in self.factory._replies.values()))
+
+
+class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    L{send_with_fin}: the answer is corked so that it leaves with the FIN.
+    """
+
+    def test_corked_before_the_answer(self) -> None:
+        """
+        The protocol corks the socket before it writes the answer (so the answer is held for the FIN).
+        """
+        calls: list[tuple[Any, ...]] = []
+
+        class Handle:
+            def setsockopt(self, *args: Any) -> None:
+                calls.append(("setsockopt", *args))
+
+        class Transport(StringTransportWithDisconnection):
+            def getHandle(self) -> Handle:
+                return Handle()
+
+            def write(self, data: bytes) -> None:
+                calls.append(("write",))
+                super().write(data)
+
+        transport = Transport(peerAddress=PEER)
+        protocol, _ = self.connect(transport=transport)
+        transport.protocol = protocol
+        protocol.dataReceived(b"alice\r\n")
+        if finger._TCP_CORK is None:
+            self.assertEqual(calls, [("write",)])  # pragma: no cover
+        else:
+            self.assertEqual(calls, [("setsockopt", socket.IPPROTO_TCP, finger._TCP_CORK, 1), ("write",)])
+        self.assertIn(b"Down the rabbit hole", transport.value())
+
+    def test_real_sockets(self) -> None:
+        """
+        On a real TCP socket the option is set; a UNIX socket (which refuses it) and a transport without a socket
+        are left alone without an error.
+        """
+        if finger._TCP_CORK is None:
+            raise self.skipTest("TCP_CORK is Linux-only")  # pragma: no cover
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        server, _ = listener.accept()
+        self.addCleanup(server.close)
+
+        class Transport:
+            def __init__(self, sock: socket.socket) -> None:
+                self.sock = sock
+
+            def getHandle(self) -> socket.socket:
+                return self.sock
+
+        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger._TCP_CORK), 0)
+        send_with_fin(Transport(server))  # type: ignore[arg-type]
+        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger._TCP_CORK), 1)
+        left, right = socket.socketpair(socket.AF_UNIX)
+        self.addCleanup(left.close)
+        self.addCleanup(right.close)
+        send_with_fin(Transport(left))  # type: ignore[arg-type]
+        send_with_fin(StringTransport())
 
 
 class ListingLimitTests(SynchronousTestCase):
