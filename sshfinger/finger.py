@@ -4,8 +4,9 @@ The RFC 1288 finger server: query parsing, the service that answers queries, and
 One connection carries one query.  The protocol reads a line (CRLF or bare LF, in as many TCP segments as the
 client likes, at most L{MAX_QUERY} bytes), asks L{FingerService.answer}, writes the answer with CRLF line endings
 and closes.  The factory keeps each answer's bytes under the query line that asked for it, and sends them again
-for the same line as long as L{FingerService.is_current} says the answer still holds.  Every stored text is sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.
-Forwarding (C{user@host}) is always refused; the user list can be.
+for the same line as long as L{FingerService.is_current} says the answer still holds.  Every stored text is
+sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.  Forwarding (C{user@host}) is always
+refused; the user list can be.
 """
 
 from __future__ import annotations
