@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -56,9 +57,11 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     --no-ssh as the systemd unit runs it (queries in an C{--access-log} file) and with the queries in twistd's
     own log (no option); both tutorial and sshfinger listen with a backlog of 1024 (sshfinger's default).  Plus
     diagnostics: sshfinger with no per-query log at all, and the tutorial with Twisted's default backlog of 50.
-    Runs against different servers are interleaved round by round.
+    Runs against different servers are interleaved round by round, in short rounds, so that a drift of the
+    machine's speed (a shared VM's is easily 10 % within a minute) falls on all of them alike; each ratio row
+    also gives the median and range of the per-round rate ratios.
     """
-    rounds, total = (2, 2048) if quick else (4, 4096)
+    rounds, total = (3, 2048) if quick else (10, 2048)
     ports = {
         "baseline": servers.start_baseline(backlog=1024),
         "sshfinger": servers.start_sshfinger("sshfinger", ssh=False, access_log=True)[0],
@@ -93,10 +96,12 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
             table, f"c={concurrency} sshfinger --access-log", measured[concurrency, "sshfinger"],
             "--no-ssh, as the systemd unit", target=P99_TARGET if concurrency == 128 else None,
         )  # fmt: skip
-        ratio_row(table, f"c={concurrency} ratio sshfinger/baseline", mine, base, "ratios (x), not ms", RATE_TARGET)
+        ratio_row(table, f"c={concurrency} ratio sshfinger/baseline", mine, base,
+                  round_ratios(measured[concurrency, "sshfinger"], measured[concurrency, "baseline"]), RATE_TARGET)
         main = finger_row(table, f"c={concurrency} sshfinger, queries in twistd's log",
                           measured[concurrency, "sshfinger-mainlog"], "no --access-log")  # fmt: skip
-        ratio_row(table, f"c={concurrency} ratio main-log/baseline", main, base, "ratios (x), not ms")
+        ratio_row(table, f"c={concurrency} ratio main-log/baseline", main, base,
+                  round_ratios(measured[concurrency, "sshfinger-mainlog"], measured[concurrency, "baseline"]))
     table.section("1. finger diagnostics, interleaved with the rows above")
     quiet = finger_row(table, "c=16 sshfinger, no query log at all", measured[16, "sshfinger-quietlog"],
                        "twistd --logger quiet_log.observer")  # fmt: skip
@@ -105,6 +110,16 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
                "Twisted's default: a wave of 128 overflows it")  # fmt: skip
     for name in ports:
         servers.stop(name)
+
+
+def round_ratios(top: dict[str, Any], bottom: dict[str, Any]) -> str:
+    """
+    Describe the rate ratios C{top / bottom} of the rounds that ran side by side: their median and range.
+    """
+    ratios = sorted(a / b for a, b in zip(top["round_qps"], bottom["round_qps"]) if b)
+    if not ratios:
+        return "ratios (x), not ms"
+    return f"ratios (x); per round: median {statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f}"
 
 
 def measure_all(servers: Servers, table: Table, args: argparse.Namespace, results: dict[str, Any]) -> None:

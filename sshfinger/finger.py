@@ -35,7 +35,7 @@ MAX_QUERY = 512
 LIST_MAX = 1000
 #: Answers kept for reuse, per factory (the cache is emptied when it grows past this many or L{CACHE_BYTES}).
 CACHE_SIZE = 10_000
-#: Bytes of answers kept for reuse, per factory.
+#: Bytes of encoded answers kept for reuse, per factory (their lines are kept too, about as much again).
 CACHE_BYTES = 16 * 1024 * 1024
 
 #: Longest query text kept in a log event, in characters (after escaping).
@@ -149,12 +149,6 @@ class Answer(list[str]):
         self.account = account
         self.expires = expires
 
-    def encode(self, ascii_only: bool, max_output: int) -> bytes:
-        """
-        The answer as sent: capped at C{max_output} bytes, CRLF line endings, UTF-8 or ASCII.
-        """
-        return encode_lines(cap_lines(self, max_output, ascii_only), ascii_only)
-
 
 class FingerService:
     """
@@ -257,8 +251,8 @@ def send_with_fin(transport: ITransport) -> None:
     Ask the kernel to hold what C{transport} writes next until the connection closes (Linux C{TCP_CORK}), so that
     an answer followed by C{loseConnection} leaves in the same segment as the FIN rather than in a segment of its
     own: two packets fewer per query, counting the peer's acknowledgements, and less kernel work on both ends.
-    Does nothing for a transport without a socket (C{getHandle}) or where the option is missing
-    or refused (a UNIX socket, another system).
+    Does nothing for a transport without a socket (C{getHandle}) or where the option is missing or refused (a
+    UNIX socket, another system).
     """
     get_handle = getattr(transport, "getHandle", None)
     if _TCP_CORK is None or get_handle is None:

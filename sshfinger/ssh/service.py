@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 from twisted.application import strports
 from twisted.application.service import MultiService
@@ -18,32 +17,19 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.internet.defer import Deferred, fail, maybeDeferred
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from sshfinger import passwd
-from sshfinger.interfaces import IUserStore
+from sshfinger.background import in_background, usable_cores
 from sshfinger.endpoints import with_backlog
+from sshfinger.interfaces import IUserStore
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
 from sshfinger.ssh.session import ShellApp
-
-T = TypeVar("T")
-
-
-def usable_cores() -> int:
-    """
-    The number of cores this process may run on (its CPU affinity where the system tells, else all of them).
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.
 BCRYPT_THREADS = usable_cores()
@@ -81,26 +67,6 @@ class FirstOfCheckers:
             return maybeDeferred(remaining.pop(0).requestAvatarId, credentials).addErrback(next_checker)
 
         return next_checker(None)
-
-
-#: The nice value of bcrypt threads: on a busy core the reactor thread (finger, SSH I/O) gets the CPU first
-#: (about 98% of it against one nice 19 thread, against 90% at nice 10); a bcrypt check still runs, only
-#: slower, while finger is saturated.
-BCRYPT_NICE = 19
-
-
-def background(function: Callable[[], T]) -> T:
-    """
-    Run C{function} in this (pool) thread at a lower CPU priority, so CPU-bound work such as bcrypt never
-    starves the reactor thread.  Linux sets priorities per thread; elsewhere this just runs C{function}.
-    """
-    try:
-        thread_id = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, thread_id) < BCRYPT_NICE:
-            os.setpriority(os.PRIO_PROCESS, thread_id, BCRYPT_NICE)
-    except (AttributeError, OSError):
-        pass
-    return function()
 
 
 def build_portal(realm: ShellRealm, checkers: Iterable[ICredentialsChecker]) -> Portal:
@@ -199,10 +165,7 @@ def make_ssh_service(
     @return: the service and the shared shell application state (for the manhole and tests).
     """
     pool = ThreadPool(minthreads=0, maxthreads=BCRYPT_THREADS, name="sshfinger-bcrypt")
-
-    def in_pool(function: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, pool, lambda: background(function))
-
+    in_pool = in_background(reactor, pool)
     passwd_files: list[str] = list(config.get("passwd_files", []))
     checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(StoreKeysDB(store))]
     checkers += [BcryptFileChecker(path, in_pool) for path in passwd_files]

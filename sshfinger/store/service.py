@@ -1,28 +1,28 @@
 """
 Open a store from its C{--store} value and run it as a Twisted service: a single writer thread for the SQLite
-backend, and a poll that picks up changes other processes commit to the same file.
+backend, and a poll that picks up changes other processes commit to the same file.  The writer runs at a low CPU
+priority (L{sshfinger.background}): a stream of edits then slows down under a finger flood instead of slowing
+finger down.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from sshfinger.background import in_background
 from sshfinger.errors import StoreError
 from sshfinger.store.cached import CachedStore, run_now
 from sshfinger.store.memory import MemoryBackend
 from sshfinger.store.sqlite import CHANGES_KEEP, SQLiteBackend
-
-T = TypeVar("T")
 
 #: Seconds between two polls for changes made by other processes.
 POLL_INTERVAL = 0.5
@@ -129,11 +129,7 @@ def make_store(
         return StoreService(CachedStore(MemoryBackend(), reactor.seconds), reactor, poll_interval=poll_interval)
     assert IReactorThreads.providedBy(reactor)
     pool = ThreadPool(minthreads=1, maxthreads=1, name="sshfinger-store-writer")
-
-    def in_writer(function: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, pool, function)
-
-    store = CachedStore(SQLiteBackend(spec, changes_keep=audit_keep), reactor.seconds, in_writer)
+    store = CachedStore(SQLiteBackend(spec, changes_keep=audit_keep), reactor.seconds, in_background(reactor, pool))
     return StoreService(store, reactor, pool, poll_interval)
 
 
