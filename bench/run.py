@@ -105,7 +105,8 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     table.section("1. finger diagnostics, interleaved with the rows above")
     quiet = finger_row(table, "c=16 sshfinger, no query log at all", measured[16, "sshfinger-quietlog"],
                        "twistd --logger quiet_log.observer")  # fmt: skip
-    ratio_row(table, "c=16 ratio no-log/baseline", quiet, baselines[16], "ratios (x): an event per query, dropped unwritten")
+    ratio_row(table, "c=16 ratio no-log/baseline", quiet, baselines[16],
+              "ratios (x): an event per query, dropped unwritten")  # fmt: skip
     finger_row(table, "c=128 baseline, backlog 50", measured[128, "baseline-50"],
                "Twisted's default: a wave of 128 overflows it")  # fmt: skip
     for name in ports:
