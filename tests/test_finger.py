@@ -826,6 +826,18 @@ class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
         self.successResultOf(store.create("bob", actor, {"status": "New here"}))
         self.assertIn(b"Status: New here", self.query(b"bob\r\n"))
 
+    def test_constant_answers_kept(self) -> None:
+        """
+        An answer that depends on no account (a refused forwarding query) is kept however much time passes.
+        """
+        first = self.query(b"alice@elsewhere\r\n")
+        self.assertEqual(first, FORWARD_DENIED.encode() + b"\r\n")
+        reply = self.factory.cached_reply(b"alice@elsewhere")
+        self.assertIsNotNone(reply)
+        self.clock.advance(10 * 365 * 86400)
+        self.assertIs(self.factory.cached_reply(b"alice@elsewhere"), reply)
+        self.assertEqual(self.query(b"alice@elsewhere\r\n"), first)
+
     def test_not_kept(self) -> None:
         """
         The listing (which any account's change alters), bad queries and errors are never kept.
