@@ -354,14 +354,14 @@ class FingerProtocol(Protocol):
         if end < 0:
             pending = self._buffer[:-1] if self._buffer.endswith(b"\r") else self._buffer
             if len(pending) > MAX_QUERY:
-                self._too_long()
+                self._too_long(pending)
             return
         line = self._buffer[:end]
         self._buffer = b""
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > MAX_QUERY:
-            self._too_long()
+            self._too_long(line)
             return
         reply = self.factory.cached_reply(line)
         if reply is not None:
@@ -388,8 +388,8 @@ class FingerProtocol(Protocol):
         else:  # a Deferred: a service that has to wait for its answer
             result.addCallbacks(self._answered, self._failed, callbackArgs=(query,))
 
-    def _too_long(self) -> None:
-        self._query = self._buffer[: MAX_QUERY + 1].decode("utf-8", errors="replace")
+    def _too_long(self, text: bytes) -> None:
+        self._query = text[: MAX_QUERY + 1].decode("utf-8", errors="replace")
         self._buffer = b""
         self._respond("too-long", [QUERY_TOO_LONG])
 

@@ -417,6 +417,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         self.assertEqual(self.query(b"a" * 512 + b"\r\n"), b"finger: " + b"a" * 512 + b": no such user.\r\n")
         self.assertEqual(self.query(b"a" * 513 + b"\r\n"), QUERY_TOO_LONG.encode() + b"\r\n")
+        self.assertEqual(self.outcomes()[-1]["query"], escape_query("a" * 513))
         self.assertEqual(self.query(b"a" * 512 + b"\n"), b"finger: " + b"a" * 512 + b": no such user.\r\n")
 
     def test_query_limit_without_newline(self) -> None:
@@ -431,6 +432,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertIn(b"no such user", transport.value())
         self.assertEqual(self.query(b"a" * 300, b"b" * 213), QUERY_TOO_LONG.encode() + b"\r\n")
         self.assertEqual(self.outcomes()[-1]["outcome"], "too-long")
+        self.assertEqual(self.outcomes()[-1]["query"], escape_query("a" * 300 + "b" * 213))
 
     def test_one_query_per_connection(self) -> None:
         """
