@@ -32,6 +32,8 @@ CONCURRENCY = 16
 STALL_TARGET = Target("p99", "<=", 1.5, "x")
 EXEC_TARGET = Target("p50", "<", 1, "ms")
 CLI_TARGET = Target("max", "<", 1000, "ms", "1 s")
+#: Seconds of each idle finger window around the busy ones (half with C{--quick}).
+IDLE_SECONDS = 6.0
 
 
 def query(port: int, login: str) -> bytes:
@@ -110,8 +112,12 @@ def measure_stalls(
 ) -> None:
     """
     Section 3 (server C{sshfinger-ssh}): finger idle, during 10 concurrent bcrypt logins, during a stream of
-    committed edits; the p99 ratios against their target.  The idle runs bracket the busy windows (two before,
-    two after, pooled), so that a drift of the machine's speed during the section does not pass for a stall.
+    committed edits; the p99 ratios against their target.
+
+    Idle windows of L{IDLE_SECONDS} come before, between and after the two busy windows, and each busy window is
+    compared with the two idle windows around it, pooled: both sides of a ratio then sample the same stretch of
+    the machine (whose speed drifts by a factor of two over tens of seconds on a shared VM), and both p99s come
+    from tens of thousands of queries rather than one side from a few thousand.
     """
     pid = servers.pid("sshfinger-ssh")
     table.section(f"3. no stalls: finger c={CONCURRENCY} on the SSH-enabled server, idle vs busy")
@@ -120,9 +126,12 @@ def measure_stalls(
         table, f"password login+exec (bcrypt 12), one at a time x{len(single)}", single, note=note, cpu=cpu
     )
     finger_run(finger, CONCURRENCY, 2000, 10)  # warm up
-    idle_runs = [finger_run(finger, CONCURRENCY, 1024 if quick else 2048, 20, pid) for _ in range(2)]
-    busy_rows: list[tuple[str, dict[str, Any], str]] = []
+    idle_seconds = IDLE_SECONDS / 2 if quick else IDLE_SECONDS
 
+    def idle_window() -> dict[str, Any]:
+        return finger_run(finger, CONCURRENCY, 10**7, idle_seconds, pid)
+
+    idle = [idle_window()]
     logins: list[Login] = []
 
     def run_logins() -> None:
@@ -130,31 +139,35 @@ def measure_stalls(
             logins.extend(executor.map(lambda _: password_login(ssh)(), range(10)))
 
     cpu_before = process_cpu(pid)
-    bcrypt, wall = finger_while(finger, run_logins)
+    bcrypt, logins_wall = finger_while(finger, run_logins)
     cpu = cpu_delta(cpu_before, process_cpu(pid))
-    busy_rows.append(("bcrypt", bcrypt, "finger during 10 bcrypt logins"))
-    note = "rate = logins/s over the window"
-    if cpu is not None:
-        note += f"; server CPU {cpu:.2f} s in it, finger included"
+    idle.append(idle_window())
 
     sessions, per_session = (2, 500) if quick else (3, 1000)
     count = sessions * per_session
     succeeded: list[bool] = []
-    edits, wall = finger_while(finger, lambda: succeeded.extend(
+    edits, edits_wall = finger_while(finger, lambda: succeeded.extend(
         edit_session(servers, ssh, k * per_session, per_session) for k in range(sessions)))  # fmt: skip
-    busy_rows.append(("edits", edits, f"finger during {count} edits"))
-    idle_runs += [finger_run(finger, CONCURRENCY, 1024 if quick else 2048, 20, pid) for _ in range(2)]
-    idle = pool(idle_runs)
-    idle_row = finger_row(table, "finger idle", idle, "2 runs before the busy windows, 2 after, pooled")
-    for kind, busy, name in busy_rows:
-        row = finger_row(table, name, busy, f"{busy['seconds']:.1f} s window")
+    idle.append(idle_window())
+
+    around = f"{idle_seconds:.0f} s right before and {idle_seconds:.0f} s right after, pooled"
+    for kind, busy, name, reference in [
+        ("bcrypt", bcrypt, "10 bcrypt logins", pool(idle[:2])),
+        ("edits", edits, f"{count} edits", pool(idle[1:])),
+    ]:
+        idle_row = finger_row(table, f"finger idle around the {kind}", reference, around)
+        row = finger_row(table, f"finger during {name}", busy, f"{busy['seconds']:.1f} s window")
         ratio_row(table, f"ratio during {kind}/idle", row, idle_row, "ratios (x)", STALL_TARGET)
-    results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", logins, wall, note)
+        results[f"finger_idle_{kind}"] = public(reference)
+    note = "rate = logins/s over the window"
+    if cpu is not None:
+        note += f"; server CPU {cpu:.2f} s in it, finger included"
+    results["password_concurrent"] = login_row(table, "the 10 password logins (wall each)", logins, logins_wall, note)
     last = f"write-{count - 1}".encode() in query(finger, "admin")
     table.add(f"the {count} edits ({sessions} SSH session{'s' if sessions > 1 else ''})", n=count,
-              rate=count / wall, errors=succeeded.count(False) + (not last), note="rate = edits/s, logins included"
-              + ("" if last else "; the last edit does not show"))  # fmt: skip
-    results["finger_idle"], results["finger_bcrypt"], results["finger_edits"] = map(public, (idle, bcrypt, edits))
+              rate=count / edits_wall, errors=succeeded.count(False) + (not last),
+              note="rate = edits/s, logins included" + ("" if last else "; the last edit does not show"))  # fmt: skip
+    results["finger_bcrypt"], results["finger_edits"] = public(bcrypt), public(edits)
 
 
 def measure_live(
