@@ -258,6 +258,7 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
         "server_cpu": cpu,
         "cpu_ms_per_op": cpu * 1000 / len(latencies) if cpu is not None and latencies else None,
         "round_qps": [r["qps"] for r in results],
+        "round_p99_ms": [r["p99_ms"] for r in results],
         "latencies": latencies,
     }
 

@@ -3,10 +3,11 @@ A finger load generator on raw non-blocking sockets and C{selectors} (not Twiste
 that it measures the server rather than a client framework, and stays cheap enough that one core of client
 outruns one core of server.
 
-It works in waves: C{concurrency} connections are opened at once, each sends one query and reads until the
-server closes; when the whole wave is done (or has timed out) the next wave starts, until C{total} queries
-have been sent or C{seconds} have passed.  Latency is measured per connection, from just before C{connect()}
-to the end-of-file.  An answer that lacks C{expect} counts as an error (e.g. "too many connections").
+It works in waves: C{concurrency} connections are opened at once, each sends one query as soon as it is
+connected and reads until the server closes; when the whole wave is done (or has timed out) the next wave
+starts, until C{total} queries have been sent or C{seconds} have passed.  Latency is measured per connection,
+from just before C{connect()} to the end-of-file.  An answer that lacks C{expect} counts as an error (e.g. "too
+many connections").
 
 Library::
 
@@ -99,6 +100,19 @@ def _wave(
             selector.register(sock, selectors.EVENT_WRITE, conn)
             if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
                 finish(conn, "refused" if code == errno.ECONNREFUSED else "other")
+                continue
+            # Like a real client (finger(1) connects, then writes), send the query as soon as the connection is
+            # up, which on loopback it nearly always is when connect() returns; not after the rest of the wave
+            # has connected, which would count the client's own delay as the server's latency.
+            try:
+                conn.sent = sock.send(query)
+            except (BlockingIOError, InterruptedError):
+                continue  # not connected yet: sent when the selector says it is writable
+            except ConnectionError as e:
+                finish(conn, "refused" if isinstance(e, ConnectionRefusedError) else "reset")
+                continue
+            if conn.sent >= len(query):
+                selector.modify(sock, selectors.EVENT_READ, conn)
         deadline = time.perf_counter() + timeout
         while open_conns:
             remaining = deadline - time.perf_counter()
