@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Mapping
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from sshfinger.account import Account, Actor, Change
+from sshfinger.account import Account, Actor, Change, PlainAccount
 
 Subscriber = Callable[[Change], None]
 
@@ -121,6 +121,13 @@ class IStoreBackend(Interface):
     def open() -> list[Account]:
         """
         Open (creating or migrating if needed) and return every stored account.
+        """
+
+    def open_by_login() -> dict[str, Account | PlainAccount]:
+        """
+        Open like L{open}, and return every stored account by login; an account that sets nothing but its name,
+        status and update stamp may come as a L{PlainAccount} (see L{sshfinger.account.full_account}), which
+        loads in half the time: this is how a cached store opens a large store.
         """
 
     def close() -> None:

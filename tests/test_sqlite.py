@@ -21,7 +21,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sshfinger.account import Account, Actor, Change, normalize_changes
+from sshfinger.account import Account, Actor, Change, as_account, normalize_changes
 from sshfinger.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store import sqlite as sqlite_module
 from sshfinger.store.cached import CachedStore
@@ -196,7 +196,11 @@ class OpenTests(SynchronousTestCase):
 class LoadTests(SynchronousTestCase):
     """
     L{SQLiteBackend.open} loads every account exactly as it was written, whichever fields it sets.
+
+    @ivar path: the file that L{write_and_reopen} wrote.
     """
+
+    path: str
 
     def write_and_reopen(self, accounts: Mapping[str, Mapping[str, object]]) -> tuple[list[Account], list[Account]]:
         """
@@ -205,7 +209,7 @@ class LoadTests(SynchronousTestCase):
 
         @return: the accounts as created, and as the second backend loads them, both sorted by login.
         """
-        path = self.mktemp()
+        path = self.path = self.mktemp()
         writer = SQLiteBackend(path)
         writer.open()
         self.addCleanup(writer.close)
@@ -259,13 +263,33 @@ class LoadTests(SynchronousTestCase):
 
     def test_repeated_strings_shared(self) -> None:
         """
-        The role and the author of the last change, repeated across accounts, are one string each in memory.
+        The role and the author of the last change, repeated across accounts that set more than a name and a
+        status, are one string each in memory.
         """
         loaded = self.assert_loaded_as_written({"a": {}, "b": {}, "c": {"role": "admin"}, "d": {"role": "admin"}})
         a, b, c, d = loaded
-        self.assertIs(a.updated_by, b.updated_by)
         self.assertIs(a.role, b.role)
         self.assertIs(c.role, d.role)
+        self.assertIs(c.updated_by, d.updated_by)
+
+    def test_plain_accounts_by_login(self) -> None:
+        """
+        L{SQLiteBackend.open_by_login} gives each account under its login: one that sets only its name and status
+        as a L{PlainAccount} (a plain 5-tuple), any other (authorized keys included) as an L{Account}; each
+        stands for the account L{SQLiteBackend.open} loads.
+        """
+        created, _ = self.write_and_reopen(
+            {"plain": {"real_name": "P", "status": "here"}, "bare": {}, "keyed": {"keys": [KEY]},
+             "hider": {"hidden": True}}  # fmt: skip
+        )
+        reader = SQLiteBackend(self.path)
+        self.addCleanup(reader.close)
+        loaded = reader.open_by_login()
+        self.assertEqual(sorted(loaded), ["bare", "hider", "keyed", "plain"])
+        self.assertEqual({login for login, value in loaded.items() if type(value) is tuple}, {"bare", "plain"})
+        self.assertEqual(loaded["plain"], ("plain", "P", "here", 1_700_000_000.25, OTHER.login))
+        self.assertIsInstance(loaded["keyed"], Account)
+        self.assertEqual(sorted(as_account(value) for value in loaded.values()), created)
 
     def test_change_during_load(self) -> None:
         """
@@ -289,6 +313,61 @@ class LoadTests(SynchronousTestCase):
         self.patch(mine, "_load_all", load_then_commit)
         self.assertEqual(mine.open(), [])
         self.assertEqual([(login, account) for login, account, _ in mine.poll()], [("alice", created[0])])
+
+
+class PlainAccountsInCacheTests(SynchronousTestCase):
+    """
+    A L{CachedStore} over SQLite hands out L{Account}s only, though plain accounts are loaded as
+    L{PlainAccount}s: each becomes an L{Account} when first asked for, and stays the same object afterwards.
+    """
+
+    def setUp(self) -> None:
+        path = self.mktemp()
+        writer = SQLiteBackend(path)
+        writer.open()
+        fields: dict[str, dict[str, object]] = {"alice": {"status": "Down the rabbit hole"}, "bob": {},
+                                                "carol": {"hidden": True}, "dave": {"office": "B12"}}  # fmt: skip
+        self.created = {
+            login: writer.create(login, normalize_changes(f) if f else {}, OTHER, 1.5)[0] for login, f in fields.items()
+        }
+        writer.close()
+        self.store = CachedStore(SQLiteBackend(path), Clock().seconds)
+        self.store.open()
+        self.addCleanup(self.store.close)
+
+    def test_peek_and_get(self) -> None:
+        """
+        C{peek} and C{get} return the account as written, an L{Account}, and the same object every time.
+        """
+        alice = self.store.peek("Alice")
+        self.assertIsInstance(alice, Account)
+        self.assertEqual(alice, self.created["alice"])
+        self.assertIs(self.store.peek("alice"), alice)
+        self.assertIs(self.successResultOf(self.store.get("alice")), alice)
+        self.assertIsNone(self.store.peek("nobody"))
+
+    def test_listings(self) -> None:
+        """
+        C{list} and C{visible_accounts} give L{Account}s (hidden ones only where asked for), the same objects
+        as C{peek}.
+        """
+        everyone = self.successResultOf(self.store.list(include_hidden=True))
+        self.assertEqual(everyone, [self.created[login] for login in ("alice", "bob", "carol", "dave")])
+        self.assertTrue(all(type(account) is Account for account in everyone))
+        self.assertEqual([a.login for a in self.successResultOf(self.store.list())], ["alice", "bob", "dave"])
+        visible = list(self.store.visible_accounts())
+        self.assertEqual([a.login for a in visible], ["alice", "bob", "dave"])
+        self.assertTrue(all(type(account) is Account for account in visible))
+        self.assertIs(visible[1], self.store.peek("bob"))
+
+    def test_update(self) -> None:
+        """
+        A plain account never asked for can be changed; the change is what C{peek} shows afterwards.
+        """
+        actor = Actor("admin", "shell")
+        updated = self.successResultOf(self.store.update("bob", {"status": "away"}, actor))
+        self.assertIs(self.store.peek("bob"), updated)
+        self.assertEqual((updated.status, updated.real_name), ("away", ""))
 
 
 class PollTests(SynchronousTestCase):

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, normalize_changes, normalize_login
+from sshfinger.account import Account, Actor, Change, PlainAccount, full_account, normalize_changes, normalize_login
 from sshfinger.errors import InvalidValue, NoSuchAccount
 from sshfinger.interfaces import IStoreBackend, IUserStore, Subscriber
 
@@ -66,7 +66,7 @@ class CachedStore:
         self.backend = backend
         self._clock = clock
         self._executor = executor
-        self._accounts: dict[str, Account] = {}
+        self._accounts: dict[str, Account | PlainAccount] = {}  # see _account
         self._sorted: list[str] | None = None  # logins in order; rebuilt after a create or delete
         self._subscribers: list[Subscriber] = []
 
@@ -87,7 +87,7 @@ class CachedStore:
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._accounts = {account.login: account for account in self.backend.open()}
+            self._accounts = self.backend.open_by_login()
         finally:
             if was_enabled:
                 gc.enable()
@@ -109,11 +109,22 @@ class CachedStore:
 
     # Reads: memory only.
 
+    def _account(self, login: str) -> Account | None:
+        """
+        The account under C{login} (lower-case), or L{None}.  The backend may have loaded it as a L{PlainAccount}:
+        its L{Account} is made the first time it is asked for and kept in its place, so every later call returns
+        that same object (which L{sshfinger.finger.FingerService.is_current} relies on).
+        """
+        account = self._accounts.get(login)
+        if type(account) is tuple:  # a PlainAccount (an Account is a subclass, None is not a tuple)
+            account = self._accounts[login] = full_account(account)
+        return account  # type: ignore[return-value]
+
     def peek(self, login: str) -> Account | None:
         """
         See L{IUserStore.peek}.
         """
-        return self._accounts.get(login.lower())
+        return self._account(login.lower())
 
     def _sorted_logins(self) -> list[str]:
         if self._sorted is None:
@@ -130,9 +141,8 @@ class CachedStore:
         """
         See L{IUserStore.visible_accounts}.
         """
-        accounts = self._accounts
         for login in self._sorted_logins():
-            account = accounts.get(login)
+            account = self._account(login)
             if account is not None and not account.hidden:
                 yield account
 
@@ -140,7 +150,7 @@ class CachedStore:
         """
         See L{IUserStore.get}.
         """
-        account = self._accounts.get(login.lower())
+        account = self._account(login.lower())
         if account is None:
             return fail(NoSuchAccount(login))
         return succeed(account)
@@ -149,10 +159,8 @@ class CachedStore:
         """
         See L{IUserStore.list}.
         """
-        accounts = self._accounts
-        return succeed(
-            [accounts[login] for login in self._sorted_logins() if include_hidden or not accounts[login].hidden]
-        )
+        accounts = [self._account(login) for login in self._sorted_logins()]
+        return succeed([account for account in accounts if account and (include_hidden or not account.hidden)])
 
     # Writes: validated here, committed by the backend, then applied.
 

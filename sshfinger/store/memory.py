@@ -11,7 +11,7 @@ from typing import Mapping
 
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, diff
+from sshfinger.account import Account, Actor, Change, PlainAccount, diff
 from sshfinger.errors import AccountExists, NoSuchAccount
 from sshfinger.interfaces import IStoreBackend
 
@@ -40,6 +40,12 @@ class MemoryBackend:
         See L{IStoreBackend.open}.
         """
         return list(self._accounts.values())
+
+    def open_by_login(self) -> dict[str, Account | PlainAccount]:
+        """
+        See L{IStoreBackend.open_by_login}: every account as an L{Account}.
+        """
+        return dict(self._accounts)
 
     def close(self) -> None:
         """

@@ -14,13 +14,14 @@ processes' writes are found by L{SQLiteBackend.poll}, which reads the C{changes}
 from __future__ import annotations
 
 import sqlite3
+from operator import itemgetter
 from sys import intern
 from importlib.resources import files
 from typing import Callable, Iterable, Mapping, TypeVar
 
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, diff
+from sshfinger.account import Account, Actor, Change, PlainAccount, as_account, diff, full_account
 from sshfinger.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.interfaces import IStoreBackend
 
@@ -174,6 +175,14 @@ class SQLiteBackend:
         """
         See L{IStoreBackend.open}.
 
+        @raise StoreError: as L{open_by_login} does.
+        """
+        return [as_account(account) for account in self.open_by_login().values()]
+
+    def open_by_login(self) -> dict[str, Account | PlainAccount]:
+        """
+        See L{IStoreBackend.open_by_login}.
+
         @raise StoreError: with a one-line message if the file cannot be opened, is not an sshfinger database or
             was written by a newer version.
         """
@@ -258,32 +267,35 @@ class SQLiteBackend:
         return _account_from_row(row, (line for (line,) in keys))
 
     @staticmethod
-    def _load_all(connection: sqlite3.Connection) -> list[Account]:
+    def _load_all(connection: sqlite3.Connection) -> dict[str, Account | PlainAccount]:
         """
-        Read every account, in table order (the cached store sorts logins when it needs to).
+        Read every account, by login.
 
         This is most of the start-up of a large store, and most of that is the sqlite3 module handing over
         columns, at a cost per column and row whether the value is empty or not.  So the plain accounts
-        (L{_PLAIN}) are read from the five columns that vary, and the others, if any, from all ten.  Accounts are
-        built by C{tuple.__new__}, which skips the Python frame of the generated C{Account.__new__}: the values
-        must be complete and in field order.  Repeated strings are interned, to share their memory.
+        (L{_PLAIN}) are read from the five columns that vary, as the rows themselves (L{PlainAccount}s), and put
+        in a dict without a line of Python per row (C{fetchall}, C{map} and C{zip} loop in C); the others, if
+        any, are read from all ten columns as L{Account}s, their repeated strings interned.  A plain account with
+        authorized keys becomes an L{Account} too.
         """
+        rows = connection.execute(
+            f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}"
+        ).fetchall()
+        accounts: dict[str, Account | PlainAccount] = dict(zip(map(itemgetter(0), rows), rows))
+        del rows  # a second list of up to a million entries need not outlive the dict
         keys: dict[str, tuple[str, ...]] = {}
         for login, line in connection.execute("SELECT login, line FROM account_keys ORDER BY login, position"):
             keys[login] = keys.get(login, ()) + (line,)
-        new = tuple.__new__
-        accounts = [  # plan, office, phone, hidden and role as _PLAIN requires them
-            new(Account, (login, real_name, status, "", "", "", False, "user", keys.get(login, ()), updated_at,
-                          intern(updated_by)))
-            for login, real_name, status, updated_at, updated_by in connection.execute(
-                f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}"
-            )
-        ]  # fmt: skip
+        for login, lines in keys.items():
+            plain = accounts.get(login)
+            if plain is not None:
+                accounts[login] = full_account(plain, lines)  # type: ignore[arg-type]
         if len(accounts) == connection.execute("SELECT count(*) FROM accounts").fetchone()[0]:
             return accounts  # all plain: spare a scan of the whole table for nothing
-        accounts.extend(  # a generator: no second list of up to a million entries, even for a moment
-            new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
-                          keys.get(login, ()), updated_at, intern(updated_by)))
+        new = tuple.__new__  # skips the Python frame of the generated Account.__new__: values complete, in order
+        accounts.update(
+            (login, new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
+                                  keys.get(login, ()), updated_at, intern(updated_by))))
             for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by
             in connection.execute(f"{_SELECT_ACCOUNT} WHERE NOT ({_PLAIN})")
         )  # fmt: skip
