@@ -177,8 +177,8 @@ class Account(NamedTuple):
 
 
 #: An account that sets nothing but its name, status and update stamp, as a store may load it:
-#: C{(login, real_name, status, updated_at, updated_by)}.  A plain tuple of five is half the work of an L{Account}
-#: to load and no bigger; L{full_account} makes the L{Account} when one is needed.
+#: C{(login, real_name, status, updated_at, updated_by)}.  A store can hand over the rows its database gives it
+#: without building an L{Account} each; L{full_account} makes the L{Account} when one is needed.
 PlainAccount = tuple[str, str, str, float, str]
 
 

@@ -127,7 +127,7 @@ class IStoreBackend(Interface):
         """
         Open like L{open}, and return every stored account by login; an account that sets nothing but its name,
         status and update stamp may come as a L{PlainAccount} (see L{sshfinger.account.full_account}), which
-        loads in half the time: this is how a cached store opens a large store.
+        takes less work to load: this is how a cached store opens a large store.
         """
 
     def close() -> None:

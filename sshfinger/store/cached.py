@@ -160,7 +160,7 @@ class CachedStore:
         See L{IUserStore.list}.
         """
         accounts = [self._account(login) for login in self._sorted_logins()]
-        return succeed([account for account in accounts if account and (include_hidden or not account.hidden)])
+        return succeed([a for a in accounts if a is not None and (include_hidden or not a.hidden)])
 
     # Writes: validated here, committed by the backend, then applied.
 
