@@ -43,7 +43,7 @@ class IQueryLog(Interface):
         """
         Record one query.
 
-        @param peer: who asked, as L{sshfinger.finger.describe_peer} gives it.
+        @param peer: who asked, as L{sshfinger.peers.describe_peer} gives it.
         @param query: the query, escaped (L{sshfinger.finger.escape_query}).
         @param outcome: what kind of answer it got (see L{sshfinger.finger.FingerProtocol}).
         """

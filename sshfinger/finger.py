@@ -17,7 +17,6 @@ import socket
 from itertools import islice
 from typing import Iterable, NamedTuple
 
-from twisted.internet.address import IPv6Address
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import LoopingCall
@@ -27,6 +26,7 @@ from twisted.python.failure import Failure
 from sshfinger.accesslog import EventQueryLog, IQueryLog
 from sshfinger.account import Account
 from sshfinger.interfaces import IUserStore
+from sshfinger.peers import LOCAL_PEER, describe_peer, peer_key
 from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
 
 #: Longest query accepted, in bytes, not counting its line ending.
@@ -50,9 +50,6 @@ FORWARD_DENIED = "Finger forwarding service denied"
 QUERY_TOO_LONG = "finger: query too long"
 TOO_MANY = "finger: too many connections from your address, try again later"
 INTERNAL_ERROR = "Internal error in server"
-
-#: The peer key shared by every connection without an IP address (UNIX sockets and the like).
-LOCAL_PEER = "local"
 
 
 #: Linux's option to hold partial segments until uncorked or closed (L{None} elsewhere).
@@ -223,27 +220,6 @@ class FingerService:
         if query.user is None:
             return self.listing()
         return self.user(query.user, query.verbose)
-
-
-def peer_key(address: IAddress) -> str:
-    """
-    Return the key under which connections from C{address} are counted: its host, or L{LOCAL_PEER} for an address
-    without one (a UNIX socket).
-    """
-    host = getattr(address, "host", None)
-    return host if isinstance(host, str) else LOCAL_PEER
-
-
-def describe_peer(address: IAddress) -> str:
-    """
-    Return C{address} as log text: C{"192.0.2.7:40000"}, C{"[2001:db8::1]:40000"} or L{LOCAL_PEER}.
-    """
-    host, port = getattr(address, "host", None), getattr(address, "port", None)
-    if not isinstance(host, str):
-        return LOCAL_PEER
-    if isinstance(address, IPv6Address):
-        host = f"[{host}]"
-    return f"{host}:{port}" if port is not None else host
 
 
 def send_with_fin(transport: ITransport) -> None:
@@ -527,7 +503,8 @@ class FingerFactory(ServerFactory):
 
     def admit(self, key: str) -> bool:
         """
-        Count one more connection from peer C{key} (see L{peer_key}), unless it has L{max_per_peer} already.
+        Count one more connection from peer C{key} (see L{sshfinger.peers.peer_key}), unless it has
+        L{max_per_peer} already.
 
         @return: whether the connection was admitted (and counted).
         """
@@ -639,9 +616,7 @@ __all__ = [
     "Query",
     "QueryError",
     "Reply",
-    "describe_peer",
     "escape_query",
     "parse_query",
-    "peer_key",
     "send_with_fin",
 ]

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
@@ -32,10 +32,8 @@ from sshfinger.finger import (
     FingerService,
     Query,
     QueryError,
-    describe_peer,
     escape_query,
     parse_query,
-    peer_key,
     send_with_fin,
 )
 from sshfinger.render import TRUNCATED
@@ -728,26 +726,10 @@ class PerPeerLimitTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(self.outcomes()[-1]["peer"], "local")
 
 
-class PeerTextTests(SynchronousTestCase):
+class EscapeQueryTests(SynchronousTestCase):
     """
-    Peer keys and log texts.
+    Queries as the log shows them.
     """
-
-    def test_peer_key(self) -> None:
-        """
-        IP peers are keyed by host, others by one fixed key.
-        """
-        self.assertEqual(peer_key(PEER), "192.0.2.7")
-        self.assertEqual(peer_key(IPv6Address("TCP", "2001:db8::1", 79)), "2001:db8::1")
-        self.assertEqual(peer_key(UNIXAddress(None)), peer_key(UNIXAddress(b"/tmp/x")))
-
-    def test_describe_peer(self) -> None:
-        """
-        Peers are described as host:port, with IPv6 hosts in brackets.
-        """
-        self.assertEqual(describe_peer(PEER), "192.0.2.7:40000")
-        self.assertEqual(describe_peer(IPv6Address("TCP", "2001:db8::1", 79)), "[2001:db8::1]:79")
-        self.assertEqual(describe_peer(UNIXAddress(None)), "local")
 
     def test_escape_query(self) -> None:
         """

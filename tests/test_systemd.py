@@ -379,15 +379,16 @@ class ActivatedServer:
         case.assertIn(b"Alice Liddell", answer, self.log())
         result = self.ssh("whoami")
         case.assertEqual(result.returncode, 0, result.stderr + self.log())
-        case.assertIn("admin (admin)", result.stdout)
+        # The client's address as every log line and the shell show it: an IPv6 host in brackets.
+        peer = re.escape(f"[{self.host}]" if ":" in self.host else self.host)
+        case.assertRegex(result.stdout, rf"^admin \(admin\) from {peer}:\d+\n$")
         case.assertEqual(listening_ports(self.process.pid), set(self.ports))
         log = self.log()
         started = re.findall(r"(\w+Factory) starting on (\d+)", log)
         expected = [("FingerFactory", str(self.ports[0])), ("SSHFactory", str(self.ports[1]))]
         case.assertEqual(sorted(started), expected, log)
-        host = re.escape(self.host)
-        case.assertRegex(log, rf"finger \[?{host}\]?:\d+ 'alice' -> user")
-        case.assertRegex(log, rf"SSH login accepted: admin from {host}:\d+ ")
+        case.assertRegex(log, rf"finger {peer}:\d+ 'alice' -> user")
+        case.assertRegex(log, rf"SSH login accepted: admin from {peer}:\d+ ")
         # twistd re-raises the signal after its clean shutdown; systemd counts death by SIGTERM as a clean exit.
         case.assertIn(self.stop(), (0, -signal.SIGTERM), self.log())
         case.assertIn("Server Shut Down.", self.log())

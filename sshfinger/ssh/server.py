@@ -14,10 +14,12 @@ from twisted.conch.ssh import connection, factory, keys, transport, userauth
 from twisted.conch.ssh.common import getNS
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sshfinger.peers import describe_peer, peer_key
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellApp, ShellUser
@@ -30,12 +32,14 @@ MAX_AUTH_FAILURES = 6
 PASSWORD_DELAY = 1.0
 
 
-def _peer(transport: Any) -> str:
+def _peer_address(transport: Any) -> IAddress | None:
+    """
+    The client's address behind an SSH transport, or L{None} if it cannot be had.
+    """
     try:
-        address = transport.transport.getPeer()
-        return f"{address.host}:{address.port}"
+        return transport.transport.getPeer()  # type: ignore[no-any-return]
     except Exception:
-        return "unknown"
+        return None
 
 
 def _key_fingerprint(kind: bytes, data: bytes) -> str:
@@ -77,8 +81,9 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         if kind == b"none":
             return d
         login = user.decode("utf-8", "replace")
+        address = _peer_address(self.transport)
         fields = {
-            "peer": _peer(self.transport),
+            "peer": describe_peer(address),
             "login": login,
             "method": kind.decode("ascii", "replace"),
             "fingerprint": _key_fingerprint(kind, data),
@@ -96,7 +101,7 @@ class UserAuthServer(userauth.SSHUserAuthServer):
                     reason=reason.getErrorMessage(),
                     **fields,
                 )
-                host = fields["peer"].rpartition(":")[0]
+                host = peer_key(address)
                 penalty = self.transport.factory.penalties.failed(host)
                 if penalty:
                     self.log.warn(
@@ -203,11 +208,12 @@ class SSHFactory(factory.SSHFactory):
         """
         Refuse a source that is serving a penalty (the connection is closed at once); otherwise as Conch does.
         """
-        wait = self.penalties.blocked(getattr(addr, "host", ""))
+        host = peer_key(addr)
+        wait = self.penalties.blocked(host)
         if wait:
             self.log.info(
                 "SSH connection from {host} refused: penalised for {seconds:.0f} s more",
-                host=addr.host,
+                host=host,
                 seconds=wait,
                 outcome="penalised",
             )

@@ -25,6 +25,7 @@ from zope.interface import implementer
 
 from sshfinger.account import Actor
 from sshfinger.interfaces import IUserStore
+from sshfinger.peers import describe_peer
 from sshfinger.render import sanitize
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction
@@ -115,13 +116,13 @@ class ShellUser(ConchUser):
 
 def peer_of(process: Any) -> str:
     """
-    The C{host:port} of the client behind an C{SSHSessionProcessProtocol}.
+    The address of the client behind an C{SSHSessionProcessProtocol}, as L{describe_peer} writes it.
     """
     try:
         address = process.getPeer().address
-        return f"{address.host}:{address.port}"
     except Exception:
-        return "unknown"
+        address = None
+    return describe_peer(address)
 
 
 def exited(code: int) -> Failure:

@@ -1,0 +1,109 @@
+"""
+Tests for L{sshfinger.ssh.server}: how failed logins are logged and penalised, per client address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch.ssh import keys
+from twisted.conch.ssh.common import NS
+from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
+from twisted.internet.task import Clock
+from twisted.logger import LogEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger.ssh.penalties import THRESHOLD
+from sshfinger.ssh.server import SSHFactory, UserAuthServer
+
+
+class FakeConnection:
+    """
+    The TCP transport under an SSH transport: only its peer's address.
+    """
+
+    def __init__(self, address: IAddress) -> None:
+        """
+        @param address: what C{getPeer} returns.
+        """
+        self.address = address
+
+    def getPeer(self) -> IAddress:
+        """
+        The client's address.
+        """
+        return self.address
+
+
+class FakeSSHTransport:
+    """
+    What L{UserAuthServer} asks of its SSH transport when a login fails: the factory and the connection.
+    """
+
+    def __init__(self, factory: SSHFactory, address: IAddress) -> None:
+        """
+        @param factory: the server factory (its penalties).
+        @param address: the client's address.
+        """
+        self.factory = factory
+        self.transport = FakeConnection(address)
+
+
+class FailedLoginTests(SynchronousTestCase):
+    """
+    A refused login is logged with the client's address, and counts against its host's penalty.
+    """
+
+    def setUp(self) -> None:
+        """
+        A started factory on a fake clock, and the log events captured.
+        """
+        host_key = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        self.factory = SSHFactory(Portal(None), {b"ssh-ed25519": host_key}, clock=Clock())  # type: ignore[arg-type]
+        self.factory.startFactory()
+        self.addCleanup(self.factory.stopFactory)
+        self.events: list[LogEvent] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def refuse(self, address: IAddress) -> None:
+        """
+        Fail one password login from C{address} (the server supports no method, so nothing is checked).
+        """
+        server = UserAuthServer()
+        server.transport = FakeSSHTransport(self.factory, address)  # type: ignore[assignment]
+        server.supportedAuthentications = []
+        self.failureResultOf(server.tryAuth(b"password", b"admin", b"\x00" + NS(b"guess")))
+
+    def logged(self, outcome: str) -> list[dict[str, Any]]:
+        """
+        The events logged with C{outcome}.
+        """
+        return [event for event in self.events if event.get("outcome") == outcome]
+
+    def test_ipv4(self) -> None:
+        """
+        An IPv4 client is logged as host:port and penalised by its host.
+        """
+        for _ in range(THRESHOLD):
+            self.refuse(IPv4Address("TCP", "192.0.2.7", 40000))
+        self.assertEqual(self.logged("refused")[0]["peer"], "192.0.2.7:40000")
+        self.assertEqual(self.logged("penalised")[0]["host"], "192.0.2.7")
+        self.assertIsNone(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 50000)))
+        self.assertIsNotNone(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.8", 50000)))
+
+    def test_ipv6(self) -> None:
+        """
+        An IPv6 client is logged with its host in brackets, and penalised by its bare host, which is what a new
+        connection from it is checked against.
+        """
+        for _ in range(THRESHOLD):
+            self.refuse(IPv6Address("TCP", "2001:db8::1", 40000))
+        self.assertEqual(self.logged("refused")[0]["peer"], "[2001:db8::1]:40000")
+        self.assertEqual(self.logged("penalised")[0]["host"], "2001:db8::1")
+        self.assertIsNone(self.factory.buildProtocol(IPv6Address("TCP", "2001:db8::1", 50000)))
+        self.assertEqual(self.logged("penalised")[-1]["host"], "2001:db8::1")
+        self.assertIsNotNone(self.factory.buildProtocol(IPv6Address("TCP", "2001:db8::2", 50000)))
