@@ -120,19 +120,26 @@ class Servers:
             if source.exists():
                 shutil.copy(source, target / source.name)
 
-    def start_baseline(self, name: str = "baseline", backlog: int | None = None) -> int:
+    def start_baseline(self, name: str = "baseline", backlog: int | None = None, launcher: tuple[str, ...] = ()) -> int:
         """
         The tutorial server; return its port.
 
         @param backlog: its listen backlog (Twisted's default is 50).
+        @param launcher: a command that runs the Python script named by its next argument (L{phase_probe});
+            by default the venv's python.
         """
         port = free_port()
-        args = [str(self.venv / "bin" / "python"), str(BENCH / "baseline_finger.py"), str(port)]
+        args = [*(launcher or [str(self.venv / "bin" / "python")]), str(BENCH / "baseline_finger.py"), str(port)]
         self.start(name, args + ([str(backlog)] if backlog else []), [port])
         return port
 
     def start_sshfinger(
-        self, name: str, ssh: bool, quiet_log: bool = False, access_log: bool = False
+        self,
+        name: str,
+        ssh: bool,
+        quiet_log: bool = False,
+        access_log: bool = False,
+        launcher: tuple[str, ...] = (),
     ) -> tuple[int, int | None]:
         """
         C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
@@ -140,10 +147,12 @@ class Servers:
         @param quiet_log: drop info events (L{quiet_log.observer}).
         @param access_log: log the finger queries with C{--access-log} (to a file next to the store) rather than
             in twistd's log.
+        @param launcher: a command that runs the Python script named by its next argument, here the venv's
+            C{twistd} (L{phase_probe}); by default that script runs by itself.
         """
         finger = free_port()
         ssh_port = free_port() if ssh else None
-        args = [str(self.venv / "bin" / "twistd"), "-n", "--pidfile="]
+        args = [*launcher, str(self.venv / "bin" / "twistd"), "-n", "--pidfile="]
         env = None
         if quiet_log:
             args += ["--logger", "quiet_log.observer"]
