@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.conch.ssh import keys
 from twisted.conch.ssh.common import NS
 from twisted.cred.portal import Portal
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
@@ -107,3 +107,15 @@ class FailedLoginTests(SynchronousTestCase):
         self.assertIsNone(self.factory.buildProtocol(IPv6Address("TCP", "2001:db8::1", 50000)))
         self.assertEqual(self.logged("penalised")[-1]["host"], "2001:db8::1")
         self.assertIsNotNone(self.factory.buildProtocol(IPv6Address("TCP", "2001:db8::2", 50000)))
+
+    def test_unix_socket(self) -> None:
+        """
+        Clients of a UNIX-socket endpoint have no host: they are logged, penalised and refused as one peer,
+        C{local}, rather than failing to be logged.
+        """
+        for _ in range(THRESHOLD):
+            self.refuse(UNIXAddress(None))
+        self.assertEqual(self.logged("refused")[0]["peer"], "local")
+        self.assertEqual(self.logged("penalised")[0]["host"], "local")
+        self.assertIsNone(self.factory.buildProtocol(UNIXAddress(b"/run/sshfinger.sock")))
+        self.assertEqual(self.logged("penalised")[-1]["host"], "local")
