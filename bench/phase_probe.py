@@ -9,6 +9,9 @@ including the protocol's C{connectionMade}), L{tcp.Connection.doRead} (read, inc
 C{dataReceived}, which writes the answer and asks to close), L{abstract.FileDescriptor.doWrite} (write) and
 L{tcp.Connection.connectionLost} (close), and within those C{makeConnection} and C{_dataReceived}, the protocol's
 own share.  Each wrapper adds two C{perf_counter_ns} calls (~0.1 µs) to its phase, the same for every server.
+C{_dataReceived} is private to Twisted (the one place a TCP transport hands data to its protocol, whatever
+the protocol's class); a measurement may wrap it, sshfinger itself does not use it.  If a Twisted release
+renames it, the probed server fails to start and L{phases} says so.
 
 On SIGUSR2 the totals (nanoseconds and calls per phase) are written to OUT as JSON and reset, so that a caller
 can time several runs of load against one process.  Used by L{phases}.
