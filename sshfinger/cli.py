@@ -29,6 +29,12 @@ from sshfinger.store.sqlite import SQLiteBackend
 
 T = TypeVar("T")
 
+#: What C{sshfinger --help} says the tool is (the module docstring's first line is markup, not help text).
+DESCRIPTION = (
+    "The offline tool for sshfinger's user store and passwd file. Each command commits at once; a running server "
+    "shows the change within a second."
+)
+
 DEMO_ACCOUNTS: Sequence[dict[str, Any]] = (
     {
         "login": "alice",
@@ -383,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("SSHFINGER_STORE", "sshfinger.db"),
         help="SQLite store file (default: $SSHFINGER_STORE or sshfinger.db)",
     )
-    parser = argparse.ArgumentParser(prog="sshfinger", description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sshfinger", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sshfinger {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -4,6 +4,7 @@ Tests for the C{sshfinger} offline tool (L{sshfinger.cli}) and the passwd file (
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,6 +15,10 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from sshfinger import cli, passwd
 from sshfinger.store.service import open_offline
+
+
+#: Every command of the tool.
+COMMANDS = "init import export set add del show key audit backup restore doctor passwd".split()
 
 
 class ToolTestCase(SynchronousTestCase):
@@ -49,6 +54,28 @@ class ToolTestCase(SynchronousTestCase):
         store = open_offline(self.store)
         self.addCleanup(store.close)
         return store.peek(login)
+
+
+class HelpTests(SynchronousTestCase):
+    """
+    C{--help}, for the tool and each command.
+    """
+
+    def test_plain_text(self) -> None:
+        """
+        The help is plain text: no epydoc markup (C{C{...}}, C{L{...}}) leaks from docstrings, and the tool's own
+        description says what it is.
+        """
+        texts = {"sshfinger": cli.build_parser().format_help()}
+        for command in COMMANDS:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), self.assertRaises(SystemExit):
+                cli.build_parser().parse_args([command, "--help"])
+            texts[command] = out.getvalue()
+            self.assertIn(command, texts["sshfinger"])
+        for name, text in texts.items():
+            self.assertNotRegex(text, r"[A-Z]\{", name)
+        self.assertIn("offline tool", " ".join(texts["sshfinger"].split()))
 
 
 class InitSetTests(ToolTestCase):
