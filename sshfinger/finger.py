@@ -17,6 +17,7 @@ import socket
 from itertools import islice
 from typing import Iterable, NamedTuple
 
+from twisted.internet import tcp
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import LoopingCall
@@ -239,6 +240,24 @@ def send_with_fin(transport: ITransport) -> None:
         pass
 
 
+def read_at_once(transport: ITransport) -> None:
+    """
+    Read what a plain TCP connection has received already, at once rather than on the reactor's next turn.
+
+    A finger client sends its query as soon as it is connected, so by the time the server accepts the connection
+    the query is nearly always waiting in the socket.  Reading it while the connection is set up spares the
+    reactor one readiness event per query.  This calls the transport's C{doRead}
+    (L{twisted.internet.interfaces.IReadDescriptor}) as the reactor would: with nothing to read yet it returns
+    at once, and the reactor reads later as usual; a connection found closed or broken is closed.
+
+    Only a protocol directly on a L{twisted.internet.tcp.Server} is read this way.  A wrapping transport (TLS,
+    the PROXY protocol) answers C{doRead} too, by delegation to the socket beneath it; but a wrapper may make the
+    connection from within its own C{dataReceived}, where reading the socket again would reorder the stream.
+    """
+    if type(transport) is tcp.Server and transport.doRead() is not None:
+        transport.loseConnection()
+
+
 def escape_query(text: str) -> str:
     """
     Return a query as log text: control and non-ASCII characters escaped by L{ascii}, at most L{LOG_QUERY_CHARS}
@@ -277,7 +296,8 @@ class FingerProtocol(Protocol):
     C{factory.max_output} bytes, and the connection is closed.  A line the factory answered before, with an
     answer that still holds, gets the same bytes again without being parsed (L{FingerFactory.cached_reply}).
 
-    The answer and the FIN leave together (L{send_with_fin}).
+    On a plain TCP connection a query that came with the connection is read as soon as the connection is made
+    (L{read_at_once}).  The answer and the FIN leave together (L{send_with_fin}).
 
     The whole query must arrive within C{factory.timeout} seconds; once the answer is written, the peer has as long
     again to read it before the connection is aborted (L{FingerFactory.watch}).  Each query is recorded in
@@ -307,7 +327,8 @@ class FingerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """
-        Start the deadline and count the connection against its peer's limit, refusing it if over.
+        Start the deadline and count the connection against its peer's limit, refusing it if over; then read the
+        query if it came with the connection (L{read_at_once}).
         """
         factory = self.factory
         address = self.address if self.address is not None else self.transport.getPeer()  # type: ignore[union-attr]
@@ -318,6 +339,7 @@ class FingerProtocol(Protocol):
             self._respond("too-many", [TOO_MANY])
             return
         self._counted_as = key
+        read_at_once(self.transport)  # type: ignore[arg-type]
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -618,5 +640,6 @@ __all__ = [
     "Reply",
     "escape_query",
     "parse_query",
+    "read_at_once",
     "send_with_fin",
 ]

@@ -10,11 +10,14 @@ from typing import Any, Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import task
+from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactor, StringTransport, StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
+from twisted.protocols import policies
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -929,6 +932,105 @@ class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
         self.addCleanup(right.close)
         send_with_fin(Transport(left))  # type: ignore[arg-type]
         send_with_fin(StringTransport())
+
+
+class ReadAtOnceTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    L{read_at_once}: on a real TCP transport the query that came with the connection is read and answered while
+    the connection is set up, without waiting for the reactor's next turn; otherwise the reactor reads as usual.
+    """
+
+    def sockets(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, socket.socket, tuple[str, int]]:
+        """
+        Connect a real client socket on loopback and send C{sends} from it (then close it, if C{close}) before
+        the server side is accepted.
+
+        @return: the client socket, the accepted socket and the client's address.
+        """
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        for data in sends:
+            client.sendall(data)
+        if close:
+            client.close()
+        sock, address = listener.accept()
+        self.addCleanup(sock.close)
+        return client, sock, address
+
+    def accept(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, tcp.Server]:
+        """
+        Like L{sockets}, then set up the accepted socket as L{tcp.Port} does: a L{tcp.Server} over a
+        L{MemoryReactor} (C{self.reactor}), its protocol's connection made.
+
+        @return: the client socket and the server transport.
+        """
+        client, sock, address = self.sockets(*sends, close=close)
+        self.reactor = MemoryReactor()
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", *address))
+        transport = tcp.Server(sock, protocol, address, None, 1, self.reactor)  # type: ignore[arg-type]
+        protocol.makeConnection(transport)
+        return client, transport
+
+    def finish(self, transport: tcp.Server) -> None:
+        """
+        Do what the reactor would for C{transport}, which is writing its answer and closing: write, and once that
+        reports the connection done, call C{connectionLost}.
+        """
+        self.assertIn(transport, self.reactor.getWriters())
+        self.assertNotIn(transport, self.reactor.getReaders())
+        done = transport.doWrite()
+        self.assertIsInstance(done, ConnectionDone)
+        transport.connectionLost(Failure(done))
+
+    def test_query_waiting(self) -> None:
+        """
+        A query already received is answered during C{makeConnection}: the answer is queued, the connection is
+        closing, and the peer reads the answer once it is written.
+        """
+        client, transport = self.accept(b"alice\r\n")
+        self.assertEqual([(e["query"], e["outcome"]) for e in self.outcomes()], [("'alice'", "user")])
+        self.assertTrue(transport.disconnecting)
+        self.finish(transport)
+        self.assertIn(b"Status: Down the rabbit hole", b"".join(iter(lambda: client.recv(65536), b"")))
+
+    def test_query_later(self) -> None:
+        """
+        With nothing received yet the connection stays with the reactor, which reads the query when it comes.
+        """
+        client, transport = self.accept()
+        self.assertEqual(self.outcomes(), [])
+        self.assertIn(transport, self.reactor.getReaders())
+        client.sendall(b"alice\r\n")
+        self.assertIsNone(transport.doRead())
+        self.assertEqual(len(self.outcomes()), 1)
+        self.finish(transport)
+
+    def test_peer_gone(self) -> None:
+        """
+        A peer that closed before sending a query has its connection closed, with nothing logged.
+        """
+        _, transport = self.accept(close=True)
+        self.assertTrue(transport.disconnecting)
+        self.finish(transport)
+        self.assertEqual(self.outcomes(), [])
+        self.assertEqual(self.factory.watched(), 0)
+
+    def test_wrapped_transport(self) -> None:
+        """
+        A protocol under a wrapping transport (here a plain L{policies.ProtocolWrapper}) is not read early, though
+        the wrapper answers C{doRead} by delegation: the reactor reads for it as usual.
+        """
+        _, sock, address = self.sockets(b"alice\r\n")
+        wrapper = policies.ProtocolWrapper(
+            policies.WrappingFactory(self.factory), self.factory.buildProtocol(IPv4Address("TCP", *address))
+        )
+        transport = tcp.Server(sock, wrapper, address, None, 1, MemoryReactor())  # type: ignore[arg-type]
+        wrapper.makeConnection(transport)
+        self.assertEqual(self.outcomes(), [])
+        self.assertIsNone(transport.doRead())
+        self.assertEqual([e["outcome"] for e in self.outcomes()], ["user"])
 
 
 class ListingLimitTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import shutil
 import subprocess
 import time
@@ -220,6 +221,24 @@ class LiveServerTests(SynchronousTestCase):
             lines = f.read().splitlines()
         self.assertEqual(len([line for line in lines if "'nobody' -> no-such-user" in line]), 20, lines)
         self.assertNotIn("'alice' -> user", server.log())
+
+    def test_proxy_protocol(self) -> None:
+        """
+        Behind a proxy (C{--finger haproxy:tcp:...}, a wrapping transport) queries are answered, whether the
+        query comes with the PROXY header or after it.
+        """
+        port = free_port()
+        endpoint = f"haproxy:tcp:{port}:interface=127.0.0.1"
+        server = ServerProcess(self, self.directory, ["--store", self.store, "--finger", endpoint], finger_port=port)
+        server.start()
+        header = b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 79\r\n"
+        self.assertIn(b"Down the rabbit hole", server.finger(header + b"alice\r\n"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(header.replace(b"40001", b"40002"))
+            time.sleep(0.1)
+            sock.sendall(b"nobody\r\n")
+            self.assertEqual(b"".join(iter(lambda: sock.recv(4096), b"")), b"finger: nobody: no such user.\r\n")
+        self.assertEqual(server.finger(b"alice\r\n"), b"")  # no PROXY header: closed unanswered
 
     def test_restart_keeps_data(self) -> None:
         """
