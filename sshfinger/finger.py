@@ -25,7 +25,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.accesslog import EventQueryLog, IQueryLog
-from sshfinger.account import Account
 from sshfinger.interfaces import IUserStore
 from sshfinger.peers import LOCAL_PEER, describe_peer, peer_key
 from sshfinger.render import cap_lines, encode_lines, render_listing, render_record, sanitize
@@ -123,8 +122,8 @@ class Answer(list[str]):
     The lines answering one query, what kind of answer it was, and how long it holds (L{FingerService.is_current}).
 
     @ivar outcome: for the log: C{"user"}, C{"no-such-user"}, C{"list"}, C{"list-denied"} or C{"forward-denied"}.
-    @ivar login: the login asked about, if the answer depends on its account; else L{None}.
-    @ivar account: what the store held under C{login} when answering (L{None} if nothing).
+    @ivar version: the store's L{IUserStore.version} when answering, if the answer depends on an account; else
+        L{None}.
     @ivar expires: the time from which the answer may read differently even with the same account (its
         "N minutes ago" text changes); infinity if never, 0 for an answer never reused.
     """
@@ -133,8 +132,7 @@ class Answer(list[str]):
         self,
         lines: Iterable[str],
         outcome: str,
-        login: str | None = None,
-        account: Account | None = None,
+        version: int | None = None,
         expires: float = math.inf,
     ) -> None:
         """
@@ -143,8 +141,7 @@ class Answer(list[str]):
         """
         super().__init__(lines)
         self.outcome = outcome
-        self.login = login
-        self.account = account
+        self.version = version
         self.expires = expires
 
 
@@ -175,22 +172,24 @@ class FingerService:
 
         A login that is unknown, hidden or not even a valid login gets the same single line
         C{"finger: LOGIN: no such user."}, so a peer cannot tell them apart.  The answer holds until the store
-        holds another L{Account} object under the login, or (for a record) until the next whole minute since the
-        update, when its "N minutes ago" text (L{sshfinger.render.age_text}) may change.
+        changes (L{IUserStore.version}), or (for a record) until the next whole minute since the update, when its
+        "N minutes ago" text (L{sshfinger.render.age_text}) may change.
         """
+        version = self.store.version
         account = self.store.peek(login)  # an invalid login is in no store: no need to check it first
         if account is None or account.hidden:
-            return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user", login, account)
+            return Answer([f"finger: {sanitize(login)}: no such user."], "no-such-user", version)
         now = self.clock.seconds()
         expires = account.updated_at + 60 * ((now - account.updated_at) // 60 + 1)
-        return Answer(render_record(account, verbose, now), "user", login, account, expires)
+        return Answer(render_record(account, verbose, now), "user", version, expires)
 
     def is_current(self, answer: Answer, now: float) -> bool:
         """
-        Return whether C{answer} still answers its query at time C{now}: it has not expired, and the store
-        holds the same account object (or still nothing) under its login.
+        Return whether C{answer} still answers its query at time C{now}: it has not expired, and if it depends on
+        an account, no account has changed since (the store's L{IUserStore.version} is the same; a change to any
+        account counts, which is rare next to queries and costs one answer rendered again).
         """
-        return now < answer.expires and (answer.login is None or self.store.peek(answer.login) is answer.account)
+        return now < answer.expires and (answer.version is None or answer.version == self.store.version)
 
     def listing(self) -> Answer:
         """
@@ -477,8 +476,8 @@ class FingerFactory(ServerFactory):
 
     A reply is kept under its query line (at most L{CACHE_SIZE} replies and L{CACHE_BYTES} bytes: past either,
     the cache starts afresh) and sent again while its answer holds (L{FingerService.is_current}); so the query
-    a server hears most, a known user's name, costs a dictionary lookup and an identity check rather than
-    parsing, rendering and encoding.
+    a server hears most, a known user's name, costs a dictionary lookup and two comparisons rather than parsing,
+    rendering and encoding.
 
     Each open connection carries its deadline; one L{LoopingCall} checks them all every L{SWEEP_INTERVAL} seconds
     (or a quarter of the timeout, if shorter) while any connection is open.  A connection thus costs a set
@@ -566,13 +565,9 @@ class FingerFactory(ServerFactory):
         Return the reply kept for query C{line} (without its line ending), if its answer still holds.
         """
         reply = self._replies.get(line)
-        if reply is None:
+        if reply is None or not self.service.is_current(reply.answer, self.clock.seconds()):  # type: ignore[arg-type]
             return None
-        try:
-            current = self.service.is_current(reply.answer, self.clock.seconds())  # type: ignore[arg-type]
-        except Exception:  # a broken store: let the query take the full path, which reports the error
-            return None
-        return reply if current else None
+        return reply
 
     def remember(self, line: bytes, reply: Reply) -> None:
         """

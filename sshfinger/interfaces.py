@@ -27,6 +27,11 @@ class IUserStore(Interface):
     """
 
     description = Attribute("A short human description, such as C{'sqlite:/var/lib/sshfinger.db'}.")
+    version = Attribute(
+        "An C{int} that grows whenever any account in memory changes: while it stays the same, so does everything "
+        "C{peek}, C{logins} and C{visible_accounts} return, which lets a cache of what is derived from them (a "
+        "rendered finger answer) be checked with one comparison."
+    )
 
     def peek(login: str) -> Account | None:
         """

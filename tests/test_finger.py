@@ -94,6 +94,9 @@ class BrokenStore:
     A store whose reads raise (C{peek}, C{visible_accounts}) or fail (C{list}), for internal errors.
     """
 
+    #: See L{IUserStore.version}.
+    version = 0
+
     def peek(self, login: str) -> Account | None:
         """
         Raise, as a buggy store would.
@@ -840,14 +843,15 @@ class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_store_broken_after_caching(self) -> None:
         """
-        A store that breaks after a reply was kept gets the query "Internal error in server", not a traceback
-        to the peer or a dropped connection.
+        A store that changes and breaks after a reply was kept gets the query "Internal error in server", not
+        the kept reply, a traceback to the peer or a dropped connection.
         """
         self.query(b"alice\r\n")
 
         def broken(login: str) -> None:
             raise RuntimeError("peek is broken")
 
+        self.successResultOf(self.service.store.update("hatter", {"status": "Tea"}, Actor("t", "cli")))
         self.patch(self.service.store, "peek", broken)
         self.assertEqual(self.query(b"alice\r\n"), INTERNAL_ERROR.encode() + b"\r\n")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)

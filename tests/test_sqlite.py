@@ -337,14 +337,17 @@ class PlainAccountsInCacheTests(SynchronousTestCase):
 
     def test_peek_and_get(self) -> None:
         """
-        C{peek} and C{get} return the account as written, an L{Account}, and the same object every time.
+        C{peek} and C{get} return the account as written, an L{Account}, and the same object every time; making
+        it an L{Account} is no change (L{CachedStore.version} stays).
         """
+        version = self.store.version
         alice = self.store.peek("Alice")
         self.assertIsInstance(alice, Account)
         self.assertEqual(alice, self.created["alice"])
         self.assertIs(self.store.peek("alice"), alice)
         self.assertIs(self.successResultOf(self.store.get("alice")), alice)
         self.assertIsNone(self.store.peek("nobody"))
+        self.assertEqual(self.store.version, version)
 
     def test_listings(self) -> None:
         """
@@ -443,15 +446,20 @@ class PollTests(SynchronousTestCase):
         store.open()
         seen: list[Change] = []
         store.subscribe(seen.append)
+        version = store.version
         self.assertEqual(self.successResultOf(store.poll()), 0)
+        self.assertEqual(store.version, version)
         _, changes = self.theirs.create("alice", {"status": "remote"}, OTHER, 5.0)
         self.assertIsNone(store.peek("alice"))
         self.assertEqual(self.successResultOf(store.poll()), 1)
         self.assertEqual(store.peek("alice").status, "remote")  # type: ignore[union-attr]
         self.assertEqual(seen, changes)
+        self.assertGreater(store.version, version)
+        version = store.version
         self.theirs.delete("alice", OTHER, 6.0)
         self.assertEqual(self.successResultOf(store.poll()), 1)
         self.assertIsNone(store.peek("alice"))
+        self.assertGreater(store.version, version)
         self.assertEqual([c.action for c in seen], ["create", "update", "delete"])
 
 

@@ -217,6 +217,29 @@ class StoreTestsMixin:
         self.assertEqual((updated.status, updated.office, updated.phone, updated.role), ("busy", "B12", "555", "admin"))
         self.assertEqual(self.store.peek("alice"), updated)
 
+    def test_version(self) -> None:
+        """
+        L{CachedStore.version} grows with each committed create, update and delete, and stays the same through
+        reads, refused writes and audit events.
+        """
+        versions = [self.store.version]
+        self.create("alice")
+        versions.append(self.store.version)
+        self.successResultOf(self.store.update("alice", {"status": "out"}, ALICE))
+        versions.append(self.store.version)
+        self.store.peek("alice")
+        self.store.logins()
+        list(self.store.visible_accounts())
+        self.successResultOf(self.store.list(include_hidden=True))
+        self.successResultOf(self.store.get("alice"))
+        self.failureResultOf(self.store.update("nobody", {"status": "x"}, ROOT), NoSuchAccount)
+        self.failureResultOf(self.store.create("alice", ROOT), AccountExists)
+        self.successResultOf(self.store.record(Change(5.0, ROOT, "alice", "input", "manhole", None, "1 + 1")))
+        self.assertEqual(self.store.version, versions[-1])
+        self.successResultOf(self.store.delete("alice", ROOT))
+        versions.append(self.store.version)
+        self.assertEqual(sorted(set(versions)), versions)
+
     def test_keys_round_trip(self) -> None:
         """
         Keys are stored in order and come back as a tuple; they can be replaced and cleared.

@@ -69,6 +69,7 @@ class CachedStore:
         self._accounts: dict[str, Account | PlainAccount] = {}  # see _account
         self._sorted: list[str] | None = None  # logins in order; rebuilt after a create or delete
         self._subscribers: list[Subscriber] = []
+        self.version = 0  # see IUserStore.version: bumped wherever _accounts gains, loses or replaces an account
 
     @property
     def description(self) -> str:
@@ -94,6 +95,7 @@ class CachedStore:
         if len(self._accounts) > LARGE_STORE:
             gc.freeze()
         self._sorted = None
+        self.version += 1
 
     def close(self) -> None:
         """
@@ -113,7 +115,7 @@ class CachedStore:
         """
         The account under C{login} (lower-case), or L{None}.  The backend may have loaded it as a L{PlainAccount}:
         its L{Account} is made the first time it is asked for and kept in its place, so every later call returns
-        that same object (which L{sshfinger.finger.FingerService.is_current} relies on).
+        that same object.  The account is the same as before, so L{version} stays.
         """
         account = self._accounts.get(login)
         if type(account) is tuple:  # a PlainAccount (an Account is a subclass, None is not a tuple)
@@ -283,6 +285,7 @@ class CachedStore:
             if login not in self._accounts:
                 self._sorted = None
             self._accounts[login] = account
+        self.version += 1
         self._notify(changes)
 
     def _notify(self, changes: Iterable[Change]) -> None:
