@@ -41,6 +41,10 @@ CACHE_BYTES = 16 * 1024 * 1024
 #: Longest query text kept in a log event, in characters (after escaping).
 LOG_QUERY_CHARS = 100
 
+#: Most connections open (counting a new one) for which a new connection's query is read while it is accepted
+#: (L{read_at_once}); in a burst beyond that, the reactor reads it on its next turn (see L{FingerProtocol}).
+READ_AT_ONCE_MAX = 16
+
 #: Most seconds between two checks for connections past their deadline (see L{FingerFactory.timeout}).
 SWEEP_INTERVAL = 1.0
 
@@ -296,7 +300,10 @@ class FingerProtocol(Protocol):
     answer that still holds, gets the same bytes again without being parsed (L{FingerFactory.cached_reply}).
 
     On a plain TCP connection a query that came with the connection is read as soon as the connection is made
-    (L{read_at_once}).  The answer and the FIN leave together (L{send_with_fin}).
+    (L{read_at_once}), unless more than L{READ_AT_ONCE_MAX} connections are open: a burst of connections is
+    accepted in one loop, and a query answered inside it holds back the answers of every connection accepted
+    before it until the loop ends, so in a burst the reactor reads as usual and accepting stays quick.  The
+    answer and the FIN leave together (L{send_with_fin}).
 
     The whole query must arrive within C{factory.timeout} seconds; once the answer is written, the peer has as long
     again to read it before the connection is aborted (L{FingerFactory.watch}).  Each query is recorded in
@@ -326,8 +333,8 @@ class FingerProtocol(Protocol):
 
     def connectionMade(self) -> None:
         """
-        Start the deadline and count the connection against its peer's limit, refusing it if over; then read the
-        query if it came with the connection (L{read_at_once}).
+        Start the deadline and count the connection against its peer's limit, refusing it if over; then, unless
+        in a burst, read the query if it came with the connection (L{read_at_once}).
         """
         factory = self.factory
         address = self.address if self.address is not None else self.transport.getPeer()  # type: ignore[union-attr]
@@ -338,7 +345,8 @@ class FingerProtocol(Protocol):
             self._respond("too-many", [TOO_MANY])
             return
         self._counted_as = key
-        read_at_once(self.transport)  # type: ignore[arg-type]
+        if factory.watched() <= READ_AT_ONCE_MAX:
+            read_at_once(self.transport)  # type: ignore[arg-type]
 
     def dataReceived(self, data: bytes) -> None:
         """

@@ -1021,6 +1021,24 @@ class ReadAtOnceTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertEqual(self.outcomes(), [])
         self.assertEqual(self.factory.watched(), 0)
 
+    def test_not_in_a_burst(self) -> None:
+        """
+        With more than L{finger.READ_AT_ONCE_MAX} connections open, counting the new one, its query is left for
+        the reactor to read; at the limit it is read at once.
+        """
+        self.patch(finger, "READ_AT_ONCE_MAX", 2)
+        self.connect()  # one open connection, waiting for its query
+        _, transport = self.accept(b"alice\r\n")
+        self.assertEqual(len(self.outcomes()), 1)
+        self.finish(transport)
+        self.connect()
+        _, transport = self.accept(b"alice\r\n")
+        self.assertEqual(len(self.outcomes()), 1)
+        self.assertIn(transport, self.reactor.getReaders())
+        self.assertIsNone(transport.doRead())
+        self.assertEqual(len(self.outcomes()), 2)
+        self.finish(transport)
+
     def test_wrapped_transport(self) -> None:
         """
         A protocol under a wrapping transport (here a plain L{policies.ProtocolWrapper}) is not read early, though
