@@ -297,7 +297,8 @@ class FingerServiceTests(SynchronousTestCase):
 
 class ProtocolTestsMixin:
     """
-    Helpers to connect L{FingerProtocol}s to L{StringTransportWithDisconnection}s and capture log events.
+    Helpers to connect L{FingerProtocol}s to L{StringTransportWithDisconnection}s (or real loopback sockets) and
+    capture log events.
     """
 
     def setUp(self) -> None:
@@ -325,6 +326,25 @@ class ProtocolTestsMixin:
             transport.protocol = protocol
         protocol.makeConnection(transport)
         return protocol, transport
+
+    def sockets(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, socket.socket, tuple[str, int]]:
+        """
+        Connect a real client socket on loopback and send C{sends} from it (then close it, if C{close}) before
+        the server side is accepted.
+
+        @return: the client socket, the accepted socket and the client's address.
+        """
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)  # type: ignore[attr-defined]
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)  # type: ignore[attr-defined]
+        for data in sends:
+            client.sendall(data)
+        if close:
+            client.close()
+        sock, address = listener.accept()
+        self.addCleanup(sock.close)  # type: ignore[attr-defined]
+        return client, sock, address
 
     def query(self, *segments: bytes, factory: FingerFactory | None = None) -> bytes:
         """
@@ -914,12 +934,7 @@ class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         if finger._TCP_CORK is None:
             raise self.skipTest("TCP_CORK is Linux-only")  # pragma: no cover
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.addCleanup(listener.close)
-        client = socket.create_connection(listener.getsockname())
-        self.addCleanup(client.close)
-        server, _ = listener.accept()
-        self.addCleanup(server.close)
+        _, server, _ = self.sockets()
 
         class Transport:
             def __init__(self, sock: socket.socket) -> None:
@@ -943,25 +958,6 @@ class ReadAtOnceTests(ProtocolTestsMixin, SynchronousTestCase):
     L{read_at_once}: on a real TCP transport the query that came with the connection is read and answered while
     the connection is set up, without waiting for the reactor's next turn; otherwise the reactor reads as usual.
     """
-
-    def sockets(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, socket.socket, tuple[str, int]]:
-        """
-        Connect a real client socket on loopback and send C{sends} from it (then close it, if C{close}) before
-        the server side is accepted.
-
-        @return: the client socket, the accepted socket and the client's address.
-        """
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.addCleanup(listener.close)
-        client = socket.create_connection(listener.getsockname())
-        self.addCleanup(client.close)
-        for data in sends:
-            client.sendall(data)
-        if close:
-            client.close()
-        sock, address = listener.accept()
-        self.addCleanup(sock.close)
-        return client, sock, address
 
     def accept(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, tcp.Server]:
         """
