@@ -112,13 +112,11 @@ def measure(path: str, count: int) -> dict[str, float]:
     rng = random.Random(79)
     logins = [f"user{n:07d}" for n in rng.sample(range(count), min(count, 1000))]  # distinct accounts
     peek_us = best_of(20, lambda: [store.peek(login) for login in logins]) / len(logins) * 1e6
-    started = time.perf_counter()
-    for login in logins:
-        service.user(login, False)
-    answer_us = (time.perf_counter() - started) / len(logins) * 1e6
+    # A fresh answer: the store lookup and the rendering, as a query the server has not answered before costs.
+    answer_us = best_of(20, lambda: [service.user(login, False) for login in logins]) / len(logins) * 1e6
     # A finger query through the protocol as the server runs it (limits, deadline, the kept reply checked against
-    # the store, log event to a discarding observer), minus only the sockets: best of 20 passes over the same 1000
-    # random accounts.
+    # the store's version, log event to a discarding observer), minus only the sockets: best of 20 passes over the
+    # same 1000 random accounts.  After the first pass every reply is kept, so this one looks nothing up.
     discard = EventQueryLog(Logger(observer=lambda event: None))
     factory = FingerFactory(service, Clock(), max_per_peer=10**6, query_log=discard)
     peer = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -169,7 +167,7 @@ def measure_scale(
         rows.append(row)
         table.add(f"{size:,} accounts: start-up", value=row["startup_s"], unit="s",
                   note=f"{row['bytes_per_account']:.0f} B/account, peek {row['peek_us']:.2f} us, query "
-                  f"{row['query_us']:.1f} us, first answer {row['answer_us']:.1f} us, listing "
+                  f"{row['query_us']:.1f} us, fresh answer {row['answer_us']:.1f} us, listing "
                   f"{row['listing_ms']:.2f} ms")  # fmt: skip
     results["scale"] = rows
     if not rows:
@@ -179,10 +177,13 @@ def measure_scale(
     table.add(f"start-up, {big} accounts", STARTUP_TARGET, value=large["startup_s"])
     table.add(f"memory per account, {big} accounts", MEMORY_TARGET, value=large["bytes_per_account"],
               note="resident memory after opening / accounts")  # fmt: skip
-    table.add(f"lookup flat, {times}", FLAT_TARGET, value=large["query_us"] / small["query_us"],
-              note=f"a query through the protocol, no sockets: {small['query_us']:.1f} -> {large['query_us']:.1f} "
-              f"us; the dict lookup alone (peek) {large['peek_us'] / small['peek_us']:.1f}x, "
-              "its cache and TLB misses")  # fmt: skip
+    # Both must stay flat: a repeated query (a kept reply, no lookup) and a fresh answer (lookup and rendering).
+    query_ratio, answer_ratio = (large[key] / small[key] for key in ("query_us", "answer_us"))
+    table.add(f"lookup flat, {times}", FLAT_TARGET, value=max(query_ratio, answer_ratio),
+              note=f"the larger of: a fresh answer {small['answer_us']:.1f} -> {large['answer_us']:.1f} us "
+              f"({answer_ratio:.2f}x), a kept reply through the protocol {small['query_us']:.1f} -> "
+              f"{large['query_us']:.1f} us ({query_ratio:.2f}x); the dict lookup alone (peek) "
+              f"{large['peek_us'] / small['peek_us']:.1f}x, its cache and TLB misses")  # fmt: skip
     table.add(f"listing flat, {times}", FLAT_TARGET, value=large["listing_ms"] / small["listing_ms"],
               note="ratio of the empty-query listing times (the first 1000 accounts)")  # fmt: skip
 
