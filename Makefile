@@ -16,9 +16,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# A regular (non-editable) install: twistd only finds plugins/ in an installed package.
-install: $(BIN)/python
+# What a regular install copies into the venv.
+SOURCES := pyproject.toml $(shell find sshfinger plugins -type f \( -name '*.py' -o -name '*.sql' \))
+
+# A regular (non-editable) install: twistd only finds plugins/ in an installed package.  It is redone only when a
+# source is newer than the last install, so `make run` leaves alone a venv that is up to date (and in use, say by
+# the test suite, whose README-command test runs `make run` in the suite's own venv).
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install -q '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
 
 run: install
 	mkdir -p $(RUN_DIR)
