@@ -43,20 +43,23 @@ def ssh_args(
     key: str | None = None,
     prompts: int = 1,
     bind: str | None = None,
+    options: Sequence[str] = (),
 ) -> list[str]:
     """
     The command line of a real C{ssh} login to C{server} by password (through sshpass) or key.  With
-    C{prompts} > 1 there is no sshpass: the caller answers through C{SSH_ASKPASS}.
+    C{prompts} > 1 there is no sshpass: the caller answers through C{SSH_ASKPASS}.  C{options} are more
+    C{-o} settings (C{"Ciphers=aes128-ctr"}), ahead of the usual ones (for ssh, the first value given wins).
     """
-    port = ["-p", str(server.ssh_port), *(["-b", bind] if bind else [])]
+    connect = [arg for option in options for arg in ("-o", option)]
+    connect += ["-p", str(server.ssh_port), *(["-b", bind] if bind else [])]
     if key is not None:
         auth = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"]
-        return [require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
+        return [require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
     auth = ["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no",
             "-o", f"NumberOfPasswordPrompts={prompts}"]  # fmt: skip
     if prompts > 1:
-        return [require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
-    return [require("sshpass"), "-p", password or PASSWORD, require("ssh"), *COMMON, *port, *auth, f"{login}@127.0.0.1"]
+        return [require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
+    return [require("sshpass"), "-p", password or PASSWORD, require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
 
 
 def ssh_run(
@@ -67,13 +70,14 @@ def ssh_run(
     key: str | None = None,
     stdin: str = "",
     bind: str | None = None,
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """
-    Run one exec command over a real SSH connection (from source address C{bind} if given) and return the
-    completed client process.
+    Run one exec command over a real SSH connection (from source address C{bind} if given, with more C{-o}
+    C{options}) and return the completed client process.
     """
     return subprocess.run(
-        [*ssh_args(server, login, password, key, bind=bind), *command],
+        [*ssh_args(server, login, password, key, bind=bind, options=options), *command],
         input=stdin,
         capture_output=True,
         text=True,

@@ -151,6 +151,26 @@ class LoginTests(SSHServerTestCase):
             ).stdout.split()[1]
             self.assertIn(f"by publickey {fingerprint}", self.server.log())
 
+    def test_weak_algorithms_refused(self) -> None:
+        """
+        The real client, limited to one algorithm that rests on SHA-1, MD5, 3DES or CBC mode (each still built
+        into OpenSSH's client), finds nothing in common with the server; with its defaults it logs in.
+        """
+        for option, message in [
+            ("KexAlgorithms=diffie-hellman-group14-sha1", "no matching key exchange method"),
+            ("KexAlgorithms=diffie-hellman-group-exchange-sha1", "no matching key exchange method"),
+            ("Ciphers=aes128-cbc", "no matching cipher"),
+            ("Ciphers=3des-cbc", "no matching cipher"),
+            ("MACs=hmac-sha1", "no matching MAC"),
+            ("MACs=hmac-md5", "no matching MAC"),
+            ("HostKeyAlgorithms=ssh-rsa", "no matching host key type"),
+        ]:
+            result = ssh_run(self.server, "admin", ["whoami"], options=[option, "LogLevel=INFO"])
+            self.assertEqual(result.returncode, 255, option)
+            self.assertIn(message, result.stderr, f"{option}: {result.stderr}")
+        result = ssh_run(self.server, "admin", ["whoami"], options=["HostKeyAlgorithms=rsa-sha2-512"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_unknown_key_refused(self) -> None:
         """
         A key not stored for the account is refused.

@@ -1,14 +1,16 @@
 """
-Tests for L{sshfinger.ssh.server}: how failed logins are logged and penalised, per client address.
+Tests for L{sshfinger.ssh.server}: how failed logins are logged and penalised, per client address, and which
+algorithms the server offers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from twisted.conch.ssh import keys
 from twisted.conch.ssh.common import NS
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.interfaces import IAddress
@@ -119,3 +121,50 @@ class FailedLoginTests(SynchronousTestCase):
         self.assertEqual(self.logged("penalised")[0]["host"], "local")
         self.assertIsNone(self.factory.buildProtocol(UNIXAddress(b"/run/sshfinger.sock")))
         self.assertEqual(self.logged("penalised")[-1]["host"], "local")
+
+
+class AlgorithmTests(SynchronousTestCase):
+    """
+    The server offers and accepts no algorithm resting on SHA-1, MD5, 3DES or CBC mode.
+    """
+
+    def setUp(self) -> None:
+        """
+        A factory with an ed25519 and an RSA host key, and one transport built by it.
+        """
+        self.rsa = keys.Key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        host_keys = {b"ssh-ed25519": keys.Key(ed25519.Ed25519PrivateKey.generate()), b"ssh-rsa": self.rsa}
+        self.factory = SSHFactory(Portal(None), host_keys, clock=Clock())  # type: ignore[arg-type]
+        self.factory.startFactory()
+        self.addCleanup(self.factory.stopFactory)
+        self.server = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+
+    def test_offered(self) -> None:
+        """
+        The key exchanges, ciphers, MACs and host-key signatures offered are the strong ones only.
+        """
+        server = self.server
+        self.assertEqual(
+            [kex for kex in server.supportedKeyExchanges if b"sha1" in kex or b"group1-" in kex], []
+        )
+        self.assertIn(b"curve25519-sha256", server.supportedKeyExchanges)
+        self.assertEqual(server.supportedCiphers, [b"aes256-ctr", b"aes192-ctr", b"aes128-ctr"])
+        self.assertEqual(server.supportedMACs, [b"hmac-sha2-512", b"hmac-sha2-384", b"hmac-sha2-256"])
+        self.assertEqual(sorted(server.supportedPublicKeys), [b"rsa-sha2-256", b"rsa-sha2-512", b"ssh-ed25519"])
+
+    def test_sha1_client_signature_refused(self) -> None:
+        """
+        A client RSA key offered for C{ssh-rsa} (SHA-1) signatures is refused with that reason before the
+        portal sees it; offered for C{rsa-sha2-512}, it goes on to the portal (which has no checker here).
+        """
+        auth = UserAuthServer()
+        auth.transport = FakeSSHTransport(self.factory, IPv4Address("TCP", "192.0.2.7", 40000))  # type: ignore[assignment]
+        auth.portal = Portal(None)
+        auth.supportedAuthentications = [b"publickey"]
+        auth.user = b"alice"
+        blob = NS(self.rsa.public().blob())
+        weak = self.failureResultOf(auth.tryAuth(b"publickey", b"alice", b"\x00" + NS(b"ssh-rsa") + blob))
+        weak.trap(UnauthorizedLogin)
+        self.assertEqual(weak.getErrorMessage(), "ssh-rsa signatures use SHA-1 and are refused")
+        strong = self.failureResultOf(auth.tryAuth(b"publickey", b"alice", b"\x00" + NS(b"rsa-sha2-512") + blob))
+        strong.trap(UnhandledCredentials)

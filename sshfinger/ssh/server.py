@@ -12,8 +12,9 @@ from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import connection, factory, keys, transport, userauth
 from twisted.conch.ssh.common import getNS
+from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,6 +31,13 @@ LOGIN_GRACE = 60.0
 MAX_AUTH_FAILURES = 6
 #: Seconds to wait before answering a failed password.
 PASSWORD_DELAY = 1.0
+
+#: Key exchanges Conch offers that hash with SHA-1; sshfinger offers none of them (nor does OpenSSH's sshd).
+WEAK_KEY_EXCHANGES = frozenset(
+    {b"diffie-hellman-group1-sha1", b"diffie-hellman-group14-sha1", b"diffie-hellman-group-exchange-sha1"}
+)
+#: Signature algorithms that sign a SHA-1 digest: refused for host keys and for client keys alike.
+WEAK_SIGNATURES = frozenset({b"ssh-rsa", b"ssh-dss"})
 
 
 def _peer_address(transport: Any) -> IAddress | None:
@@ -114,15 +122,36 @@ class UserAuthServer(userauth.SSHUserAuthServer):
 
         return d.addCallbacks(succeeded, failed)
 
+    def auth_publickey(self, packet: bytes) -> Deferred[Any]:
+        """
+        Refuse a client key offered for a SHA-1 signature (L{WEAK_SIGNATURES}, which OpenSSH's sshd refuses
+        too); check any other as Conch does.
+        """
+        algorithm = getNS(packet[1:])[0]
+        if algorithm in WEAK_SIGNATURES:
+            name = algorithm.decode("ascii")
+            return fail(UnauthorizedLogin(f"{name} signatures use SHA-1 and are refused"))
+        return super().auth_publickey(packet)
+
 
 class ServerTransport(transport.SSHServerTransport):
     """
     Conch's server transport, without the 40 ms stall OpenSSH clients otherwise see on every round trip (their
     Nagle meets our delayed ACK, see NOTES): TCP_NODELAY is set, and TCP_QUICKACK re-armed after every read
     (Linux only; elsewhere nothing changes).
+
+    It offers only the algorithms OpenSSH's sshd still offers by default: no SHA-1 key exchange
+    (L{WEAK_KEY_EXCHANGES}), no CBC mode or 3DES, no HMAC over SHA-1 or MD5.  (Host-key signatures are chosen
+    per connection by L{SSHFactory.buildProtocol}.)
     """
 
     log = Logger()
+
+    supportedKeyExchanges = [
+        kex for kex in transport.SSHServerTransport.supportedKeyExchanges if kex not in WEAK_KEY_EXCHANGES
+    ]
+    supportedCiphers = [cipher for cipher in transport.SSHServerTransport.supportedCiphers if cipher.endswith(b"-ctr")]
+    supportedMACs = [mac for mac in transport.SSHServerTransport.supportedMACs if mac.startswith(b"hmac-sha2-")]
 
     def connectionMade(self) -> None:
         """
@@ -206,7 +235,9 @@ class SSHFactory(factory.SSHFactory):
 
     def buildProtocol(self, addr: Any) -> Any:
         """
-        Refuse a source that is serving a penalty (the connection is closed at once); otherwise as Conch does.
+        Refuse a source that is serving a penalty (the connection is closed at once); otherwise build the
+        transport as Conch does, without host-key signatures over SHA-1 (L{WEAK_SIGNATURES}): an RSA host key
+        signs with rsa-sha2-512 or rsa-sha2-256 only.
         """
         host = peer_key(addr)
         wait = self.penalties.blocked(host)
@@ -218,7 +249,9 @@ class SSHFactory(factory.SSHFactory):
                 outcome="penalised",
             )
             return None
-        return super().buildProtocol(addr)
+        server = super().buildProtocol(addr)
+        server.supportedPublicKeys = [name for name in server.supportedPublicKeys if name not in WEAK_SIGNATURES]
+        return server
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         """
