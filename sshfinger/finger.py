@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
 from sshfinger.accesslog import EventQueryLog, IQueryLog
@@ -335,24 +336,41 @@ class FingerProtocol(Protocol):
         """
         Start the deadline and count the connection against its peer's limit, refusing it if over; then, unless
         in a burst, read the query if it came with the connection (L{read_at_once}).
+
+        Under a wrapping transport (a L{ProtocolWrapper}: the PROXY protocol's, TLS) the connection is counted
+        when its first bytes arrive instead: by then a PROXY wrapper has read its header and gives the real
+        client as the peer, where now it would give the proxy, and every client behind it would share one limit.
         """
         factory = self.factory
-        address = self.address if self.address is not None else self.transport.getPeer()  # type: ignore[union-attr]
-        self._peer = describe_peer(address)
         factory.watch(self)
-        key = peer_key(address)
-        if not factory.admit(key):
-            self._respond("too-many", [TOO_MANY])
+        if isinstance(self.transport, ProtocolWrapper):
+            self._peer = describe_peer(self.transport.getPeer())  # for now: the proxy's, if there is one
             return
-        self._counted_as = key
-        if factory.watched() <= READ_AT_ONCE_MAX:
+        address = self.address if self.address is not None else self.transport.getPeer()  # type: ignore[union-attr]
+        if self._admit(address) and factory.watched() <= READ_AT_ONCE_MAX:
             read_at_once(self.transport)  # type: ignore[arg-type]
+
+    def _admit(self, address: IAddress) -> bool:
+        """
+        Count this connection against the limit of C{address}'s host; if that host is at its limit, refuse it.
+
+        @return: whether it was admitted.
+        """
+        self._peer = describe_peer(address)
+        key = peer_key(address)
+        if not self.factory.admit(key):
+            self._respond("too-many", [TOO_MANY])
+            return False
+        self._counted_as = key
+        return True
 
     def dataReceived(self, data: bytes) -> None:
         """
         Buffer C{data} until a whole query line arrives, then answer it; ignore anything after that line.
         """
         if self._state != "reading":
+            return
+        if self._counted_as is None and not self._admit(self.transport.getPeer()):  # type: ignore[union-attr]
             return
         self._buffer += data
         end = self._buffer.find(b"\n")

@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactor, StringTransport, StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols import policies
+from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -750,6 +752,63 @@ class PerPeerLimitTests(ProtocolTestsMixin, SynchronousTestCase):
         first.dataReceived(b"alice\r\n")
         self.assertIn(b"Login: alice", transport.value())
         self.assertEqual(self.outcomes()[-1]["peer"], "local")
+
+
+class ProxyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    Behind the PROXY protocol (C{--finger haproxy:...}) a connection's peer is the client its header names, for
+    the per-peer limit and for the log, not the proxy every connection comes from.
+    """
+
+    def setUp(self) -> None:
+        """
+        The factory (two connections per host) listening through L{proxyEndpoint} on a memory reactor, and the
+        wrapping factory that endpoint put in front of it.
+        """
+        super().setUp()
+        self.factory = FingerFactory(self.service, self.clock, max_per_peer=2)
+        reactor = MemoryReactor()
+        self.successResultOf(proxyEndpoint(TCP4ServerEndpoint(reactor, 79)).listen(self.factory))
+        self.wrapping = reactor.tcpServers[0][1]
+
+    def proxied(self, client: str, data: bytes = b"ali") -> StringTransportWithDisconnection:
+        """
+        Connect from the proxy at 10.0.0.1 and (unless refused at once) send a PROXY header for C{client}
+        (C{"host port"}), then C{data}.
+        """
+        proxy = IPv4Address("TCP", "10.0.0.1", 50000)
+        wrapper = self.wrapping.buildProtocol(proxy)
+        transport = StringTransportWithDisconnection(peerAddress=proxy)
+        transport.protocol = wrapper
+        wrapper.makeConnection(transport)
+        if transport.connected:
+            wrapper.dataReceived(f"PROXY TCP4 {client.split()[0]} 127.0.0.1 {client.split()[1]} 79\r\n".encode() + data)
+        return transport
+
+    def test_each_client_its_own_limit(self) -> None:
+        """
+        Four clients' connections through one proxy are all admitted, with a limit of two per host; a third
+        connection from a client with two open is refused; the proxy itself is never counted.
+        """
+        opened = [self.proxied(client) for client in ("192.0.2.1 40000", "192.0.2.1 40001", "192.0.2.2 40000")]
+        opened.append(self.proxied("192.0.2.3 40000"))
+        self.assertTrue(all(transport.connected for transport in opened))
+        self.assertEqual([self.factory.connections_from(f"192.0.2.{n}") for n in (1, 2, 3)], [2, 1, 1])
+        self.assertEqual(self.factory.connections_from("10.0.0.1"), 0)
+        refused = self.proxied("192.0.2.1 40002")
+        self.assertEqual(refused.value(), TOO_MANY.encode() + b"\r\n")
+        self.assertEqual(self.outcomes()[-1]["peer"], "192.0.2.1:40002")
+        opened[0].loseConnection()
+        self.assertEqual(self.factory.connections_from("192.0.2.1"), 1)
+
+    def test_logged_as_the_client(self) -> None:
+        """
+        The query is logged with the client's address and port from the header.
+        """
+        transport = self.proxied("192.0.2.9 40001", b"alice\r\n")
+        self.assertIn(b"Login: alice", transport.value())
+        self.assertEqual([(e["peer"], e["outcome"]) for e in self.outcomes()], [("192.0.2.9:40001", "user")])
+        self.assertEqual(self.factory.connections_from("192.0.2.9"), 0)
 
 
 class EscapeQueryTests(SynchronousTestCase):

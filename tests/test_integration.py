@@ -225,7 +225,7 @@ class LiveServerTests(SynchronousTestCase):
     def test_proxy_protocol(self) -> None:
         """
         Behind a proxy (C{--finger haproxy:tcp:...}, a wrapping transport) queries are answered, whether the
-        query comes with the PROXY header or after it.
+        query comes with the PROXY header or after it, and logged with the client the header names.
         """
         port = free_port()
         endpoint = f"haproxy:tcp:{port}:interface=127.0.0.1"
@@ -239,6 +239,8 @@ class LiveServerTests(SynchronousTestCase):
             sock.sendall(b"nobody\r\n")
             self.assertEqual(b"".join(iter(lambda: sock.recv(4096), b"")), b"finger: nobody: no such user.\r\n")
         self.assertEqual(server.finger(b"alice\r\n"), b"")  # no PROXY header: closed unanswered
+        self.assertIn("finger 192.0.2.9:40001 'alice' -> user", server.log())
+        self.assertIn("finger 192.0.2.9:40002 'nobody' -> no-such-user", server.log())
 
     def test_restart_keeps_data(self) -> None:
         """

@@ -171,6 +171,24 @@ class LoginTests(SSHServerTestCase):
         result = ssh_run(self.server, "admin", ["whoami"], options=["HostKeyAlgorithms=rsa-sha2-512"])
         self.assertEqual(result.returncode, 0, result.stderr)
 
+    def test_behind_proxy(self) -> None:
+        """
+        Behind the PROXY protocol (C{--ssh haproxy:tcp:...}), the real client, connecting through a
+        C{ProxyCommand} that sends the header, logs in, and the login is logged with the client the header names.
+        """
+        server = ServerProcess(
+            self, self.directory, ["--store", self.store, "--auth", "file:passwd", "--admin", "admin"], ssh=True
+        )
+        server.args = [arg.replace("tcp:", "haproxy:tcp:", 1) if arg.startswith(f"tcp:{server.ssh_port}:") else arg
+                       for arg in server.args]  # fmt: skip
+        server.start()
+        header = "PROXY TCP4 192.0.2.9 127.0.0.1 40001 22"
+        proxy = f"ProxyCommand=bash -c '(printf \"{header}\\r\\n\"; cat) | {require('nc')} 127.0.0.1 {server.ssh_port}'"
+        result = ssh_run(server, "admin", ["whoami"], options=[proxy])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, "admin (admin) from 192.0.2.9:40001\n")
+        self.assertIn("SSH login accepted: admin from 192.0.2.9:40001 by password", server.log())
+
     def test_unknown_key_refused(self) -> None:
         """
         A key not stored for the account is refused.

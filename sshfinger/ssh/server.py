@@ -17,6 +17,7 @@ from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -146,6 +147,7 @@ class ServerTransport(transport.SSHServerTransport):
     """
 
     log = Logger()
+    _peer_checked = False
 
     supportedKeyExchanges = [
         kex for kex in transport.SSHServerTransport.supportedKeyExchanges if kex not in WEAK_KEY_EXCHANGES
@@ -163,7 +165,16 @@ class ServerTransport(transport.SSHServerTransport):
     def dataReceived(self, data: bytes) -> None:
         """
         Handle the data, then ask the kernel to acknowledge at once.
+
+        Under a wrapping transport (a L{ProtocolWrapper}), the first data is when a PROXY wrapper knows the real
+        client: one serving a penalty is refused then (L{SSHFactory.penalised}), as a direct one is on connecting.
         """
+        if not self._peer_checked:
+            self._peer_checked = True
+            wrapper = self.transport
+            if isinstance(wrapper, ProtocolWrapper) and self.factory.penalised(wrapper.getPeer()):
+                wrapper.loseConnection()
+                return
         super().dataReceived(data)
         quickack = getattr(socket, "TCP_QUICKACK", None)
         if quickack is not None:
@@ -239,7 +250,17 @@ class SSHFactory(factory.SSHFactory):
         transport as Conch does, without host-key signatures over SHA-1 (L{WEAK_SIGNATURES}): an RSA host key
         signs with rsa-sha2-512 or rsa-sha2-256 only.
         """
-        host = peer_key(addr)
+        if self.penalised(addr):
+            return None
+        server = super().buildProtocol(addr)
+        server.supportedPublicKeys = [name for name in server.supportedPublicKeys if name not in WEAK_SIGNATURES]
+        return server
+
+    def penalised(self, address: IAddress) -> bool:
+        """
+        Whether a connection from C{address} is to be refused because its host is serving a penalty (logged).
+        """
+        host = peer_key(address)
         wait = self.penalties.blocked(host)
         if wait:
             self.log.info(
@@ -248,10 +269,7 @@ class SSHFactory(factory.SSHFactory):
                 seconds=wait,
                 outcome="penalised",
             )
-            return None
-        server = super().buildProtocol(addr)
-        server.supportedPublicKeys = [name for name in server.supportedPublicKeys if name not in WEAK_SIGNATURES]
-        return server
+        return bool(wait)
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         """
