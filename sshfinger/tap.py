@@ -83,7 +83,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     supportedInterfaces = (IUsernamePassword, ISSHPrivateKey)
 
     optParameters = [
-        ["finger", None, DEFAULTS["finger"], "Endpoint the finger service listens on."],
+        [
+            "finger",
+            None,
+            DEFAULTS["finger"],
+            "Endpoint the finger service listens on (Twisted syntax: tcp:79:interface=ADDR, unix:PATH, "
+            "systemd:domain=INET:index=0; haproxy:tcp:79 behind a proxy sending PROXY headers).",
+        ],
         ["store", None, DEFAULTS["store"], "User store: a SQLite file (created if missing) or 'memory'."],
         [
             "finger-timeout",
@@ -106,7 +112,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Audit entries (changes, manhole input) the SQLite store keeps; older ones are pruned.",
             _positive(int, "audit-keep"),
         ],
-        ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on."],
+        ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
