@@ -21,14 +21,15 @@ from twisted.logger import (
     textFileLogObserver,
 )
 
+from sshfinger import logs
 from sshfinger.accesslog import AccessLog
 from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
 
 
 class ReopenableLog:
     """
-    A log observer writing events (info and above) to a file that SIGHUP reopens: as JSON lines, one object
-    per event, or as text lines.
+    A log observer writing events to a file that SIGHUP reopens: as JSON lines, one object per event (info and
+    above), or as text lines (what L{sshfinger.logs.predicate} keeps: without Conch's per-channel notes).
 
     @ivar path: the file.
     """
@@ -50,10 +51,12 @@ class ReopenableLog:
         """
         self.close()
         self._file = open(self.path, "a", encoding="utf-8")
-        make = jsonFileLogObserver if self.json else textFileLogObserver
-        self._observer = FilteringLogObserver(
-            make(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
-        )
+        if self.json:
+            self._observer = FilteringLogObserver(
+                jsonFileLogObserver(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+            )
+        else:
+            self._observer = FilteringLogObserver(textFileLogObserver(self._file), [logs.predicate()])
 
     def __call__(self, event: dict[str, Any]) -> None:
         """

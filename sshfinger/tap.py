@@ -116,7 +116,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
-        ["log-file", None, None, "Also write every event (info and above) as text to this file; SIGHUP reopens it."],
+        [
+            "log-file",
+            None,
+            None,
+            "Also write the log as text to this file (info and above, Conch's own only from warnings up, as "
+            "twistd --logger sshfinger.logs.observer writes it); SIGHUP reopens it.",
+        ],
         [
             "access-log",
             None,

@@ -59,18 +59,22 @@ class ReloadTests(SynchronousTestCase):
 
     def test_json_log_fields(self) -> None:
         """
-        Events reach the JSON log with their fields and the text log as lines; debug events reach neither.
+        Events reach the JSON log with their fields and the text log as lines; debug events reach neither, and
+        Conch's info events only the JSON log.
         """
         log = Logger(namespace="test")
         log.info("finger {peer} -> {outcome}", peer="127.0.0.1:1", outcome="user")
         log.debug("noise {x}", x=1)
+        Logger(namespace="twisted.conch.ssh.session").info("channel {x}", x=2)
         written = self.json_events(self.json_path)
         self.assertEqual([(e["peer"], e["outcome"]) for e in written if "peer" in e], [("127.0.0.1:1", "user")])
         self.assertFalse([e for e in written if e.get("x") == 1])
+        self.assertTrue([e for e in written if e.get("x") == 2])
         with open(self.text_path) as f:
             text = f.read()
         self.assertIn("finger 127.0.0.1:1 -> user", text)
         self.assertNotIn("noise", text)
+        self.assertNotIn("channel", text)
 
     def test_sighup_reopens_and_rechecks(self) -> None:
         """

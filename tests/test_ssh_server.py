@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from twisted.conch.ssh import keys
+from twisted.conch.ssh import keys, transport
 from twisted.conch.ssh.common import NS
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
@@ -17,8 +17,9 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransportWithDisconnection
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.protocols.haproxy import proxyEndpoint
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.ssh.penalties import THRESHOLD
@@ -156,14 +157,46 @@ class AlgorithmTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         """
-        A factory with an ed25519 and an RSA host key, and one transport built by it.
+        A factory with an ed25519 and an RSA host key (and no moduli file), and one transport built by it, with
+        the events logged meanwhile.
         """
         self.rsa = keys.Key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        host_keys = {b"ssh-ed25519": keys.Key(ed25519.Ed25519PrivateKey.generate()), b"ssh-rsa": self.rsa}
-        self.factory = SSHFactory(Portal(None), host_keys, clock=Clock())  # type: ignore[arg-type]
-        self.factory.startFactory()
-        self.addCleanup(self.factory.stopFactory)
+        self.events: list[LogEvent] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.factory = self.start_factory(self.mktemp())
         self.server = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+
+    def start_factory(self, moduli: str) -> SSHFactory:
+        """
+        Start a factory with the host keys, reading Diffie-Hellman groups from C{moduli}.
+        """
+        host_keys = {b"ssh-ed25519": keys.Key(ed25519.Ed25519PrivateKey.generate()), b"ssh-rsa": self.rsa}
+        factory = SSHFactory(Portal(None), host_keys, clock=Clock())  # type: ignore[arg-type]
+        factory.moduli = moduli
+        factory.startFactory()
+        self.addCleanup(factory.stopFactory)
+        return factory
+
+    def test_group_exchange_without_moduli(self) -> None:
+        """
+        Without OpenSSH's moduli file, the SHA-256 group exchange is still offered, over RFC 3526's 2048-bit
+        group, and a connection is made without a log line.
+        """
+        self.assertIn(b"diffie-hellman-group-exchange-sha256", self.server.supportedKeyExchanges)
+        self.assertEqual(self.factory.getDHPrime(4096), (transport.DH_GENERATOR, transport.DH_PRIME))
+        self.assertEqual([formatEvent(event) for event in self.events], [])
+
+    def test_group_exchange_from_moduli(self) -> None:
+        """
+        The groups of OpenSSH's moduli file are used when it can be read; a file that cannot be parsed counts
+        as none.
+        """
+        moduli = FilePath(self.mktemp())
+        moduli.setContent(b"# comment\n20260101000000 2 6 100 3071 5 %X\n" % (transport.DH_PRIME,))
+        self.assertEqual(self.start_factory(moduli.path).getDHPrime(4096), (5, transport.DH_PRIME))
+        moduli.setContent(b"not a moduli file\n")
+        self.assertEqual(self.start_factory(moduli.path).getDHPrime(4096), (2, transport.DH_PRIME))
 
     def test_offered(self) -> None:
         """

@@ -70,6 +70,12 @@ def unit_values(path: Path, section: str) -> dict[str, list[str]]:
     return values
 
 
+#: The unit's twistd command, up to the plugin's name (the activation tests run the venv's twistd the same way).
+TWISTD = [
+    "/opt/sshfinger/venv/bin/twistd", "--nodaemon", "--pidfile=", "--logger", "sshfinger.logs.observer", "sshfinger",
+]  # fmt: skip
+
+
 def exec_start() -> list[str]:
     """
     The service's C{ExecStart} command line, split into words.
@@ -130,11 +136,11 @@ class UnitFileTests(SynchronousTestCase):
 
     def test_service_takes_the_sockets(self) -> None:
         """
-        The service runs the venv's twistd in the foreground, takes finger from fd index 0 and SSH from index 1,
-        needs the socket unit, and restarts after a failure.
+        The service runs the venv's twistd in the foreground, logging through L{sshfinger.logs.observer}, takes
+        finger from fd index 0 and SSH from index 1, needs the socket unit, and restarts after a failure.
         """
         words = exec_start()
-        self.assertEqual(words[:4], ["/opt/sshfinger/venv/bin/twistd", "--nodaemon", "--pidfile=", "sshfinger"])
+        self.assertEqual(words[: words.index("sshfinger") + 1], TWISTD)
         self.assertEqual(option(words, "--finger"), "systemd:domain=INET:index=0")
         self.assertEqual(option(words, "--ssh"), "systemd:domain=INET:index=1")
         self.assertEqual(option(words, "--admin"), "admin")
@@ -310,7 +316,7 @@ class ActivatedServer:
         # ignores the fds unless LISTEN_FDNAMES names as many as LISTEN_FDS counts.
         env = dict(clean_env(), LISTEN_FDS="2", LISTEN_FDNAMES="sshfinger.socket:sshfinger.socket")
         command = [
-            venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger",
+            venv_tool("twistd"), *TWISTD[1:],
             "--finger", f"systemd:domain={domain}:index=0", "--ssh", f"systemd:domain={domain}:index=1",
             "--store", store, "--keys", os.path.join(directory, "keys"), "--auth", f"file:{passwd}",
             "--admin", "admin",
@@ -389,6 +395,9 @@ class ActivatedServer:
         case.assertEqual(sorted(started), expected, log)
         case.assertRegex(log, rf"finger {peer}:\d+ 'alice' -> user")
         case.assertRegex(log, rf"SSH login accepted: admin from {peer}:\d+ ")
+        # The unit's --logger: per login, sshfinger's own lines, not Conch's debug trace or channel notes.
+        case.assertNotIn("#debug]", log)
+        case.assertNotIn("Executing command", log)
         # twistd re-raises the signal after its clean shutdown; systemd counts death by SIGTERM as a clean exit.
         case.assertIn(self.stop(), (0, -signal.SIGTERM), self.log())
         case.assertIn("Server Shut Down.", self.log())

@@ -10,6 +10,7 @@ from typing import Any
 
 from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
+from twisted.conch.openssh_compat import primes
 from twisted.conch.ssh import connection, factory, keys, transport, userauth
 from twisted.conch.ssh.common import getNS
 from twisted.cred.error import UnauthorizedLogin
@@ -32,6 +33,9 @@ LOGIN_GRACE = 60.0
 MAX_AUTH_FAILURES = 6
 #: Seconds to wait before answering a failed password.
 PASSWORD_DELAY = 1.0
+
+#: The Diffie-Hellman groups of OpenSSH's sshd, for the group-exchange key exchange.
+MODULI = "/etc/ssh/moduli"
 
 #: Key exchanges Conch offers that hash with SHA-1; sshfinger offers none of them (nor does OpenSSH's sshd).
 WEAK_KEY_EXCHANGES = frozenset(
@@ -211,6 +215,8 @@ class SSHFactory(factory.SSHFactory):
     log = Logger()
 
     protocol = ServerTransport
+    #: Where L{getPrimes} looks for Diffie-Hellman groups.
+    moduli = MODULI
     services = {
         b"ssh-userauth": UserAuthServer,
         b"ssh-connection": connection.SSHConnection,
@@ -270,6 +276,18 @@ class SSHFactory(factory.SSHFactory):
                 outcome="penalised",
             )
         return bool(wait)
+
+    def getPrimes(self) -> dict[int, list[tuple[int, int]]]:
+        """
+        The groups for the group-exchange key exchange: OpenSSH's (L{moduli}) if readable, else the 2048-bit
+        group of RFC 3526, as OpenSSH's sshd falls back to.  (Without any, Conch would log a line on every
+        connection and not offer the exchange.)
+        """
+        try:
+            moduli = primes.parseModuliFile(self.moduli)
+        except (OSError, ValueError):
+            moduli = {}
+        return moduli or {2048: [(transport.DH_GENERATOR, transport.DH_PRIME)]}
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         """
