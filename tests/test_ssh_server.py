@@ -17,13 +17,13 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransportWithDisconnection
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.ssh.penalties import THRESHOLD
-from sshfinger.ssh.server import SSHFactory, UserAuthServer
+from sshfinger.ssh.server import ServerTransport, SSHFactory, UserAuthServer
 
 
 class FakeConnection:
@@ -227,3 +227,21 @@ class AlgorithmTests(SynchronousTestCase):
         self.assertEqual(weak.getErrorMessage(), "ssh-rsa signatures use SHA-1 and are refused")
         strong = self.failureResultOf(auth.tryAuth(b"publickey", b"alice", b"\x00" + NS(b"rsa-sha2-512") + blob))
         strong.trap(UnhandledCredentials)
+
+
+class GoodbyeTests(SynchronousTestCase):
+    """
+    L{ServerTransport.receiveError} on a client's ordinary goodbye.
+    """
+
+    def test_logged_as_text(self) -> None:
+        """
+        The goodbye is an info event whose text is the client's reason, decoded, without the control characters
+        it may carry (no forged log lines).
+        """
+        events: list[LogEvent] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        ServerTransport().receiveError(transport.DISCONNECT_BY_APPLICATION, b"bye \xc3\xa9\x1b[2J\nforged line")
+        self.assertEqual([formatEvent(event) for event in events], ["SSH client disconnected: bye é[2Jforged line"])
+        self.assertEqual(events[0]["log_level"], LogLevel.info)

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sshfinger.peers import describe_peer, peer_key
+from sshfinger.render import sanitize
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellApp, ShellUser
@@ -190,7 +191,8 @@ class ServerTransport(transport.SSHServerTransport):
         logged at info; other disconnect reasons stay errors, as Conch logs them.
         """
         if reasonCode == transport.DISCONNECT_BY_APPLICATION:
-            self.log.info("SSH client disconnected: {description}", description=description)
+            reason = sanitize(description.decode("utf-8", "replace"))  # the peer's text: no control characters
+            self.log.info("SSH client disconnected: {description}", description=reason)
             return
         super().receiveError(reasonCode, description)
 
