@@ -59,7 +59,8 @@ def ssh_args(
             "-o", f"NumberOfPasswordPrompts={prompts}"]  # fmt: skip
     if prompts > 1:
         return [require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
-    return [require("sshpass"), "-p", password or PASSWORD, require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
+    sshpass = [require("sshpass"), "-p", password or PASSWORD]
+    return [*sshpass, require("ssh"), *connect, *COMMON, *auth, f"{login}@127.0.0.1"]
 
 
 def ssh_run(
