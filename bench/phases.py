@@ -89,7 +89,7 @@ def main() -> int:
             ports = {
                 "tutorial": servers.start_baseline("tutorial", backlog=1024, launcher=(*probe, str(outs["tutorial"]))),
                 "sshfinger": servers.start_sshfinger(
-                    "sshfinger", ssh=False, access_log=True, launcher=(*probe, str(outs["sshfinger"]))
+                    "sshfinger", ssh=False, as_unit=True, launcher=(*probe, str(outs["sshfinger"]))
                 )[0],
             }
             for name, port in ports.items():  # warm up; these totals are dropped

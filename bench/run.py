@@ -54,8 +54,9 @@ P99_TARGET = Target("p99", "<=", 15, "ms")
 def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[str, Any]) -> None:
     """
     Section 1: finger throughput and latency at 16 and 128 connections: the tutorial server against sshfinger
-    --no-ssh as the systemd unit runs it (queries in an C{--access-log} file) and with the queries in twistd's
-    own log (no option); both tutorial and sshfinger listen with a backlog of 1024 (sshfinger's default).  Plus
+    --no-ssh as the systemd unit runs it (queries in an C{--access-log} file, the rest through the unit's
+    C{--logger}) and with the queries in twistd's own log (no option); both tutorial and sshfinger listen with a
+    backlog of 1024 (sshfinger's default).  Plus
     diagnostics: sshfinger with no per-query log at all, and the tutorial with Twisted's default backlog of 50.
     Runs against different servers are interleaved round by round, in short rounds, so that a drift of the
     machine's speed (a shared VM's is easily 10 % within a minute) falls on all of them alike; each ratio row
@@ -64,7 +65,7 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     rounds, total = (3, 2048) if quick else (10, 2048)
     ports = {
         "baseline": servers.start_baseline(backlog=1024),
-        "sshfinger": servers.start_sshfinger("sshfinger", ssh=False, access_log=True)[0],
+        "sshfinger": servers.start_sshfinger("sshfinger", ssh=False, as_unit=True)[0],
         "sshfinger-mainlog": servers.start_sshfinger("sshfinger-mainlog", ssh=False)[0],
         "sshfinger-quietlog": servers.start_sshfinger("sshfinger-quietlog", ssh=False, quiet_log=True)[0],
         "baseline-50": servers.start_baseline("baseline-50"),
@@ -143,7 +144,7 @@ def measure_all(servers: Servers, table: Table, args: argparse.Namespace, result
     finger = ssh = None
     if not (args.no_ssh and args.no_live):
         # One SSH-enabled server for sections 2, 3 and 5 (finger only with --no-ssh, for section 5's offline row).
-        finger, ssh = servers.start_sshfinger("sshfinger-ssh", ssh=not args.no_ssh, access_log=True)
+        finger, ssh = servers.start_sshfinger("sshfinger-ssh", ssh=not args.no_ssh, as_unit=True)
     if ssh is not None:
         measure_ssh(servers, table, ssh, args.quick, not args.no_sshd, results)
         if not args.no_stalls:

@@ -138,15 +138,15 @@ class Servers:
         name: str,
         ssh: bool,
         quiet_log: bool = False,
-        access_log: bool = False,
+        as_unit: bool = False,
         launcher: tuple[str, ...] = (),
     ) -> tuple[int, int | None]:
         """
         C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
 
         @param quiet_log: drop info events (L{quiet_log.observer}).
-        @param access_log: log the finger queries with C{--access-log} (to a file next to the store) rather than
-            in twistd's log.
+        @param as_unit: run it as the systemd unit does: the finger queries in an C{--access-log} file (next to
+            the store) rather than in twistd's log, and the rest through C{--logger sshfinger.logs.observer}.
         @param launcher: a command that runs the Python script named by its next argument, here the venv's
             C{twistd} (L{phase_probe}); by default that script runs by itself.
         """
@@ -156,6 +156,8 @@ class Servers:
         env = None
         if quiet_log:
             args += ["--logger", "quiet_log.observer"]
+        elif as_unit:
+            args += ["--logger", "sshfinger.logs.observer"]
             env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         args += [
             "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}",
@@ -163,7 +165,7 @@ class Servers:
             # All load comes from 127.0.0.1: lift the per-address limit (default 20) above the concurrency.
             "--max-per-peer", "1000",
         ]  # fmt: skip
-        if access_log:
+        if as_unit:
             args += ["--access-log", str(self.store.parent / f"{name}-access.log")]
         if ssh:
             args += ["--ssh", f"tcp:{ssh_port}:interface={HOST}", "--keys", str(self.keys_dir),
