@@ -156,9 +156,9 @@ class Servers:
         env = None
         if quiet_log:
             args += ["--logger", "quiet_log.observer"]
+            env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         elif as_unit:
             args += ["--logger", "sshfinger.logs.observer"]
-            env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         args += [
             "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}",
             "--store", str(self.store),
