@@ -10,6 +10,7 @@ import pwd
 import shutil
 import socket
 import tempfile
+import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -72,8 +73,14 @@ class DropPrivilegesTests(SynchronousTestCase):
         )
         server.start()
         assert server.process is not None
-        with open(f"/proc/{server.process.pid}/status") as f:
-            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        # The ports accept (in the kernel) as soon as they are bound, a moment before twistd switches user.
+        deadline = time.monotonic() + 10
+        while True:
+            with open(f"/proc/{server.process.pid}/status") as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+            if set(uids) == {str(nobody.pw_uid)} or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         self.assertEqual(set(uids), {str(nobody.pw_uid)})
         self.assertIn(b"Alice Liddell", server.finger(b"alice\r\n"))
         result = ssh_run(server, "admin", ["set", "alice", "status", "written-after-drop"])
