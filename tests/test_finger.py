@@ -13,12 +13,10 @@ from hypothesis import strategies as st
 from twisted.internet import task, tcp
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactor, StringTransport, StringTransportWithDisconnection
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols import policies
-from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -44,6 +42,7 @@ from sshfinger.finger import (
 from sshfinger.render import TRUNCATED
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
+from tests.proxy import behind_proxy, connect_proxied
 
 #: 2026-11-23 12:00 UTC.
 NOW = 1795435200.0
@@ -762,28 +761,18 @@ class ProxyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def setUp(self) -> None:
         """
-        The factory (two connections per host) listening through L{proxyEndpoint} on a memory reactor, and the
-        wrapping factory that endpoint put in front of it.
+        The factory (two connections per host) listening through the PROXY protocol's endpoint.
         """
         super().setUp()
         self.factory = FingerFactory(self.service, self.clock, max_per_peer=2)
-        reactor = MemoryReactor()
-        self.successResultOf(proxyEndpoint(TCP4ServerEndpoint(reactor, 79)).listen(self.factory))
-        self.wrapping = reactor.tcpServers[0][1]
+        self.wrapping = behind_proxy(self, self.factory)
 
     def proxied(self, client: str, data: bytes = b"ali") -> StringTransportWithDisconnection:
         """
-        Connect from the proxy at 10.0.0.1 and (unless refused at once) send a PROXY header for C{client}
-        (C{"host port"}), then C{data}.
+        Connect through the proxy for C{client} (C{"host port"}) and send C{data}.
         """
-        proxy = IPv4Address("TCP", "10.0.0.1", 50000)
-        wrapper = self.wrapping.buildProtocol(proxy)
-        transport = StringTransportWithDisconnection(peerAddress=proxy)
-        transport.protocol = wrapper
-        wrapper.makeConnection(transport)
-        if transport.connected:
-            wrapper.dataReceived(f"PROXY TCP4 {client.split()[0]} 127.0.0.1 {client.split()[1]} 79\r\n".encode() + data)
-        return transport
+        host, port = client.split()
+        return connect_proxied(self.wrapping, host, int(port), data)
 
     def test_each_client_its_own_limit(self) -> None:
         """

@@ -13,17 +13,15 @@ from twisted.conch.ssh.common import NS
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.cred.portal import Portal
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IAddress
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactor, StringTransportWithDisconnection
 from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
-from twisted.protocols.haproxy import proxyEndpoint
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.ssh.penalties import THRESHOLD
 from sshfinger.ssh.server import ServerTransport, SSHFactory, UserAuthServer
+from tests.proxy import behind_proxy, connect_proxied
 
 
 class FakeConnection:
@@ -133,21 +131,13 @@ class FailedLoginTests(SynchronousTestCase):
         """
         for _ in range(THRESHOLD):
             self.refuse(IPv4Address("TCP", "192.0.2.7", 40000))
-        reactor = MemoryReactor()
-        self.successResultOf(proxyEndpoint(TCP4ServerEndpoint(reactor, 22)).listen(self.factory))
-        wrapping = reactor.tcpServers[0][1]
-        transports = {}
-        for client in ("192.0.2.7", "192.0.2.8"):
-            proxy = IPv4Address("TCP", "10.0.0.1", 50000)
-            wrapper = wrapping.buildProtocol(proxy)
-            transport = transports[client] = StringTransportWithDisconnection(peerAddress=proxy)
-            transport.protocol = wrapper
-            wrapper.makeConnection(transport)
-            self.assertTrue(transport.connected)
-            wrapper.dataReceived(f"PROXY TCP4 {client} 127.0.0.1 40001 22\r\nSSH-2.0-OpenSSH_9.2\r\n".encode())
-        self.assertFalse(transports["192.0.2.7"].connected)
+        wrapping = behind_proxy(self, self.factory)
+        penalised, other = (
+            connect_proxied(wrapping, host, 40001, b"SSH-2.0-OpenSSH_9.2\r\n") for host in ("192.0.2.7", "192.0.2.8")
+        )
+        self.assertFalse(penalised.connected)
         self.assertEqual(self.logged("penalised")[-1]["host"], "192.0.2.7")
-        self.assertTrue(transports["192.0.2.8"].connected)
+        self.assertTrue(other.connected)
 
 
 class AlgorithmTests(SynchronousTestCase):
