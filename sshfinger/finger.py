@@ -46,6 +46,10 @@ LOG_QUERY_CHARS = 100
 #: (L{read_at_once}); in a burst beyond that, the reactor reads it on its next turn (see L{FingerProtocol}).
 READ_AT_ONCE_MAX = 16
 
+#: Largest reply sent straight on the socket of a connection just accepted (L{FingerProtocol.answer_on_accept}):
+#: a new TCP connection's send buffer takes it whole (Linux never makes one smaller than 4608 bytes).
+ON_ACCEPT_MAX = 4096
+
 #: Most seconds between two checks for connections past their deadline (see L{FingerFactory.timeout}).
 SWEEP_INTERVAL = 1.0
 
@@ -59,6 +63,9 @@ INTERNAL_ERROR = "Internal error in server"
 
 #: Linux's option to hold partial segments until uncorked or closed (L{None} elsewhere).
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
+#: How a query waiting in a socket is read before the socket has a transport: without waiting.
+_DONT_WAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
 #: A query that is nothing but a user name.
 _PLAIN_USER = re.compile(r"[^\s@/][^\s@]*")
@@ -227,19 +234,20 @@ class FingerService:
         return self.user(query.user, query.verbose)
 
 
-def send_with_fin(transport: ITransport) -> None:
+def send_with_fin(connection: ITransport | socket.socket) -> None:
     """
-    Ask the kernel to hold what C{transport} writes next until the connection closes (Linux C{TCP_CORK}), so that
-    an answer followed by C{loseConnection} leaves in the same segment as the FIN rather than in a segment of its
-    own: two packets fewer per query, counting the peer's acknowledgements, and less kernel work on both ends.
-    Does nothing for a transport without a socket (C{getHandle}) or where the option is missing or refused (a
-    UNIX socket, another system).
+    Ask the kernel to hold what is written next to C{connection} (a transport, or a socket) until the connection
+    closes (Linux C{TCP_CORK}), so that an answer followed by C{loseConnection} leaves in the same segment as the
+    FIN rather than in a segment of its own: two packets fewer per query, counting the peer's acknowledgements,
+    and less kernel work on both ends.  Does nothing for a transport without a socket (C{getHandle}) or where the
+    option is missing or refused (a UNIX socket, another system).
     """
-    get_handle = getattr(transport, "getHandle", None)
-    if _TCP_CORK is None or get_handle is None:
+    if _TCP_CORK is None:
         return
+    get_handle = getattr(connection, "getHandle", None)
     try:
-        get_handle().setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
+        skt = get_handle() if get_handle is not None else connection
+        skt.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)  # type: ignore[union-attr]
     except (OSError, AttributeError):  # not a TCP socket, or no socket at all
         pass
 
@@ -331,6 +339,50 @@ class FingerProtocol(Protocol):
     _peer = LOCAL_PEER
     _line: bytes | None = None  # the query line, once parsed (the key of its reply)
     _query = ""
+    _unsent = b""  # what answer_on_accept could not send
+
+    def answer_on_accept(self, skt: socket.socket) -> bool:
+        """
+        Answer the query waiting in C{skt}, a plain TCP connection just accepted and not yet given a transport,
+        straight on the socket, and close it; return whether this was done.  See L{sshfinger.onaccept}.
+
+        It is done only if the socket holds one whole query line and nothing after it, the factory has a current
+        reply for that line (L{FingerFactory.cached_reply}) of at most L{ON_ACCEPT_MAX} bytes, and the peer is
+        under its connection limit; otherwise nothing is taken from the socket, and the connection goes on as
+        usual.  The query is logged as usual.  Should the socket take only part of the reply, the rest is sent
+        by the transport, once the connection is made (L{connectionMade}).
+        """
+        factory = self.factory
+        try:
+            data = skt.recv(MAX_QUERY + 3, socket.MSG_PEEK | _DONT_WAIT)
+        except OSError:  # nothing there yet, or an error that the transport will meet in its turn
+            return False
+        end = data.find(b"\n")
+        if end < 0 or end != len(data) - 1:  # no line yet (or the peer closed), or more than the line
+            return False
+        line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+        reply = factory.cached_reply(line)
+        address = self.address
+        if (
+            reply is None
+            or len(reply.data) > ON_ACCEPT_MAX
+            or factory.connections_from(peer_key(address)) >= factory.max_per_peer
+        ):
+            return False
+        self._state = "done"
+        self._peer = describe_peer(address)
+        factory.query_log.query(self._peer, reply.query, reply.outcome)
+        try:
+            skt.recv(len(data), _DONT_WAIT)
+            send_with_fin(skt)
+            sent = skt.send(reply.data, _DONT_WAIT)
+        except OSError:  # the peer is gone
+            sent = len(reply.data)
+        if sent < len(reply.data):
+            self._unsent = reply.data[sent:]
+            return False
+        skt.close()
+        return True
 
     def connectionMade(self) -> None:
         """
@@ -342,6 +394,10 @@ class FingerProtocol(Protocol):
         client as the peer, where now it would give the proxy, and every client behind it would share one limit.
         """
         factory = self.factory
+        if self._state == "done":  # answered as it was accepted (answer_on_accept)
+            if self._unsent:
+                self._write(self._unsent)
+            return
         factory.watch(self)
         if isinstance(self.transport, ProtocolWrapper):
             self._peer = describe_peer(self.transport.getPeer())  # for now: the proxy's, if there is one
@@ -455,13 +511,17 @@ class FingerProtocol(Protocol):
         a fresh deadline to read it.
         """
         self._state = "done"
-        factory = self.factory
-        factory.query_log.query(self._peer, reply.query, reply.outcome)
-        if self._lost:
-            return
-        factory.watch(self)
+        self.factory.query_log.query(self._peer, reply.query, reply.outcome)
+        if not self._lost:
+            self._write(reply.data)
+
+    def _write(self, data: bytes) -> None:
+        """
+        Write C{data} and close, giving the peer a fresh deadline to read it.
+        """
+        self.factory.watch(self)
         send_with_fin(self.transport)  # type: ignore[arg-type]
-        self.transport.write(reply.data)  # type: ignore[union-attr]
+        self.transport.write(data)  # type: ignore[union-attr]
         self.transport.loseConnection()  # type: ignore[union-attr]
 
     def timeoutConnection(self) -> None:

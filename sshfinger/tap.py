@@ -23,6 +23,7 @@ from sshfinger.accesslog import AccessLog
 from sshfinger.account import LOGIN_RULE, is_valid_login
 from sshfinger.endpoints import with_backlog
 from sshfinger.finger import FingerFactory, FingerService
+from sshfinger.onaccept import AnsweringEndpoint
 from sshfinger.ops import ReloadService
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
@@ -287,6 +288,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         query_log=access_log,
     )
     endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
+    endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 

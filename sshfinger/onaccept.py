@@ -1,0 +1,125 @@
+"""
+Answering a finger query while its connection is accepted, before Twisted builds a transport for it.
+
+A finger client sends its query as soon as it is connected, so when the server accepts the connection the query
+is nearly always in the socket already; and the query a server hears most, a known user's name, has an answer
+kept from before (L{sshfinger.finger.FingerFactory.cached_reply}).  For such a connection the whole exchange is
+four system calls on the accepted socket (read the line, cork, send, close), where a transport costs its
+construction, three changes to the reactor's interest set, a write event and the closing machinery: about half of
+a query's CPU time.  Everything else (a query not there yet, not answered before, too long, from a peer at its
+limit) gets a transport as usual, with nothing consumed from the socket.
+
+L{AnsweringEndpoint} wraps the finger service's endpoint and, on a plain TCP port, replaces the port's
+C{transport} with an L{AnsweringTransports} (L{twisted.internet.tcp.Port} documents that attribute as the
+callable to replace, "with the signature expected for C{Server.__init__}").  Ports of other kinds (UNIX, or
+TCP under a wrapping factory: TLS, the PROXY protocol) are left as they are.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable
+
+from twisted.internet import tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IListeningPort, IProtocolFactory, IStreamServerEndpoint, ITransport
+from zope.interface import implementer
+
+from sshfinger.finger import FingerProtocol
+
+#: How a query is looked at before it is taken: without waiting, and leaving it in the socket.
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+
+
+@implementer(ITransport)
+class AnsweredTransport:
+    """
+    The transport a L{FingerProtocol} is connected to when its query was answered, and the connection closed,
+    as the connection was accepted: writing and closing do nothing.
+
+    @ivar peer: the client's address.
+    @ivar host: the server's.
+    """
+
+    disconnecting = True
+
+    def __init__(self, peer: IAddress, host: IAddress) -> None:
+        self.peer, self.host = peer, host
+
+    def write(self, data: bytes) -> None:
+        """
+        Ignore C{data}: the connection is closed.
+        """
+
+    def writeSequence(self, data: Any) -> None:
+        """
+        Ignore C{data}: the connection is closed.
+        """
+
+    def loseConnection(self) -> None:
+        """
+        Do nothing: the connection is closed.
+        """
+
+    def getPeer(self) -> IAddress:
+        """
+        Return the client's address.
+        """
+        return self.peer
+
+    def getHost(self) -> IAddress:
+        """
+        Return the server's address.
+        """
+        return self.host
+
+
+class AnsweringTransports:
+    """
+    A finger port's C{transport} callable: answer a connection's query from the socket if
+    L{FingerProtocol.answer_on_accept} can, else build the port's usual transport.
+
+    @ivar transport: the usual transport callable (L{twisted.internet.tcp.Server}).
+    """
+
+    def __init__(self, transport: Callable[..., ITransport] = tcp.Server) -> None:
+        self.transport = transport
+
+    def __call__(
+        self, skt: socket.socket, protocol: Any, addr: Any, port: tcp.Port, sessionno: int, reactor: Any
+    ) -> ITransport:
+        """
+        Return the transport for a connection just accepted on C{port} (the arguments of
+        L{twisted.internet.tcp.Server.__init__}).
+        """
+        if isinstance(protocol, FingerProtocol) and protocol.answer_on_accept(skt):
+            return AnsweredTransport(protocol.address, port.getHost())  # type: ignore[arg-type]
+        return self.transport(skt, protocol, addr, port, sessionno, reactor)
+
+
+@implementer(IStreamServerEndpoint)
+class AnsweringEndpoint:
+    """
+    Listen on another endpoint; if that gives a plain TCP port serving the factory itself, have the port answer
+    waiting queries as it accepts their connections (L{AnsweringTransports}).
+
+    @ivar endpoint: the wrapped endpoint.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """
+        Listen with C{protocolFactory} on the wrapped endpoint.
+        """
+
+        def answering(port: IListeningPort) -> IListeningPort:
+            if isinstance(port, tcp.Port) and port.factory is protocolFactory:
+                port.transport = AnsweringTransports(port.transport)
+            return port
+
+        return self.endpoint.listen(protocolFactory).addCallback(answering)
+
+
+__all__ = ["AnsweredTransport", "AnsweringEndpoint", "AnsweringTransports"]
