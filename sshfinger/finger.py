@@ -4,7 +4,8 @@ The RFC 1288 finger server: query parsing, the service that answers queries, and
 One connection carries one query.  The protocol reads a line (CRLF or bare LF, in as many TCP segments as the
 client likes, at most L{MAX_QUERY} bytes), asks L{FingerService.answer}, writes the answer with CRLF line endings
 and closes.  The factory keeps each answer's bytes under the query line that asked for it, and sends them again
-for the same line as long as L{FingerService.is_current} says the answer still holds.  Every stored text is
+for the same line as long as L{FingerService.is_current} says the answer still holds (on a TCP port, as the
+connection is accepted: L{sshfinger.onaccept}).  Every stored text is
 sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.  Forwarding (C{user@host}) is always
 refused; the user list can be.
 """
@@ -308,8 +309,10 @@ class FingerProtocol(Protocol):
     C{factory.max_output} bytes, and the connection is closed.  A line the factory answered before, with an
     answer that still holds, gets the same bytes again without being parsed (L{FingerFactory.cached_reply}).
 
-    On a plain TCP connection a query that came with the connection is read as soon as the connection is made
-    (L{read_at_once}), unless more than L{READ_AT_ONCE_MAX} connections are open: a burst of connections is
+    A query that came with its connection, and that the factory has a current reply for, is answered before the
+    connection even has a transport, on a port set up for it (L{answer_on_accept}, L{sshfinger.onaccept}).
+    Otherwise, on a plain TCP connection a query that came with the connection is read as soon as the connection
+    is made (L{read_at_once}), unless more than L{READ_AT_ONCE_MAX} connections are open: a burst of connections is
     accepted in one loop, and a query answered inside it holds back the answers of every connection accepted
     before it until the loop ends, so in a burst the reactor reads as usual and accepting stays quick.  The
     answer and the FIN leave together (L{send_with_fin}).

@@ -216,8 +216,12 @@ class ExecTests(SSHServerTestCase):
 
     def test_set_then_finger(self) -> None:
         """
-        C{ssh admin@host set alice status "In a meeting"} changes what the next raw finger query shows.
+        C{ssh admin@host set alice status "In a meeting"} changes what the next raw finger query shows, though
+        the answer before it was kept and sent again (the second query is answered as it is accepted).
         """
+        before = self.server.finger(b"alice\r\n")
+        self.assertEqual(self.server.finger(b"alice\r\n"), before)
+        self.assertNotIn(b"In a meeting", before)
         result = ssh_run(self.server, "admin", ["set", "alice", "status", '"In a meeting"'])
         self.assertEqual((result.returncode, result.stderr), (0, ""))
         self.assertIn(b"In a meeting", self.server.finger(b"alice\r\n"))

@@ -12,6 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from sshfinger.onaccept import AnsweringEndpoint
 from sshfinger.ssh.checkers import BytesUsernameChecker
 from sshfinger.tap import GC_YOUNG_THRESHOLD, Options, makeService
 
@@ -130,6 +131,7 @@ class MakeServiceTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         top = makeService(options, reactor)
         self.assertEqual([service.name for service in top], ["store", "finger", "reload", "ssh"])
+        self.assertIsInstance(top.getServiceNamed("finger").endpoint, AnsweringEndpoint)
         events: list[dict[str, object]] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)

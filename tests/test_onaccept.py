@@ -1,0 +1,334 @@
+"""
+Tests for L{sshfinger.onaccept} and L{FingerProtocol.answer_on_accept}: a cached query that came with its
+connection is answered as the connection is accepted, on a real L{tcp.Port} over real loopback sockets, with a
+L{MemoryReactorClock} in place of the reactor (so the test calls C{doRead} and C{doWrite} itself).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import tcp
+from twisted.internet.defer import succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger import finger
+from sshfinger.account import Actor
+from sshfinger.onaccept import AnsweredTransport, AnsweringEndpoint, AnsweringTransports
+from tests.test_finger import PEER, ProtocolTestsMixin
+
+
+class PortEndpoint:
+    """
+    An endpoint that listens on a real loopback port (L{tcp.Port}) for a given reactor.
+    """
+
+    def __init__(self, reactor: MemoryReactorClock) -> None:
+        self.reactor = reactor
+
+    def listen(self, factory: Any) -> Any:
+        """
+        Listen on a free loopback port; return the port.
+        """
+        port = tcp.Port(0, factory, 50, "127.0.0.1", self.reactor)
+        port.startListening()
+        return succeed(port)
+
+
+class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    A port listening through L{AnsweringEndpoint} answers a query on accept when the factory has its reply, and
+    otherwise builds a transport that reads the socket from the start.
+    """
+
+    def setUp(self) -> None:
+        """
+        The mixin's factory, listening on a real loopback port with a memory reactor.
+        """
+        super().setUp()
+        self.reactor = MemoryReactorClock()
+        self.port = self.successResultOf(AnsweringEndpoint(PortEndpoint(self.reactor)).listen(self.factory))
+        self.addCleanup(self.port.connectionLost, Failure(ConnectionDone()))
+
+    def client(self, *sends: bytes, close: bool = False) -> socket.socket:
+        """
+        Connect to the port, send C{sends} (then close, if C{close}), and have the port accept.
+        """
+        client = socket.create_connection(("127.0.0.1", self.port.getHost().port))
+        self.addCleanup(client.close)
+        for data in sends:
+            client.sendall(data)
+        if close:
+            client.close()
+        self.port.doRead()
+        return client
+
+    def transports(self) -> list[tcp.Server]:
+        """
+        Return the transports the reactor holds, now that the port has accepted.
+        """
+        return [t for t in {*self.reactor.getReaders(), *self.reactor.getWriters()} if t is not self.port]
+
+    def finish(self) -> None:
+        """
+        Do the reactor's work for every transport that is writing its answer: write it, then lose the connection.
+        """
+        writing = self.reactor.getWriters()
+        self.assertTrue(writing)
+        for transport in writing:
+            done = transport.doWrite()
+            self.assertIsInstance(done, ConnectionDone)
+            transport.connectionLost(Failure(done))
+
+    def read(self, client: socket.socket) -> bytes:
+        """
+        Read everything until the server closes.
+        """
+        client.settimeout(5)
+        return b"".join(iter(lambda: client.recv(65536), b""))
+
+    def test_answered_on_accept(self) -> None:
+        """
+        The first query for alice is answered through a transport; the second, identical, is answered on accept:
+        no transport, the same bytes, logged with its peer, and nothing left counted or watched.
+        """
+        first = self.client(b"alice\r\n")
+        self.assertEqual(len(self.transports()), 1)
+        self.finish()
+        expected = self.read(first)
+        self.assertIn(b"Status: Down the rabbit hole", expected)
+        second = self.client(b"alice\n")
+        self.assertEqual(self.transports(), [])
+        self.assertEqual(self.read(second), expected)
+        port = second.getsockname()[1]
+        self.assertEqual(self.outcomes()[-1]["peer"], f"127.0.0.1:{port}")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "user")
+        self.assertEqual(len(self.outcomes()), 2)
+        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (0, 0))
+
+    def test_changed_account(self) -> None:
+        """
+        A reply that no longer holds (the account changed) is not sent on accept: the query is answered afresh.
+        """
+        first = self.client(b"alice\r\n")
+        self.finish()
+        self.read(first)
+        changes = {"status": "Through the looking glass"}
+        self.successResultOf(self.service.store.update("alice", changes, Actor("t", "cli")))
+        client = self.client(b"alice\r\n")
+        self.assertEqual(len(self.transports()), 1)
+        self.finish()
+        self.assertIn(b"Status: Through the looking glass", self.read(client))
+
+    def assert_left_for_transport(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, tcp.Server]:
+        """
+        After a first query for alice, connect with C{sends}: check that the port built a transport that has
+        taken nothing from the socket yet, or that has read it all itself (C{read_at_once}), and return both.
+        """
+        self.client(b"alice\r\n")
+        self.finish()
+        events = len(self.outcomes())
+        client = self.client(*sends, close=close)
+        [transport] = self.transports()
+        self.assertIsInstance(transport, tcp.Server)
+        self.assertEqual(len(self.outcomes()) - events, 1 if sends and not close else 0)
+        return client, transport
+
+    def test_no_query_yet(self) -> None:
+        """
+        A connection with no query yet gets a transport, which reads the query when it comes.
+        """
+        client, transport = self.assert_left_for_transport()
+        self.assertIn(transport, self.reactor.getReaders())
+        client.sendall(b"alice\r\n")
+        transport.doRead()
+        self.finish()
+        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+
+    def test_more_than_the_line(self) -> None:
+        """
+        A query followed by more bytes is left to the transport, which answers it and ignores the rest.
+        """
+        client, _ = self.assert_left_for_transport(b"alice\r\nhatter\r\n")
+        self.finish()
+        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+
+    def test_peer_closed(self) -> None:
+        """
+        A peer that closed without a query is left to the transport, which closes it with nothing logged.
+        """
+        _, transport = self.assert_left_for_transport(close=True)
+        self.assertTrue(transport.disconnecting)
+        self.finish()
+
+    def test_peer_at_its_limit(self) -> None:
+        """
+        A peer at its connection limit is refused by the transport even for a query answered before.
+        """
+        self.factory.max_per_peer = 1
+        first = self.client(b"alice\r\n")
+        self.finish()
+        self.read(first)
+        self.client()  # open, its query not sent: it holds the peer's one connection
+        client = self.client(b"alice\r\n")
+        self.assertEqual(len(self.transports()), 2)
+        self.finish()
+        self.assertIn(finger.TOO_MANY.encode(), self.read(client))
+
+    def test_reply_too_large(self) -> None:
+        """
+        A reply larger than L{finger.ON_ACCEPT_MAX} is left to the transport.
+        """
+        self.patch(finger, "ON_ACCEPT_MAX", 20)
+        client, _ = self.assert_left_for_transport(b"alice\r\n")
+        self.finish()
+        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+
+
+class FakeSocket:
+    """
+    An accepted socket holding one query, whose C{send} takes at most C{room} bytes or raises C{error}.
+    """
+
+    def __init__(self, data: bytes, room: int = 1 << 20, error: OSError | None = None) -> None:
+        self.data, self.room, self.error = data, room, error
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        """
+        Return the query; take it unless peeking.
+        """
+        data = self.data[:size]
+        if not flags & socket.MSG_PEEK:
+            self.data = self.data[size:]
+        return data
+
+    def setsockopt(self, *args: Any) -> None:
+        """
+        Accept any option.
+        """
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        """
+        Take up to C{room} bytes, or raise C{error}.
+        """
+        if self.error is not None:
+            raise self.error
+        self.sent.append(data[: self.room])
+        return len(self.sent[-1])
+
+    def close(self) -> None:
+        """
+        Note the close.
+        """
+        self.closed = True
+
+
+class AnswerOnAcceptEdgeTests(ProtocolTestsMixin, SynchronousTestCase):
+    """
+    L{FingerProtocol.answer_on_accept} when the socket takes only part of the reply, or the peer is gone.
+    """
+
+    def setUp(self) -> None:
+        """
+        The mixin's factory, with the reply for alice kept.
+        """
+        super().setUp()
+        self.expected = self.query(b"alice\r\n")
+
+    def test_partial_send(self) -> None:
+        """
+        What the socket did not take is written by the transport once the connection is made, then closed; the
+        query is logged once.
+        """
+        skt = FakeSocket(b"alice\r\n", room=10)
+        protocol = self.factory.buildProtocol(PEER)
+        self.assertFalse(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
+        self.assertEqual((skt.data, skt.closed), (b"", False))
+        transport = StringTransportWithDisconnection(peerAddress=PEER)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        self.assertEqual(skt.sent[0] + transport.value(), self.expected)
+        self.assertFalse(transport.connected)
+        self.assertEqual([e["outcome"] for e in self.outcomes()], ["user", "user"])
+        self.assertEqual(self.factory.watched(), 0)
+
+    def test_peer_reset(self) -> None:
+        """
+        A peer gone by the time the answer is sent has its socket closed; the query is logged.
+        """
+        skt = FakeSocket(b"alice\r\n", error=ConnectionResetError())
+        protocol = self.factory.buildProtocol(PEER)
+        self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
+        self.assertTrue(skt.closed)
+        self.assertEqual(len(self.outcomes()), 2)
+
+    def test_connected_after_answer(self) -> None:
+        """
+        A protocol answered on accept and then connected to its L{AnsweredTransport} does nothing more.
+        """
+        skt = FakeSocket(b"alice\r\n")
+        protocol = self.factory.buildProtocol(PEER)
+        self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
+        self.assertEqual(b"".join(skt.sent), self.expected)
+        transport = AnsweredTransport(PEER, PEER)
+        protocol.makeConnection(transport)
+        self.assertEqual((self.factory.watched(), len(self.outcomes())), (0, 2))
+        self.assertIs(transport.getPeer(), PEER)
+
+
+class AnsweringEndpointTests(SynchronousTestCase):
+    """
+    L{AnsweringEndpoint} changes only a plain TCP port serving the factory it was given.
+    """
+
+    def test_tcp_port(self) -> None:
+        """
+        A L{tcp.Port} serving the factory gets an L{AnsweringTransports} over its previous transport.
+        """
+        reactor = MemoryReactorClock()
+        factory = Factory.forProtocol(Protocol)
+        port = self.successResultOf(AnsweringEndpoint(PortEndpoint(reactor)).listen(factory))
+        self.addCleanup(port.connectionLost, Failure(ConnectionDone()))
+        self.assertIsInstance(port.transport, AnsweringTransports)
+        self.assertIs(port.transport.transport, tcp.Server)
+
+    def test_wrapped_factory(self) -> None:
+        """
+        A port serving some other factory (a wrapper's: TLS, the PROXY protocol) is left alone.
+        """
+
+        class Wrapping(PortEndpoint):
+            def listen(self, factory: Any) -> Any:
+                return super().listen(Factory.forProtocol(Protocol))
+
+        reactor = MemoryReactorClock()
+        port = self.successResultOf(AnsweringEndpoint(Wrapping(reactor)).listen(Factory.forProtocol(Protocol)))
+        self.addCleanup(port.connectionLost, Failure(ConnectionDone()))
+        self.assertIs(port.transport, tcp.Server)
+
+    def test_other_port(self) -> None:
+        """
+        A port that is not a L{tcp.Port} is returned unchanged.
+        """
+        reactor = MemoryReactorClock()
+        port = self.successResultOf(AnsweringEndpoint(TCP4ServerEndpoint(reactor, 1079)).listen(Factory()))
+        self.assertEqual(reactor.tcpServers[0][0], 1079)
+        self.assertNotIsInstance(getattr(port, "transport", None), AnsweringTransports)
+
+    def test_not_a_finger_protocol(self) -> None:
+        """
+        The transports of a protocol other than L{FingerProtocol} are built as before.
+        """
+        built: list[tuple[Any, ...]] = []
+        transports = AnsweringTransports(lambda *args: built.append(args) or "transport")  # type: ignore[arg-type, func-returns-value]
+        protocol = Protocol()
+        self.assertEqual(transports(None, protocol, None, None, 1, None), "transport")  # type: ignore[arg-type]
+        self.assertEqual(len(built), 1)
