@@ -217,13 +217,16 @@ def finger_run(
     port: int, concurrency: int, total: int, seconds: float, pid: int | None = None, **kwargs: Any
 ) -> dict[str, Any]:
     """
-    One L{run_load} of C{alice} queries against C{port}, with the kernel's listen-queue overflow count of the
-    same interval and (given the server's C{pid}) the CPU seconds the server used meanwhile.
+    One L{run_load} against C{port} (by default of C{alice} queries, each answer checked for her status), with
+    the kernel's listen-queue overflow count of the same interval and (given the server's C{pid}) the CPU seconds
+    the server used meanwhile.
 
-    @param kwargs: more L{run_load} arguments, e.g. C{until}.
+    @param kwargs: more L{run_load} arguments, e.g. C{until}, or C{query} and C{expect} together.
     """
+    kwargs.setdefault("query", b"alice\r\n")
+    kwargs.setdefault("expect", ALICE_STATUS)
     before, cpu_before = listen_overflows(), process_cpu(pid)
-    result = run_load(HOST, port, concurrency, total, b"alice\r\n", seconds=seconds, expect=ALICE_STATUS, **kwargs)
+    result = run_load(HOST, port, concurrency, total, seconds=seconds, **kwargs)
     after = listen_overflows()
     result["overflows"] = after - before if before >= 0 and after >= 0 else None
     result["server_cpu"] = cpu_delta(cpu_before, process_cpu(pid))

@@ -54,7 +54,7 @@ _BROKEN = select.EPOLLERR | select.EPOLLHUP
 
 
 def _wave(
-    host: str, port: int, size: int, query: bytes, expect: bytes | None, timeout: float,
+    host: str, port: int, size: int, query: bytes | Callable[[], bytes], expect: bytes | None, timeout: float,
     latencies: list[float], errors: dict[str, int], samples: list[bytes],
 ) -> None:  # fmt: skip
     """
@@ -67,11 +67,12 @@ def _wave(
     """
     poller = select.epoll(size)
     address = (host, port)
-    # fd -> [socket, start time, answer chunks, bytes of the query sent]
+    queries = [query() for _ in range(size)] if callable(query) else [query] * size
+    # fd -> [socket, start time, answer chunks, bytes of the query sent, the query]
     conns: dict[int, list[Any]] = {}
 
     def finish(fd: int, error: str | None) -> None:
-        sock, started, chunks, _ = conns.pop(fd)
+        sock, started, chunks, _, _ = conns.pop(fd)
         sock.close()  # (closing the last reference takes it out of the epoll set)
         if error is None:
             if expect is not None and expect not in b"".join(chunks):
@@ -88,7 +89,7 @@ def _wave(
         Send what is left of the query; return whether the connection is still good.
         """
         try:
-            conn[3] += conn[0].send(query[conn[3] :])
+            conn[3] += conn[0].send(conn[4][conn[3] :])
         except (BlockingIOError, InterruptedError):
             pass
         except ConnectionError as e:
@@ -97,12 +98,12 @@ def _wave(
         return True
 
     try:
-        for _ in range(size):
+        for query_bytes in queries:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             started = time.perf_counter()
             code = sock.connect_ex(address)
             fd = sock.fileno()
-            conn = conns[fd] = [sock, started, [], 0]
+            conn = conns[fd] = [sock, started, [], 0, query_bytes]
             if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
                 finish(fd, "refused" if code == errno.ECONNREFUSED else "other")
                 continue
@@ -110,7 +111,7 @@ def _wave(
             # up, which on loopback it nearly always is when connect() returns; not after the rest of the wave
             # has connected, which would count the client's own delay as the server's latency.
             if send_rest(fd, conn):
-                poller.register(fd, select.EPOLLIN if conn[3] >= len(query) else select.EPOLLOUT)
+                poller.register(fd, select.EPOLLIN if conn[3] >= len(query_bytes) else select.EPOLLOUT)
         deadline = time.perf_counter() + timeout
         while conns:
             remaining = deadline - time.perf_counter()
@@ -123,11 +124,11 @@ def _wave(
                 if conn is None:
                     continue
                 sock = conn[0]
-                if conn[3] < len(query):  # still connecting or sending
+                if conn[3] < len(conn[4]):  # still connecting or sending
                     code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if events & _BROKEN else 0
                     if code:
                         finish(fd, "refused" if code == errno.ECONNREFUSED else "other")
-                    elif send_rest(fd, conn) and conn[3] >= len(query):
+                    elif send_rest(fd, conn) and conn[3] >= len(conn[4]):
                         poller.modify(fd, select.EPOLLIN)
                     continue
                 chunks = conn[2]
@@ -154,7 +155,7 @@ def run_load(
     port: int,
     concurrency: int,
     total: int,
-    query: bytes = b"alice\r\n",
+    query: bytes | Callable[[], bytes] = b"alice\r\n",
     *,
     seconds: float = 60.0,
     expect: bytes | None = None,
@@ -164,7 +165,7 @@ def run_load(
     """
     Send C{total} one-query connections to C{host:port} in waves of C{concurrency}, and measure.
 
-    @param query: the bytes sent on each connection.
+    @param query: the bytes sent on each connection, or a function called for each connection's bytes.
     @param seconds: stop starting waves after this long, even if C{total} is not reached.
     @param expect: bytes every good answer contains; L{None} accepts any answer, even an empty one.
     @param until: if given, also stop starting waves once it returns true (checked between waves).

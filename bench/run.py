@@ -24,6 +24,7 @@ on SIGTERM/SIGINT), by its own process id or process group.  Standard library on
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -56,8 +57,9 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     Section 1: finger throughput and latency at 16 and 128 connections: the tutorial server against sshfinger
     --no-ssh as the systemd unit runs it (queries in an C{--access-log} file, the rest through the unit's
     C{--logger}) and with the queries in twistd's own log (no option); both tutorial and sshfinger listen with a
-    backlog of 1024 (sshfinger's default).  Plus
-    diagnostics: sshfinger with no per-query log at all, and the tutorial with Twisted's default backlog of 50.
+    backlog of 1024 (sshfinger's default).  Plus diagnostics: sshfinger with no per-query log at all, the tutorial
+    with Twisted's default backlog of 50, and both with a user name never asked before in every query (a query
+    sshfinger cannot answer from a kept reply, so not as the connection is accepted either).
     Runs against different servers are interleaved round by round, in short rounds, so that a drift of the
     machine's speed (a shared VM's is easily 10 % within a minute) falls on all of them alike; each ratio row
     also gives the median and range of the per-round rate ratios.
@@ -73,16 +75,22 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     pids = {name: servers.pid(name) for name in ports}
     for port in ports.values():
         finger_run(port, 16, 2000, 10)  # warm up (first store read, page cache, interpreter caches)
+    # Runs with a user name never asked before in every query (so sshfinger has no reply kept for it), against
+    # the servers of the same name without the suffix.
+    names_asked = itertools.count()
+    new_names = {"query": lambda: b"nobody%d\r\n" % next(names_asked), "expect": b"such user"}
     plan = {
         16: ["baseline", "sshfinger", "sshfinger-mainlog", "sshfinger-quietlog"],
-        128: ["baseline", "sshfinger", "sshfinger-mainlog", "baseline-50"],
+        128: ["baseline", "sshfinger", "sshfinger-mainlog", "baseline-50", "baseline-new", "sshfinger-new"],
     }
     measured: dict[tuple[int, str], dict[str, Any]] = {}
     for concurrency, names in plan.items():
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for _ in range(rounds):
             for name in names:
-                runs[name].append(finger_run(ports[name], concurrency, total, 20, pids[name]))
+                server = name.removesuffix("-new")
+                extra = new_names if name.endswith("-new") else {}
+                runs[name].append(finger_run(ports[server], concurrency, total, 20, pids[server], **extra))
         for name in names:
             measured[concurrency, name] = pool(runs[name])
             results[f"finger_c{concurrency}_{name}"] = public(measured[concurrency, name])
@@ -112,6 +120,12 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     backlog_50 = measured[128, "baseline-50"]
     finger_row(table, "c=128 baseline, backlog 50", backlog_50, "Twisted's default"
                + (": a wave of 128 overflows it" if backlog_50["overflows"] else ""))  # fmt: skip
+    new_base = finger_row(table, "c=128 baseline, a new name each query", measured[128, "baseline-new"],
+                          "nobodyN, N counting up: not in its dict")  # fmt: skip
+    new_mine = finger_row(table, "c=128 sshfinger, a new name each query", measured[128, "sshfinger-new"],
+                          "no reply kept for it: parsed, looked up, rendered, then kept")  # fmt: skip
+    ratio_row(table, "c=128 ratio new-name sshfinger/baseline", new_mine, new_base,
+              round_ratios(measured[128, "sshfinger-new"], measured[128, "baseline-new"]))  # fmt: skip
     for name in ports:
         servers.stop(name)
 
