@@ -39,11 +39,12 @@ class AnsweredTransport:
     as the connection was accepted: writing and closing do nothing.
 
     @ivar peer: the client's address.
-    @ivar host: the server's.
+    @ivar port: the listening port that accepted the connection (the server's address is its own: asked for only
+        when wanted, as asking costs a system call).
     """
 
-    def __init__(self, peer: IAddress, host: IAddress) -> None:
-        self.peer, self.host = peer, host
+    def __init__(self, peer: IAddress, port: IListeningPort) -> None:
+        self.peer, self.port = peer, port
 
     def write(self, data: bytes) -> None:
         """
@@ -70,7 +71,7 @@ class AnsweredTransport:
         """
         Return the server's address.
         """
-        return self.host
+        return self.port.getHost()
 
 
 class AnsweringTransports:
@@ -92,7 +93,7 @@ class AnsweringTransports:
         L{twisted.internet.tcp.Server.__init__}).
         """
         if isinstance(protocol, FingerProtocol) and protocol.answer_on_accept(skt):
-            return AnsweredTransport(protocol.address, port.getHost())  # type: ignore[arg-type]
+            return AnsweredTransport(protocol.address, port)  # type: ignore[arg-type]
         return self.transport(skt, protocol, addr, port, sessionno, reactor)
 
 

@@ -278,10 +278,16 @@ class AnswerOnAcceptEdgeTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol = self.factory.buildProtocol(PEER)
         self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
         self.assertEqual(b"".join(skt.sent), self.expected)
-        transport = AnsweredTransport(PEER, PEER)
+        reactor = MemoryReactorClock()
+        port = reactor.listenTCP(1079, self.factory)
+        transport = AnsweredTransport(PEER, port)
         protocol.makeConnection(transport)
         self.assertEqual((self.factory.watched(), len(self.outcomes())), (0, 2))
         self.assertIs(transport.getPeer(), PEER)
+        self.assertEqual(transport.getHost().port, 1079)
+        transport.write(b"more")
+        transport.writeSequence([b"more"])
+        transport.loseConnection()
 
 
 class AnsweringEndpointTests(SynchronousTestCase):
