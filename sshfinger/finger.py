@@ -47,10 +47,6 @@ LOG_QUERY_CHARS = 100
 #: (L{read_at_once}); in a burst beyond that, the reactor reads it on its next turn (see L{FingerProtocol}).
 READ_AT_ONCE_MAX = 16
 
-#: Largest reply sent straight on the socket of a connection just accepted (L{FingerProtocol.answer_on_accept}):
-#: a new TCP connection's send buffer takes it whole (Linux never makes one smaller than 4608 bytes).
-ON_ACCEPT_MAX = 4096
-
 #: Most seconds between two checks for connections past their deadline (see L{FingerFactory.timeout}).
 SWEEP_INTERVAL = 1.0
 
@@ -309,13 +305,14 @@ class FingerProtocol(Protocol):
     C{factory.max_output} bytes, and the connection is closed.  A line the factory answered before, with an
     answer that still holds, gets the same bytes again without being parsed (L{FingerFactory.cached_reply}).
 
-    A query that came with its connection, and that the factory has a current reply for, is answered before the
-    connection even has a transport, on a port set up for it (L{answer_on_accept}, L{sshfinger.onaccept}).
-    Otherwise, on a plain TCP connection a query that came with the connection is read as soon as the connection
-    is made (L{read_at_once}), unless more than L{READ_AT_ONCE_MAX} connections are open: a burst of connections is
-    accepted in one loop, and a query answered inside it holds back the answers of every connection accepted
-    before it until the loop ends, so in a burst the reactor reads as usual and accepting stays quick.  The
-    answer and the FIN leave together (L{send_with_fin}).
+    On a port set up for it (L{sshfinger.onaccept}), a query that came with its connection is answered before the
+    connection even has a transport (L{answer_on_accept}), and its answer leaves at once.  Otherwise, on a plain
+    TCP connection a query that came with the connection is read as soon as the connection is made
+    (L{read_at_once}), unless more than L{READ_AT_ONCE_MAX} connections are open: a burst of connections is
+    accepted in one loop, and a query answered there through a transport holds back the answers of every
+    connection accepted before it until the loop ends (they leave in the reactor's write events), so in a burst
+    the reactor reads as usual and accepting stays quick.  The answer and the FIN leave together
+    (L{send_with_fin}).
 
     The whole query must arrive within C{factory.timeout} seconds; once the answer is written, the peer has as long
     again to read it before the connection is aborted (L{FingerFactory.watch}).  Each query is recorded in
@@ -342,18 +339,19 @@ class FingerProtocol(Protocol):
     _peer = LOCAL_PEER
     _line: bytes | None = None  # the query line, once parsed (the key of its reply)
     _query = ""
-    _unsent = b""  # what answer_on_accept could not send
+    _socket: socket.socket | None = None  # while answer_on_accept answers: the socket the answer goes to
+    _unsent = b""  # what the socket did not take of that answer
 
     def answer_on_accept(self, skt: socket.socket) -> bool:
         """
         Answer the query waiting in C{skt}, a plain TCP connection just accepted and not yet given a transport,
         straight on the socket, and close it; return whether this was done.  See L{sshfinger.onaccept}.
 
-        It is done only if the socket holds one whole query line and nothing after it, the factory has a current
-        reply for that line (L{FingerFactory.cached_reply}) of at most L{ON_ACCEPT_MAX} bytes, and the peer is
-        under its connection limit; otherwise nothing is taken from the socket, and the connection goes on as
-        usual.  The query is logged as usual.  Should the socket take only part of the reply, the rest is sent
-        by the transport, once the connection is made (L{connectionMade}).
+        It is done if the socket holds one whole query line and nothing after it, and the peer is under its
+        connection limit; otherwise nothing is taken from the socket, and the connection goes on as usual.  The
+        line is answered as L{dataReceived} would answer it, logged and all; only the answer goes to the socket.
+        If the socket takes only part of it, or the service answers later (a L{Deferred}), the rest is done
+        through the transport, once the connection is made (L{connectionMade}), and this returns false.
         """
         factory = self.factory
         try:
@@ -363,34 +361,26 @@ class FingerProtocol(Protocol):
         end = data.find(b"\n")
         if end < 0 or end != len(data) - 1:  # no line yet (or the peer closed), or more than the line
             return False
-        line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
-        reply = factory.cached_reply(line)
         address = self.address
-        if (
-            reply is None
-            or len(reply.data) > ON_ACCEPT_MAX
-            or factory.connections_from(peer_key(address)) >= factory.max_per_peer
-        ):
-            return False
-        self._state = "done"
-        self._peer = describe_peer(address)
-        factory.query_log.query(self._peer, reply.query, reply.outcome)
+        if factory.connections_from(peer_key(address)) >= factory.max_per_peer:
+            return False  # to be refused, through the transport
         try:
             skt.recv(len(data), _DONT_WAIT)
-            send_with_fin(skt)
-            sent = skt.send(reply.data, _DONT_WAIT)
-        except OSError:  # the peer is gone
-            sent = len(reply.data)
-        if sent < len(reply.data):
-            self._unsent = reply.data[sent:]
+        except OSError:
             return False
-        skt.close()
-        return True
+        self._peer = describe_peer(address)
+        self._socket = skt
+        try:
+            self._line_received(data[:-2] if data.endswith(b"\r\n") else data[:-1])
+        finally:
+            self._socket = None
+        return self._state == "done" and not self._unsent
 
     def connectionMade(self) -> None:
         """
         Start the deadline and count the connection against its peer's limit, refusing it if over; then, unless
-        in a burst, read the query if it came with the connection (L{read_at_once}).
+        in a burst, read the query if it came with the connection (L{read_at_once}).  A connection answered as it
+        was accepted (L{answer_on_accept}) only has the transport write what the socket did not take, if anything.
 
         Under a wrapping transport (a L{ProtocolWrapper}: the PROXY protocol's, TLS) the connection is counted
         when its first bytes arrive instead: by then a PROXY wrapper has read its header and gives the real
@@ -440,8 +430,13 @@ class FingerProtocol(Protocol):
             return
         line = self._buffer[:end]
         self._buffer = b""
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        self._line_received(line[:-1] if line.endswith(b"\r") else line)
+
+    def _line_received(self, line: bytes) -> None:
+        """
+        Answer query C{line} (without its line ending): with the reply kept for it, if it still holds, else
+        afresh (L{_answer}).
+        """
         if len(line) > MAX_QUERY:
             self._too_long(line)
             return
@@ -515,8 +510,25 @@ class FingerProtocol(Protocol):
         """
         self._state = "done"
         self.factory.query_log.query(self._peer, reply.query, reply.outcome)
-        if not self._lost:
+        if self._socket is not None:
+            self._send_on_socket(self._socket, reply.data)
+        elif not self._lost:
             self._write(reply.data)
+
+    def _send_on_socket(self, skt: socket.socket, data: bytes) -> None:
+        """
+        Send C{data} on C{skt} (while L{answer_on_accept} answers) and close it; or, if the socket takes only
+        part of it, keep the rest for the transport (L{_unsent}).
+        """
+        try:
+            send_with_fin(skt)
+            sent = skt.send(data, _DONT_WAIT)
+        except OSError:  # the peer is gone
+            sent = len(data)
+        if sent < len(data):
+            self._unsent = data[sent:]
+        else:
+            skt.close()
 
     def _write(self, data: bytes) -> None:
         """

@@ -20,8 +20,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger import finger
 from sshfinger.account import Actor
+from sshfinger.finger import FingerService
 from sshfinger.onaccept import AnsweredTransport, AnsweringEndpoint, AnsweringTransports
-from tests.test_finger import PEER, ProtocolTestsMixin
+from tests.test_finger import PEER, BrokenStore, ManualService, ProtocolTestsMixin
 
 
 class PortEndpoint:
@@ -95,49 +96,63 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_answered_on_accept(self) -> None:
         """
-        The first query for alice is answered through a transport; the second, identical, is answered on accept:
-        no transport, the same bytes, logged with its peer, and nothing left counted or watched.
+        A query that came with its connection is answered on accept: no transport, logged with its peer, nothing
+        left counted or watched.  The same query again gets the same bytes, from the reply kept the first time.
         """
         first = self.client(b"alice\r\n")
-        self.assertEqual(len(self.transports()), 1)
-        self.finish()
+        self.assertEqual(self.transports(), [])
         expected = self.read(first)
         self.assertIn(b"Status: Down the rabbit hole", expected)
+        self.assertIsNotNone(self.factory.cached_reply(b"alice"))
         second = self.client(b"alice\n")
         self.assertEqual(self.transports(), [])
         self.assertEqual(self.read(second), expected)
         port = second.getsockname()[1]
+        self.assertEqual([e["outcome"] for e in self.outcomes()], ["user", "user"])
         self.assertEqual(self.outcomes()[-1]["peer"], f"127.0.0.1:{port}")
-        self.assertEqual(self.outcomes()[-1]["outcome"], "user")
-        self.assertEqual(len(self.outcomes()), 2)
         self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (0, 0))
+
+    def test_every_outcome(self) -> None:
+        """
+        Whatever the query, the answer on accept is the one a transport would have carried, logged the same.
+        """
+        queries = {
+            b"nobody": "no-such-user",
+            b"/W alice": "user",
+            b"": "list",
+            b"alice@elsewhere": "forward-denied",
+            b"/X": "bad-query",
+            b"x" * (finger.MAX_QUERY + 1): "too-long",
+            b"\xff\x1b[2J": "no-such-user",
+        }
+        for line, outcome in queries.items():
+            client = self.client(line + b"\r\n")
+            self.assertEqual(self.transports(), [])
+            self.assertEqual(self.outcomes()[-1]["outcome"], outcome)
+            self.assertEqual(self.read(client), self.query(line + b"\r\n"), line)
 
     def test_changed_account(self) -> None:
         """
-        A reply that no longer holds (the account changed) is not sent on accept: the query is answered afresh.
+        A reply kept before an account changed is not sent again: the next query is answered afresh, on accept.
         """
-        first = self.client(b"alice\r\n")
-        self.finish()
-        self.read(first)
+        self.read(self.client(b"alice\r\n"))
         changes = {"status": "Through the looking glass"}
         self.successResultOf(self.service.store.update("alice", changes, Actor("t", "cli")))
         client = self.client(b"alice\r\n")
-        self.assertEqual(len(self.transports()), 1)
-        self.finish()
+        self.assertEqual(self.transports(), [])
         self.assertIn(b"Status: Through the looking glass", self.read(client))
 
-    def assert_left_for_transport(self, *sends: bytes, close: bool = False) -> tuple[socket.socket, tcp.Server]:
+    def assert_left_for_transport(
+        self, *sends: bytes, close: bool = False, answered: bool = False
+    ) -> tuple[socket.socket, tcp.Server]:
         """
-        After a first query for alice, connect with C{sends}: check that the port built a transport that has
-        taken nothing from the socket yet, or that has read it all itself (C{read_at_once}), and return both.
+        Connect with C{sends}: check that the port built a transport, which has read the query and answered it
+        itself (C{read_at_once}) if C{answered}, and has logged nothing otherwise; return both.
         """
-        self.client(b"alice\r\n")
-        self.finish()
-        events = len(self.outcomes())
         client = self.client(*sends, close=close)
         [transport] = self.transports()
         self.assertIsInstance(transport, tcp.Server)
-        self.assertEqual(len(self.outcomes()) - events, 1 if sends and not close else 0)
+        self.assertEqual(len(self.outcomes()), 1 if answered else 0)
         return client, transport
 
     def test_no_query_yet(self) -> None:
@@ -151,11 +166,21 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
         self.finish()
         self.assertIn(b"Status: Down the rabbit hole", self.read(client))
 
+    def test_part_of_a_line(self) -> None:
+        """
+        A connection with only part of its query line gets a transport, which reads the rest when it comes.
+        """
+        client, transport = self.assert_left_for_transport(b"ali")
+        client.sendall(b"ce\r\n")
+        transport.doRead()
+        self.finish()
+        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+
     def test_more_than_the_line(self) -> None:
         """
         A query followed by more bytes is left to the transport, which answers it and ignores the rest.
         """
-        client, _ = self.assert_left_for_transport(b"alice\r\nhatter\r\n")
+        client, _ = self.assert_left_for_transport(b"alice\r\nhatter\r\n", answered=True)
         self.finish()
         self.assertIn(b"Status: Down the rabbit hole", self.read(client))
 
@@ -169,26 +194,41 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_peer_at_its_limit(self) -> None:
         """
-        A peer at its connection limit is refused by the transport even for a query answered before.
+        A peer at its connection limit is refused, by the transport.
         """
         self.factory.max_per_peer = 1
-        first = self.client(b"alice\r\n")
-        self.finish()
-        self.read(first)
         self.client()  # open, its query not sent: it holds the peer's one connection
         client = self.client(b"alice\r\n")
         self.assertEqual(len(self.transports()), 2)
         self.finish()
-        self.assertIn(finger.TOO_MANY.encode(), self.read(client))
+        self.assertEqual(self.read(client), finger.TOO_MANY.encode() + b"\r\n")
 
-    def test_reply_too_large(self) -> None:
+    def test_service_answers_later(self) -> None:
         """
-        A reply larger than L{finger.ON_ACCEPT_MAX} is left to the transport.
+        When the service answers with a L{Deferred}, the query is taken on accept and the answer goes out through
+        the transport once it comes; meanwhile the connection counts against its peer and has a deadline.
         """
-        self.patch(finger, "ON_ACCEPT_MAX", 20)
-        client, _ = self.assert_left_for_transport(b"alice\r\n")
+        service = ManualService()
+        self.factory.service = service  # type: ignore[assignment]
+        client = self.client(b"alice\r\n")
+        [transport] = self.transports()
+        self.assertEqual(len(service.pending), 1)
+        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (1, 1))
+        service.pending[0].callback(["Late, late"])
         self.finish()
-        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+        self.assertEqual(self.read(client), b"Late, late\r\n")
+        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (0, 0))
+
+    def test_service_fails(self) -> None:
+        """
+        A service that raises gets the peer the internal-error line on accept, and the failure logged.
+        """
+        self.factory.service = FingerService(BrokenStore(), self.clock)  # type: ignore[arg-type]
+        client = self.client(b"alice\r\n")
+        self.assertEqual(self.transports(), [])
+        self.assertEqual(self.read(client), finger.INTERNAL_ERROR.encode() + b"\r\n")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "error")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class FakeSocket:
