@@ -59,7 +59,7 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     C{--logger}) and with the queries in twistd's own log (no option); both tutorial and sshfinger listen with a
     backlog of 1024 (sshfinger's default).  Plus diagnostics: sshfinger with no per-query log at all, the tutorial
     with Twisted's default backlog of 50, and both with a user name never asked before in every query (a query
-    sshfinger cannot answer from a kept reply, so not as the connection is accepted either).
+    sshfinger cannot answer from a kept reply: it is parsed, looked up and rendered).
     Runs against different servers are interleaved round by round, in short rounds, so that a drift of the
     machine's speed (a shared VM's is easily 10 % within a minute) falls on all of them alike; each ratio row
     also gives the median and range of the per-round rate ratios.
