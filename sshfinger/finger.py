@@ -4,10 +4,10 @@ The RFC 1288 finger server: query parsing, the service that answers queries, and
 One connection carries one query.  The protocol reads a line (CRLF or bare LF, in as many TCP segments as the
 client likes, at most L{MAX_QUERY} bytes), asks L{FingerService.answer}, writes the answer with CRLF line endings
 and closes.  The factory keeps each answer's bytes under the query line that asked for it, and sends them again
-for the same line as long as L{FingerService.is_current} says the answer still holds (on a TCP port, as the
-connection is accepted: L{sshfinger.onaccept}).  Every stored text is
-sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.  Forwarding (C{user@host}) is always
-refused; the user list can be.
+for the same line as long as L{FingerService.is_current} says the answer still holds.  On a TCP port, a query
+that came with its connection is answered as the connection is accepted (L{sshfinger.onaccept}).  Every stored
+text is sanitized (L{sshfinger.render.sanitize}) and the answer is capped in size.  Forwarding (C{user@host}) is
+always refused; the user list can be.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ INTERNAL_ERROR = "Internal error in server"
 #: Linux's option to hold partial segments until uncorked or closed (L{None} elsewhere).
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
-#: How a query waiting in a socket is read before the socket has a transport: without waiting.
+#: How a query waiting in a socket is read before the socket has a transport: without waiting (0 where the
+#: system has no such flag, and L{FingerProtocol.answer_on_accept} does nothing).
 _DONT_WAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
 #: A query that is nothing but a user name.
@@ -354,6 +355,8 @@ class FingerProtocol(Protocol):
         through the transport, once the connection is made (L{connectionMade}), and this returns false.
         """
         factory = self.factory
+        if not _DONT_WAIT:  # no way to look without waiting (Windows): a blocking socket would block the reactor
+            return False
         try:
             data = skt.recv(MAX_QUERY + 3, socket.MSG_PEEK | _DONT_WAIT)
         except OSError:  # nothing there yet, or an error that the transport will meet in its turn

@@ -27,9 +27,6 @@ from zope.interface import implementer
 
 from sshfinger.finger import FingerProtocol
 
-#: How a query is looked at before it is taken: without waiting, and leaving it in the socket.
-_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
-
 
 @implementer(ITransport)
 class AnsweredTransport:

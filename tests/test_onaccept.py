@@ -192,6 +192,15 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.finish()
 
+    def test_no_nonblocking_read(self) -> None:
+        """
+        Where the system cannot read a socket without waiting (no C{MSG_DONTWAIT}), nothing is answered on accept.
+        """
+        self.patch(finger, "_DONT_WAIT", 0)
+        client, _ = self.assert_left_for_transport(b"alice\r\n", answered=True)
+        self.finish()
+        self.assertIn(b"Status: Down the rabbit hole", self.read(client))
+
     def test_peer_at_its_limit(self) -> None:
         """
         A peer at its connection limit is refused, by the transport.
