@@ -2,12 +2,13 @@
 Answering a finger query while its connection is accepted, before Twisted builds a transport for it.
 
 A finger client sends its query as soon as it is connected, so when the server accepts the connection the query
-is nearly always in the socket already.  For such a connection the whole exchange is a few system calls on the
-accepted socket (look at the line, take it, cork, send, close: L{FingerProtocol.answer_on_accept}), where a
-transport costs its construction, four changes to the reactor's interest set, a write event and the closing
-machinery: in C{bench/}, 40 % of the server's CPU time per query.  The query is answered by the same protocol code
-either way; only the answer's way out differs.  A connection whose query is not there yet, or is followed by more
-bytes, or whose peer is at its limit, gets a transport as usual, with nothing taken from the socket.
+is nearly always in the socket already.  For such a connection the whole exchange is four system calls on the
+accepted socket (look at the line, take it, send the answer held for the FIN, close:
+L{FingerProtocol.answer_on_accept}), where a transport costs its construction, four changes to the reactor's
+interest set, a write event and the closing machinery: in C{bench/}, 40 % of the server's CPU time per query.
+The query is answered by the same protocol code either way; only the answer's way out differs.  A connection
+whose query is not there yet, or is followed by more bytes, or whose peer is at its limit, gets a transport as
+usual, with nothing taken from the socket.
 
 L{AnsweringEndpoint} wraps the finger service's endpoint and, on a plain TCP port, replaces the port's
 C{transport} with an L{AnsweringTransports} (L{twisted.internet.tcp.Port} documents that attribute as the

@@ -248,6 +248,7 @@ class FakeSocket:
     def __init__(self, data: bytes, room: int = 1 << 20, error: OSError | None = None) -> None:
         self.data, self.room, self.error = data, room, error
         self.sent: list[bytes] = []
+        self.flags: list[int] = []
         self.closed = False
 
     def recv(self, size: int, flags: int = 0) -> bytes:
@@ -259,17 +260,13 @@ class FakeSocket:
             self.data = self.data[size:]
         return data
 
-    def setsockopt(self, *args: Any) -> None:
-        """
-        Accept any option.
-        """
-
     def send(self, data: bytes, flags: int = 0) -> int:
         """
         Take up to C{room} bytes, or raise C{error}.
         """
         if self.error is not None:
             raise self.error
+        self.flags.append(flags)
         self.sent.append(data[: self.room])
         return len(self.sent[-1])
 
@@ -327,6 +324,7 @@ class AnswerOnAcceptEdgeTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol = self.factory.buildProtocol(PEER)
         self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
         self.assertEqual(b"".join(skt.sent), self.expected)
+        self.assertEqual(skt.flags, [finger._DONT_WAIT | finger._MORE])  # held for the FIN, as a cork would
         reactor = MemoryReactorClock()
         port = reactor.listenTCP(1079, self.factory)
         transport = AnsweredTransport(PEER, port)
