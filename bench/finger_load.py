@@ -1,7 +1,7 @@
 """
 A finger load generator on raw non-blocking sockets and C{select.epoll} (not Twisted, not asyncio streams), so
-that it measures the server rather than a client framework, and stays cheap enough that one core of client
-outruns one core of server.
+that it measures the server rather than a client framework, and stays as cheap as Python allows: it outruns
+one core of the tutorial server, though not of sshfinger, which answers as it accepts (see bench/README.md).
 
 It works in waves: C{concurrency} connections are opened at once, each sends one query as soon as it is
 connected and reads until the server closes; when the whole wave is done (or has timed out) the next wave
