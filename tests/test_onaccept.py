@@ -6,6 +6,7 @@ L{MemoryReactorClock} in place of the reactor (so the test calls C{doRead} and C
 
 from __future__ import annotations
 
+import gc
 import socket
 from typing import Any
 
@@ -22,6 +23,7 @@ from sshfinger import finger
 from sshfinger.account import Actor
 from sshfinger.finger import FingerService
 from sshfinger.onaccept import AnsweredTransport, AnsweringEndpoint, AnsweringTransports
+from sshfinger.tap import Options, makeService
 from tests.test_finger import PEER, BrokenStore, ManualService, ProtocolTestsMixin
 
 
@@ -40,6 +42,59 @@ class PortEndpoint:
         port = tcp.Port(0, factory, 50, "127.0.0.1", self.reactor)
         port.startListening()
         return succeed(port)
+
+
+class PortReactor(MemoryReactorClock):
+    """
+    A memory reactor whose C{listenTCP} listens on a real L{tcp.Port} (registered with this reactor, so the test
+    calls its C{doRead}), as the real reactor would.
+
+    @ivar ports: every port listened on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ports: list[tcp.Port] = []
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> tcp.Port:
+        """
+        Listen on a real port.
+        """
+        listening = tcp.Port(port, factory, backlog, interface, self)
+        listening.startListening()
+        self.ports.append(listening)
+        return listening
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    The finger service that L{sshfinger.tap.makeService} builds answers on accept.
+    """
+
+    def test_answers_on_accept(self) -> None:
+        """
+        The server's finger port (C{tcp:} endpoint, as given on the command line) answers a query that came with
+        its connection without building a transport for it.
+        """
+        options = Options()
+        options.parseOptions(["--store", "memory", "--no-ssh", "--finger", "tcp:0:interface=127.0.0.1"])
+        reactor = PortReactor()
+        top = makeService(options, reactor)
+        top.privilegedStartService()
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        top.startService()
+        self.addCleanup(top.stopService)
+        [port] = reactor.ports
+        self.addCleanup(port.connectionLost, Failure(ConnectionDone()))
+        self.assertIsInstance(port.transport, AnsweringTransports)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        client.sendall(b"nobody\r\n")
+        port.doRead()
+        self.assertEqual(reactor.getReaders(), [port])
+        self.assertEqual(reactor.getWriters(), [])
+        client.settimeout(5)
+        self.assertEqual(b"".join(iter(lambda: client.recv(4096), b"")), b"finger: nobody: no such user.\r\n")
 
 
 class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
