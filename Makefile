@@ -10,7 +10,7 @@ SSH ?= tcp:2222:interface=127.0.0.1
 KEYS ?= keys
 DEMO_PASSWORD ?= sshfinger-demo
 
-.PHONY: run test install test-tools clean
+.PHONY: run test test-unit lint install test-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,18 @@ test-tools:
 	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client >/dev/null; }
 
-test: install test-tools
-	$(BIN)/python -m twisted.trial --temp-directory=$(VENV)/_trial_temp tests
+# The whole suite (what CI runs): lint, then the unit and the integration tests.
+test: install test-tools lint
+	$(BIN)/python -m twisted.trial -j2 --temp-directory=$(VENV)/_trial_temp tests
+
+# The quick loop: in-memory tests only, no servers started.
+test-unit: install
+	$(BIN)/python -m twisted.trial --temp-directory=$(VENV)/_trial_temp_unit tests.unit
+
+# ruff and mypy (with mypy-zope) over the package; any finding fails.
+lint: install
+	$(BIN)/ruff check sshfinger plugins tests bench
+	$(BIN)/mypy sshfinger
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(RUN_DIR)

@@ -29,7 +29,8 @@ import select
 import socket
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: Seconds one connection may take before it counts as a timeout error.
 CONNECTION_TIMEOUT = 10.0

@@ -17,12 +17,24 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from common import (
-    HOST, KEY_ONLY, SSH_COMMON, Login, ClientRun, cpu_delta, finger_run, key_login, password_login, pool,
-    process_cpu, public, timed_batch,
+    HOST,
+    KEY_ONLY,
+    SSH_COMMON,
+    ClientRun,
+    Login,
+    cpu_delta,
+    finger_run,
+    key_login,
+    password_login,
+    pool,
+    process_cpu,
+    public,
+    timed_batch,
 )  # fmt: skip
 from servers import Servers
 from table import Table, Target, finger_row, login_row, ratio_row

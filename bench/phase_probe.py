@@ -24,8 +24,9 @@ import runpy
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from time import perf_counter_ns
-from typing import Any, Callable
+from typing import Any
 
 from twisted.internet import abstract, protocol, tcp
 

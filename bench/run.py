@@ -39,7 +39,15 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from common import (  # noqa: E402
-    CLIENT_CORE, SERVER_CORE, can_pin, cpu_times, finger_run, pool, public, steal_percent, thread_affinities,
+    CLIENT_CORE,
+    SERVER_CORE,
+    can_pin,
+    cpu_times,
+    finger_run,
+    pool,
+    public,
+    steal_percent,
+    thread_affinities,
 )  # fmt: skip
 from live import measure_live, measure_stalls  # noqa: E402
 from scale import SIZES, measure_scale  # noqa: E402

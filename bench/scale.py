@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from table import Table, Target
 
@@ -97,8 +98,8 @@ def measure(path: str, count: int) -> dict[str, float]:
     from twisted.internet.testing import StringTransport
     from twisted.logger import Logger
 
-    from sshfinger.accesslog import EventQueryLog
-    from sshfinger.finger import FingerFactory, FingerService
+    from sshfinger.finger.accesslog import EventQueryLog
+    from sshfinger.finger.protocol import FingerFactory, FingerService
     from sshfinger.store.cached import CachedStore
     from sshfinger.store.sqlite import SQLiteBackend
 

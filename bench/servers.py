@@ -146,7 +146,7 @@ class Servers:
 
         @param quiet_log: drop info events (L{quiet_log.observer}).
         @param as_unit: run it as the systemd unit does: the finger queries in an C{--access-log} file (next to
-            the store) rather than in twistd's log, and the rest through C{--logger sshfinger.logs.observer}.
+            the store) rather than in twistd's log, and the rest through C{--logger sshfinger.ops.logs.observer}.
         @param launcher: a command that runs the Python script named by its next argument, here the venv's
             C{twistd} (L{phase_probe}); by default that script runs by itself.
         """
@@ -158,7 +158,7 @@ class Servers:
             args += ["--logger", "quiet_log.observer"]
             env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")]))}
         elif as_unit:
-            args += ["--logger", "sshfinger.logs.observer"]
+            args += ["--logger", "sshfinger.ops.logs.observer"]
         args += [
             "sshfinger", "--finger", f"tcp:{finger}:interface={HOST}",
             "--store", str(self.store),

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from common import HOST, Login, free_port, key_login, timed_batch
 from servers import Servers, setup_step

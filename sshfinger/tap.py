@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import IServiceCollection, MultiService
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
 from twisted.cred import strcred
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
-from sshfinger.accesslog import AccessLog
-from sshfinger.account import LOGIN_RULE, is_valid_login
-from sshfinger.endpoints import with_backlog
-from sshfinger.finger import FingerFactory, FingerService
-from sshfinger.onaccept import AnsweringEndpoint
-from sshfinger.ops import ReloadService
-from sshfinger.ssh.service import make_ssh_service
+from sshfinger.finger.accesslog import AccessLog
+from sshfinger.finger.onaccept import AnsweringEndpoint
+from sshfinger.finger.protocol import FingerFactory, FingerService
+from sshfinger.model.account import LOGIN_RULE, is_valid_login
+from sshfinger.ops.endpoints import with_backlog
+from sshfinger.ops.reload import ReloadService
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
+from sshfinger.ssh.service import make_ssh_service
 from sshfinger.store.service import check_store_spec, make_store
 
 #: Defaults shared by the twistd plugin and the .tac file.
@@ -122,7 +123,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             None,
             None,
             "Also write the log as text to this file (info and above, Conch's own only from warnings up, as "
-            "twistd --logger sshfinger.logs.observer writes it); SIGHUP reopens it.",
+            "twistd --logger sshfinger.ops.logs.observer writes it); SIGHUP reopens it.",
         ],
         [
             "access-log",

@@ -9,8 +9,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from twisted.trial.unittest import SynchronousTestCase
 

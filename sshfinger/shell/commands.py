@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from sshfinger.account import EDITABLE_FIELDS, Account, Actor, Change, field_name, is_valid_login
-from sshfinger.errors import InvalidValue, StoreError
-from sshfinger.interfaces import IUserStore
+from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, Change, field_name, is_valid_login
+from sshfinger.model.errors import InvalidValue, StoreError
+from sshfinger.store.interfaces import IUserStore
 
 LOG = Logger(namespace="sshfinger.shell")
 
@@ -509,7 +510,9 @@ COMMAND_LIST: Sequence[Command] = (
     Command("who", "", "list visible users and statuses (the empty finger query)", cmd_who, aliases=("list",)),
     Command("finger", "[-l] LOGIN", "show what finger answers for LOGIN", cmd_finger, ("login",)),
     Command("status", "[TEXT...]", "set (or show) your own status", cmd_status),
-    Command("set", "LOGIN [FIELD] VALUE...", "set a field (default: status) of an account", cmd_set, ("login", "field")),
+    Command(
+        "set", "LOGIN [FIELD] VALUE...", "set a field (default: status) of an account", cmd_set, ("login", "field")
+    ),
     Command("plan", "[LOGIN]", "write a new plan, ending with a lone '.'", cmd_plan, ("login",)),
     Command("add", "LOGIN [REAL NAME...]", "create an account", cmd_add, admin=True),
     Command("del", "LOGIN [--yes]", "delete an account (asks first)", cmd_del, ("login",), admin=True),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 #: Columns between listed completion candidates.
 COLUMN_GAP = 2

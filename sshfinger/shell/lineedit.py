@@ -14,7 +14,8 @@ in L{sshfinger.shell.editarea}.
 from __future__ import annotations
 
 import codecs
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sshfinger.shell.editarea import ESC, EditArea, View
 from sshfinger.shell.editbuffer import (

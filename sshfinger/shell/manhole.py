@@ -16,18 +16,18 @@ import inspect
 import re
 import rlcompleter
 import types
-from collections.abc import MutableMapping
-from typing import Any, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, MutableMapping
+from typing import Any
 
 from twisted.conch.manhole import ManholeInterpreter, lastColorizedLine
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sshfinger.account import Account, Actor, Change
-from sshfinger.interfaces import IUserStore
+from sshfinger.model.account import Account, Actor, Change
 from sshfinger.shell.commands import format_change
 from sshfinger.shell.lineedit import ESC, LineEditor
+from sshfinger.store.interfaces import IUserStore
 
 #: Most characters one statement may print before its output is cut.
 OUTPUT_CAP = 16 * 1024

@@ -8,14 +8,15 @@ timeout announced a minute before it strikes.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from sshfinger.account import Actor
-from sshfinger.render import sanitize
+from sshfinger.finger.render import sanitize
+from sshfinger.model.account import Actor
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.shell.lineedit import LineEditor

@@ -2,7 +2,7 @@
 Credential checkers of the SSH service: passwords from a bcrypt passwd file, public keys from the user store.
 
 L{BcryptFileChecker} serves C{--auth file:PATH}.  Unlike Twisted's C{FilePasswordDB} it understands bcrypt hashes
-(see L{sshfinger.passwd}), runs bcrypt off the reactor thread, spends the same bcrypt work on an unknown login as
+(see L{sshfinger.ssh.passwd}), runs bcrypt off the reactor thread, spends the same bcrypt work on an unknown login as
 on a wrong password, and fails closed when the file cannot be read.  L{StoreKeysDB} feeds Conch's
 C{SSHPublicKeyChecker} from each account's C{keys}.  L{parse_authorized_key} is the one validator of
 C{authorized_keys} lines, used by the command-line tool and the shell as well.
@@ -15,7 +15,8 @@ import hmac
 import os
 import re
 from base64 import b64encode
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import bcrypt
 from twisted.conch.checkers import IAuthorizedKeysDB
@@ -28,8 +29,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.interfaces import IUserStore
-from sshfinger.passwd import DEFAULT_ROUNDS, Entry, parse
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS, Entry, parse
+from sshfinger.store.interfaces import IUserStore
 
 T = TypeVar("T")
 
@@ -86,7 +87,7 @@ def _bcrypt_cost(secret: bytes) -> int | None:
 @implementer(ICredentialsChecker)
 class BcryptFileChecker:
     """
-    Check usernames and passwords against a passwd file of C{login:bcrypt-hash} lines (see L{sshfinger.passwd}).
+    Check usernames and passwords against a passwd file of C{login:bcrypt-hash} lines (see L{sshfinger.ssh.passwd}).
 
     The file is re-read on every attempt, so edits apply without a restart.  Reading, parsing and the bcrypt
     check all run in C{run_in_thread}, never on the calling (reactor) thread.  Every attempt costs one bcrypt

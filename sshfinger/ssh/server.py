@@ -22,8 +22,8 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.peers import describe_peer, peer_key
-from sshfinger.render import sanitize
+from sshfinger.finger.render import sanitize
+from sshfinger.model.peers import describe_peer, peer_key
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellApp, ShellUser
@@ -104,7 +104,9 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         }
 
         def succeeded(result: Any) -> Any:
-            self.log.info("SSH login accepted: {login} from {peer} by {method} {fingerprint}", outcome="accepted", **fields)
+            self.log.info(
+                "SSH login accepted: {login} from {peer} by {method} {fingerprint}", outcome="accepted", **fields
+            )
             return result
 
         def failed(reason: Failure) -> Failure:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
@@ -22,14 +23,14 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from sshfinger import passwd
-from sshfinger.background import in_background, usable_cores
-from sshfinger.endpoints import with_backlog
-from sshfinger.interfaces import IUserStore
+from sshfinger.ops.background import in_background, usable_cores
+from sshfinger.ops.endpoints import with_backlog
+from sshfinger.ssh import passwd
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
 from sshfinger.ssh.session import ShellApp
+from sshfinger.store.interfaces import IUserStore
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.
 BCRYPT_THREADS = usable_cores()

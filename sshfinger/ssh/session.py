@@ -8,8 +8,9 @@ and answers no global requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from twisted.conch.avatar import ConchUser
 from twisted.conch.insults.insults import ServerProtocol
@@ -23,14 +24,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.account import Actor
-from sshfinger.interfaces import IUserStore
-from sshfinger.peers import describe_peer
-from sshfinger.render import sanitize
+from sshfinger.finger.render import sanitize
+from sshfinger.model.account import Actor
+from sshfinger.model.peers import describe_peer
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction
 from sshfinger.shell.manhole import wants_colour
 from sshfinger.shell.shell import CommandShell
+from sshfinger.store.interfaces import IUserStore
 
 #: Most bytes of standard input an exec command reads (a plan, a password).
 MAX_STDIN = 64 * 1024
@@ -192,7 +193,9 @@ class Session:
         rows, cols = self.window
         context = app.context(self.user.login, "shell", peer, True)
         colour = wants_colour(self.term, self.env)
-        self.shell = ServerProtocol(CommandShell, app, context, (cols, rows), self._ended(process), colour, manhole_only)
+        self.shell = ServerProtocol(
+            CommandShell, app, context, (cols, rows), self._ended(process), colour, manhole_only
+        )
         self.shell.makeConnection(process)
         process.makeConnection(wrapProtocol(self.shell))
 
@@ -419,4 +422,4 @@ class ExecProtocol(Protocol):
     def _error(self, message: str) -> None:
         self.status = 1
         if not self.finished:
-            self.process.errReceived(f"error: {sanitize(message)}\n".encode("utf-8"))
+            self.process.errReceived(f"error: {sanitize(message)}\n".encode())

@@ -8,18 +8,28 @@ announced to subscribers and acknowledged.  A failed commit changes nothing.
 
 from __future__ import annotations
 
+import builtins
 import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, PlainAccount, full_account, normalize_changes, normalize_login
-from sshfinger.errors import InvalidValue, NoSuchAccount
-from sshfinger.interfaces import IStoreBackend, IUserStore, Subscriber
+from sshfinger.model.account import (
+    Account,
+    Actor,
+    Change,
+    PlainAccount,
+    full_account,
+    normalize_changes,
+    normalize_login,
+)
+from sshfinger.model.errors import InvalidValue, NoSuchAccount
+from sshfinger.store.interfaces import IStoreBackend, IUserStore, Subscriber
 
 T = TypeVar("T")
 Executor = Callable[[Callable[[], T]], "Deferred[T]"]
@@ -157,7 +167,7 @@ class CachedStore:
             return fail(NoSuchAccount(login))
         return succeed(account)
 
-    def list(self, include_hidden: bool = False) -> Deferred[list[Account]]:
+    def list(self, include_hidden: bool = False) -> Deferred[builtins.list[Account]]:
         """
         See L{IUserStore.list}.
         """
@@ -205,7 +215,7 @@ class CachedStore:
         d = self._executor(lambda: (None, self.backend.delete(login, actor, at)))
         return d.addCallback(self._applied, login).addCallback(lambda _: None)
 
-    def history(self, login: str) -> Deferred[list[str]]:
+    def history(self, login: str) -> Deferred[builtins.list[str]]:
         """
         See L{IUserStore.history}.
         """
@@ -221,7 +231,7 @@ class CachedStore:
             return succeed(None)
         return self._executor(lambda: self.backend.add_history(login, line, HISTORY_KEEP))
 
-    def recent_changes(self, limit: int = 20, login: str | None = None) -> Deferred[list[Change]]:
+    def recent_changes(self, limit: int = 20, login: str | None = None) -> Deferred[builtins.list[Change]]:
         """
         See L{IUserStore.recent_changes}.
         """
@@ -265,14 +275,14 @@ class CachedStore:
         """
         d = self._executor(self.backend.poll)
 
-        def apply(refreshed: list[tuple[str, Account | None, list[Change]]]) -> int:
+        def apply(refreshed: builtins.list[tuple[str, Account | None, builtins.list[Change]]]) -> int:
             for login, account, changes in refreshed:
                 self._apply(login, account, changes)
             return len(refreshed)
 
         return d.addCallback(apply)
 
-    def _applied(self, result: tuple[Account | None, list[Change]], login: str) -> Account | None:
+    def _applied(self, result: tuple[Account | None, builtins.list[Change]], login: str) -> Account | None:
         account, changes = result
         self._apply(login, account, changes)
         return account

@@ -7,13 +7,13 @@ Nothing survives the process; every call returns at once.
 from __future__ import annotations
 
 from collections import deque
-from typing import Mapping
+from collections.abc import Mapping
 
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, PlainAccount, diff
-from sshfinger.errors import AccountExists, NoSuchAccount
-from sshfinger.interfaces import IStoreBackend
+from sshfinger.model.account import Account, Actor, Change, PlainAccount, diff
+from sshfinger.model.errors import AccountExists, NoSuchAccount
+from sshfinger.store.interfaces import IStoreBackend
 
 #: Changes kept by a memory backend.
 CHANGES_KEEP = 100_000

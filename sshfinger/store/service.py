@@ -1,7 +1,7 @@
 """
 Open a store from its C{--store} value and run it as a Twisted service: a single writer thread for the SQLite
 backend, and a poll that picks up changes other processes commit to the same file.  The writer runs at a low CPU
-priority (L{sshfinger.background}): a stream of edits then slows down under a finger flood instead of slowing
+priority (L{sshfinger.ops.background}): a stream of edits then slows down under a finger flood instead of slowing
 finger down.
 """
 
@@ -18,8 +18,8 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from sshfinger.background import in_background
-from sshfinger.errors import StoreError
+from sshfinger.model.errors import StoreError
+from sshfinger.ops.background import in_background
 from sshfinger.store.cached import CachedStore, run_now
 from sshfinger.store.memory import MemoryBackend
 from sshfinger.store.sqlite import CHANGES_KEEP, SQLiteBackend

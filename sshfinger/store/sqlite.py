@@ -14,16 +14,17 @@ processes' writes are found by L{SQLiteBackend.poll}, which reads the C{changes}
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from importlib.resources import files
 from operator import itemgetter
 from sys import intern
-from importlib.resources import files
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from zope.interface import implementer
 
-from sshfinger.account import Account, Actor, Change, PlainAccount, as_account, diff, full_account
-from sshfinger.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
-from sshfinger.interfaces import IStoreBackend
+from sshfinger.model.account import Account, Actor, Change, PlainAccount, as_account, diff, full_account
+from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
+from sshfinger.store.interfaces import IStoreBackend
 
 T = TypeVar("T")
 

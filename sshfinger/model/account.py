@@ -1,0 +1,284 @@
+"""
+The account record, the rules its fields obey, and the records of who changed what.
+
+Logins are case-insensitive: they are validated by L{LOGIN_RULE} and stored lower-case, so C{"Alice"} and
+C{"alice"} name the same account.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sshfinger.model.errors import InvalidValue
+
+LOGIN_RULE = (
+    "a login is 1 to 32 characters: a letter or '_' first, then letters, digits, '_', '.' or '-'"
+)
+_LOGIN_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
+
+ROLES = ("user", "admin")
+
+#: Largest length of each text field, in characters.
+TEXT_LIMITS: Mapping[str, int] = {
+    "real_name": 100,
+    "status": 200,
+    "office": 100,
+    "phone": 50,
+    "plan": 8000,
+}
+
+#: Fields a change may name, in display order.
+EDITABLE_FIELDS = ("real_name", "status", "plan", "office", "phone", "hidden", "role", "keys")
+
+#: Short names accepted wherever a person types a field name.
+FIELD_ALIASES: Mapping[str, str] = {"name": "real_name", "realname": "real_name"}
+
+#: Largest number of authorized keys one account may hold, and the longest key line.
+MAX_KEYS = 32
+MAX_KEY_LINE = 16384
+
+
+def normalize_login(login: str) -> str:
+    """
+    Check a login against L{LOGIN_RULE} and return its stored (lower-case) form.
+
+    @raise InvalidValue: if the login breaks the rule.
+    """
+    folded = login.lower()
+    if not _LOGIN_RE.match(folded):
+        raise InvalidValue(f"invalid login {login!r}: {LOGIN_RULE}")
+    return folded
+
+
+def is_valid_login(login: str) -> bool:
+    """
+    Tell whether C{login} obeys L{LOGIN_RULE} (in any case).
+    """
+    return _LOGIN_RE.match(login.lower()) is not None
+
+
+def field_name(name: str) -> str:
+    """
+    Resolve a typed field name (C{"name"}, C{"Status"}, ...) to an entry of L{EDITABLE_FIELDS}.
+
+    @raise InvalidValue: for an unknown field.
+    """
+    key = name.lower().replace("-", "_")
+    key = FIELD_ALIASES.get(key, key)
+    if key not in EDITABLE_FIELDS:
+        raise InvalidValue(f"unknown field {name!r}: choose from {', '.join(EDITABLE_FIELDS)}")
+    return key
+
+
+def _parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "yes", "true", "on"):
+        return True
+    if text in ("0", "no", "false", "off"):
+        return False
+    raise InvalidValue(f"not a yes/no value: {value!r}")
+
+
+def normalize_field(name: str, value: object) -> object:
+    """
+    Check a new value for one field and return it in stored form.
+
+    Text fields keep what was typed (control characters are removed only on output) but are bounded in length;
+    C{status}, C{real_name}, C{office} and C{phone} are single lines.  C{hidden} takes yes/no words, C{role} one
+    of L{ROLES}, C{keys} a sequence of C{authorized_keys} lines (syntax is checked by the SSH layer).
+
+    @raise InvalidValue: with a one-line reason.
+    """
+    if name in TEXT_LIMITS:
+        if not isinstance(value, str):
+            raise InvalidValue(f"{name} must be text")
+        text = value.replace("\r\n", "\n")
+        if name == "plan":
+            text = text.rstrip("\n")
+        elif "\n" in text or "\r" in text:
+            raise InvalidValue(f"{name} must be a single line")
+        if len(text) > TEXT_LIMITS[name]:
+            raise InvalidValue(f"{name} is longer than {TEXT_LIMITS[name]} characters")
+        return text
+    if name == "hidden":
+        return _parse_bool(value)
+    if name == "role":
+        role = str(value).strip().lower()
+        if role not in ROLES:
+            raise InvalidValue(f"role must be one of {', '.join(ROLES)}")
+        return role
+    if name == "keys":
+        if isinstance(value, str):
+            raise InvalidValue("keys must be a sequence of authorized_keys lines")
+        lines = tuple(str(line).strip() for line in value)  # type: ignore[attr-defined]
+        if len(lines) > MAX_KEYS:
+            raise InvalidValue(f"at most {MAX_KEYS} keys per account")
+        for line in lines:
+            if not line or "\n" in line or len(line) > MAX_KEY_LINE:
+                raise InvalidValue("each key must be one non-empty authorized_keys line")
+        return lines
+    raise InvalidValue(f"unknown field {name!r}: choose from {', '.join(EDITABLE_FIELDS)}")
+
+
+def normalize_changes(changes: Mapping[str, object]) -> dict[str, object]:
+    """
+    Normalize every field of a change set with L{field_name} and L{normalize_field}.
+    """
+    if not changes:
+        raise InvalidValue("nothing to change")
+    result: dict[str, object] = {}
+    for name, value in changes.items():
+        key = field_name(name)
+        result[key] = normalize_field(key, value)
+    return result
+
+
+class Account(NamedTuple):
+    """
+    One account as every service sees it.  Instances are immutable: a change makes a new one.
+
+    A named tuple rather than a dataclass: a store of a million accounts builds a million of them at start-up,
+    and a tuple is built several times faster.
+
+    @ivar login: the unique, lower-case login.
+    @ivar real_name: the person's name.
+    @ivar status: a one-line status ("In a meeting").
+    @ivar plan: a multi-line plan.
+    @ivar office: optional office, shown by C{/W} queries.
+    @ivar phone: optional phone, shown by C{/W} queries.
+    @ivar hidden: like C{~/.nofinger}: finger treats the account as unknown.
+    @ivar role: C{"user"} or C{"admin"}.
+    @ivar keys: the account's SSH public keys as C{authorized_keys} lines.
+    @ivar updated_at: POSIX time of the last change.
+    @ivar updated_by: login (or tool) that made the last change.
+    """
+
+    login: str
+    real_name: str = ""
+    status: str = ""
+    plan: str = ""
+    office: str = ""
+    phone: str = ""
+    hidden: bool = False
+    role: str = "user"
+    keys: tuple[str, ...] = ()
+    updated_at: float = 0.0
+    updated_by: str = ""
+
+    def with_changes(self, changes: Mapping[str, object], by: str, at: float) -> Account:
+        """
+        Return a copy with C{changes} (already normalized) applied and the update stamp set.
+        """
+        return self._replace(**changes, updated_at=at, updated_by=by)  # type: ignore[arg-type]
+
+
+#: An account that sets nothing but its name, status and update stamp, as a store may load it:
+#: C{(login, real_name, status, updated_at, updated_by)}.  A store can hand over the rows its database gives it
+#: without building an L{Account} each; L{full_account} makes the L{Account} when one is needed.
+PlainAccount = tuple[str, str, str, float, str]
+
+
+def full_account(plain: PlainAccount, keys: tuple[str, ...] = ()) -> Account:
+    """
+    Return the L{Account} that a L{PlainAccount} stands for, with C{keys} as its authorized keys.
+    """
+    login, real_name, status, updated_at, updated_by = plain
+    return Account(login, real_name, status, keys=keys, updated_at=updated_at, updated_by=updated_by)
+
+
+def as_account(account: Account | PlainAccount) -> Account:
+    """
+    Return C{account} if it is an L{Account}, else the L{Account} the L{PlainAccount} stands for.
+    """
+    return account if isinstance(account, Account) else full_account(account)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """
+    Who makes a change, for C{updated_by} and the audit trail.
+
+    @ivar login: the authenticated login, or a tool name such as C{"sshfinger-cli"}.
+    @ivar channel: where the change came from: C{"shell"}, C{"exec"}, C{"manhole"}, C{"cli"}, C{"import"}.
+    @ivar peer: the peer address (C{"127.0.0.1:50022"}), empty for local tools.
+    """
+
+    login: str
+    channel: str
+    peer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """
+    One recorded change to one field of one account.
+
+    @ivar at: POSIX time of the commit.
+    @ivar actor: who made it.
+    @ivar login: the account changed.
+    @ivar action: C{"create"}, C{"update"} or C{"delete"}.
+    @ivar field: the field changed (empty for create and delete).
+    @ivar old: the old value as text, or L{None}.
+    @ivar new: the new value as text, or L{None}.
+    """
+
+    at: float
+    actor: Actor
+    login: str
+    action: str
+    field: str = ""
+    old: str | None = None
+    new: str | None = None
+
+
+def field_text(name: str, value: object) -> str:
+    """
+    Render a stored field value as text for the audit trail.
+    """
+    if name == "hidden":
+        return "yes" if value else "no"
+    if name == "keys":
+        return "\n".join(value)  # type: ignore[arg-type]
+    return str(value)
+
+
+def diff(old: Account | None, new: Account | None, actor: Actor, at: float) -> list[Change]:
+    """
+    List the L{Change}s that turn C{old} into C{new} (either may be L{None} for create or delete).
+    """
+    if old is None and new is None:
+        return []
+    if new is None:
+        assert old is not None
+        return [Change(at, actor, old.login, "delete")]
+    changes = [] if old is not None else [Change(at, actor, new.login, "create")]
+    base = old if old is not None else Account(new.login)
+    for name in EDITABLE_FIELDS:
+        before, after = getattr(base, name), getattr(new, name)
+        if before != after:
+            changes.append(
+                Change(at, actor, new.login, "update", name, field_text(name, before), field_text(name, after))
+            )
+    return changes
+
+
+__all__ = [
+    "LOGIN_RULE",
+    "ROLES",
+    "EDITABLE_FIELDS",
+    "Account",
+    "Actor",
+    "Change",
+    "diff",
+    "field_name",
+    "field_text",
+    "is_valid_login",
+    "normalize_changes",
+    "normalize_field",
+    "normalize_login",
+]

@@ -1,0 +1,160 @@
+"""
+Operations: reload on SIGHUP, and log files it can reopen (JSON lines for log shippers, or text).
+
+SIGHUP re-checks the passwd files (they are re-read at every login anyway, and authorized keys come from the
+store at every login: nothing is cached to refresh) and reopens the log files, so logrotate can move them.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from typing import IO, Any
+
+from twisted.application.service import Service
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
+
+from sshfinger.finger.accesslog import AccessLog
+from sshfinger.ops import logs
+from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
+
+
+class ReopenableLog:
+    """
+    A log observer writing events to a file that SIGHUP reopens: as JSON lines, one object per event (info and
+    above), or as text lines (what L{sshfinger.ops.logs.predicate} keeps: without Conch's per-channel notes).
+
+    @ivar path: the file.
+    """
+
+    def __init__(self, path: str, json: bool) -> None:
+        """
+        @param path: the file, opened for appending.
+        @param json: JSON lines (for log shippers) rather than text.
+        """
+        self.path = path
+        self.json = json
+        self._file: IO[str] | None = None
+        self._observer: Any = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        """
+        Close and reopen the file (after logrotate moved it).
+        """
+        self.close()
+        self._file = open(self.path, "a", encoding="utf-8")
+        if self.json:
+            self._observer = FilteringLogObserver(
+                jsonFileLogObserver(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+            )
+        else:
+            self._observer = FilteringLogObserver(textFileLogObserver(self._file), [logs.predicate()])
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        """
+        Write one event.
+        """
+        if self._observer is not None:
+            self._observer(event)
+
+    def close(self) -> None:
+        """
+        Close the file.
+        """
+        if self._file is not None:
+            self._file.close()
+            self._file, self._observer = None, None
+
+
+class ReloadService(Service):
+    """
+    Handles SIGHUP and owns the reopenable log files.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        passwd_files: Sequence[str],
+        json_log: str | None = None,
+        text_log: str | None = None,
+        access_log: AccessLog | None = None,
+    ) -> None:
+        """
+        @param reactor: where the reload runs (the signal handler only schedules it).
+        @param passwd_files: the C{--auth file:} paths to re-check.
+        @param json_log: a file for JSON events, or L{None}.
+        @param text_log: a file for text events, or L{None}.
+        @param access_log: the finger access log to reopen too (another service opens and closes it), or L{None}.
+        """
+        self.reactor = reactor
+        self.passwd_files = list(passwd_files)
+        self.paths = [(path, json) for path, json in ((json_log, True), (text_log, False)) if path]
+        self.logs: list[ReopenableLog] = []
+        self.access_log = access_log
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        """
+        Open the log files and take SIGHUP.
+        """
+        for path, json in self.paths:
+            log = ReopenableLog(path, json)
+            globalLogPublisher.addObserver(log)
+            self.logs.append(log)
+        self._previous = signal.signal(signal.SIGHUP, self._signalled)
+        super().startService()
+
+    def _signalled(self, signum: int, frame: Any) -> None:
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """
+        Re-check the passwd files and reopen the log files.
+        """
+        for log in self.logs:
+            log.reopen()
+        problems = 0
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as e:
+                problems += 1
+                self.log.error("Reload: access log {path}: {error}", path=self.access_log.path, error=e.strerror)
+        for path in self.passwd_files:
+            try:
+                check_passwd_file(path)
+            except ValueError as e:
+                problems += 1
+                self.log.error("Reload: passwd file {path}: {error}", path=path, error=str(e))
+                continue
+            for warning in plaintext_warnings(path):
+                self.log.warn("Reload: {problem}", problem=warning)
+        self.log.info(
+            "Reloaded on SIGHUP: log files reopened, {count} passwd file(s) checked, {problems} problem(s)",
+            count=len(self.passwd_files),
+            problems=problems,
+            event_type="reload",
+        )
+
+    def stopService(self) -> None:
+        """
+        Give SIGHUP back and close the log files.
+        """
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+        for log in self.logs:
+            globalLogPublisher.removeObserver(log)
+            log.close()
+        self.logs = []

@@ -1,0 +1,309 @@
+"""
+End-to-end tests of the installed package: the twistd plugin, the C{sshfinger} tool and a real C{twistd
+sshfinger} process queried over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.process import REPO, ServerProcess, clean_env, free_port, run_tool, venv_tool
+
+
+class InstalledPackageTests(SynchronousTestCase):
+    """
+    The package as C{pip install .} left it in the venv.
+    """
+
+    def python(self, code: str) -> str:
+        """
+        Run C{code} with the venv's Python outside the source tree and return its output.
+        """
+        result = subprocess.run(
+            [venv_tool("python"), "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=self.mktemp_dir(),
+            env=clean_env(),
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def mktemp_dir(self) -> str:
+        """
+        Make and return a fresh directory.
+        """
+        path = os.path.abspath(self.mktemp())
+        os.makedirs(path)
+        return path
+
+    def test_plugin_discovered(self) -> None:
+        """
+        C{getPlugins(IServiceMaker)} finds C{sshfinger} in the installed package, not in the source tree.
+        """
+        out = self.python(
+            "from twisted.plugin import getPlugins\n"
+            "from twisted.application.service import IServiceMaker\n"
+            "import sshfinger\n"
+            "print(sorted(p.tapname for p in getPlugins(IServiceMaker)))\n"
+            "print(sshfinger.__file__)\n"
+        )
+        names, location = out.splitlines()
+        self.assertIn("'sshfinger'", names)
+        self.assertIn("site-packages", location)
+        self.assertFalse(location.startswith(str(REPO) + "/sshfinger"))
+
+    def test_no_dropin_cache_installed(self) -> None:
+        """
+        The installed distribution ships the plugin module but never a C{dropin.cache}.
+        """
+        out = self.python(
+            "from importlib.metadata import files\n"
+            "for f in files('sshfinger'): print(f)\n"
+        )
+        installed = out.splitlines()
+        self.assertIn("twisted/plugins/sshfinger_plugin.py", installed)
+        self.assertEqual([f for f in installed if "dropin.cache" in f], [])
+
+    def test_twistd_help_lists_plugin(self) -> None:
+        """
+        C{twistd --help} lists the plugin and C{twistd sshfinger --help} explains every option.
+        """
+        listing = subprocess.run(
+            [venv_tool("twistd"), "--help"], capture_output=True, text=True, env=clean_env(), timeout=60
+        )
+        self.assertIn("sshfinger", listing.stdout)
+        help_text = subprocess.run(
+            [venv_tool("twistd"), "sshfinger", "--help"], capture_output=True, text=True, env=clean_env(), timeout=60
+        ).stdout
+        for option in ("--finger=", "--store=", "--no-list", "--ascii", "--finger-timeout=", "--max-per-peer="):
+            self.assertIn(option, help_text)
+
+    def test_bad_option_is_one_line(self) -> None:
+        """
+        A bad option value makes twistd exit non-zero with one clear line naming the option, no traceback.
+        """
+        for args, expected in [
+            (["--finger", "bogus:1"], "--finger: invalid endpoint"),
+            (["--store", "/nonexistent/dir/x.db"], "--store: directory"),
+            (["--max-per-peer", "zero"], "--max-per-peer takes a number"),
+        ]:
+            result = subprocess.run(
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *args],
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                timeout=60,
+                cwd=self.mktemp_dir(),
+            )
+            output = result.stdout + result.stderr
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn(expected, output)
+            self.assertNotIn("Traceback", output)
+
+    def test_occupied_port_is_one_line(self) -> None:
+        """
+        A finger port already in use stops the server with one line naming it, and a non-zero status.
+        """
+        import socket
+
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            result = subprocess.run(
+                [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", "memory",
+                 "--finger", f"tcp:{port}:interface=127.0.0.1"],
+                capture_output=True, text=True, env=clean_env(), timeout=60, cwd=self.mktemp_dir(),
+            )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"sshfinger: cannot listen on 127.0.0.1:{port}:", output)
+        self.assertIn("Address already in use", output)
+        self.assertNotIn("Traceback", output)
+
+    def test_unreadable_store_is_one_line(self) -> None:
+        """
+        A store file that is not a SQLite database stops the server with one line and a non-zero status.
+        """
+        directory = self.mktemp_dir()
+        garbage = os.path.join(directory, "garbage.db")
+        with open(garbage, "wb") as f:
+            f.write(b"this is not a database" * 100)
+        result = subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", garbage,
+             "--finger", f"tcp:{free_port()}:interface=127.0.0.1"],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=directory,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("sshfinger: cannot open the store", output)
+        self.assertNotIn("Traceback", output)
+
+    def test_unwritable_access_log_is_one_line(self) -> None:
+        """
+        An access log path that cannot be opened (a directory) stops the server with one line and a non-zero
+        status.
+        """
+        directory = self.mktemp_dir()
+        result = subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--store", "memory",
+             "--finger", f"tcp:{free_port()}:interface=127.0.0.1", "--access-log", directory],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=directory,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(f"sshfinger: cannot open the access log {directory}: Is a directory", output)
+        self.assertNotIn("Traceback", output)
+
+
+class LiveServerTests(SynchronousTestCase):
+    """
+    A running C{twistd sshfinger} process over a SQLite store.
+    """
+
+    def setUp(self) -> None:
+        """
+        Create a demo store with the installed tool and start the server on it.
+        """
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.store = os.path.join(self.directory, "finger.db")
+        result = run_tool("init", "--store", self.store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.server = ServerProcess(self, self.directory, ["--store", self.store]).start()
+
+    def test_query_demo_record(self) -> None:
+        """
+        A raw socket query for C{alice} answers her record with CRLF line endings.
+        """
+        answer = self.server.finger(b"alice\r\n")
+        self.assertIn(b"alice", answer)
+        self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)
+        self.assertTrue(answer.endswith(b"\r\n"))
+
+    def test_cli_change_seen_within_a_second(self) -> None:
+        """
+        A status set by the C{sshfinger} tool in another process shows in a query within 1 s, though the answer
+        before it was kept and sent again.
+        """
+        self.assertEqual(self.server.finger(b"alice\r\n"), self.server.finger(b"alice\r\n"))
+        result = run_tool("set", "alice", "status", "Late for a very important date", "--store", self.store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        changed = time.monotonic()
+        while b"Late for a very important date" not in self.server.finger(b"alice\r\n"):
+            self.assertLess(time.monotonic() - changed, 1.0, "the change did not show within 1 s")
+            time.sleep(0.02)
+
+    def test_access_log(self) -> None:
+        """
+        With C{--access-log}, each query is one line in that file (written within a moment, and all of them by a
+        clean stop) and not in the main log.
+        """
+        access = os.path.join(self.directory, "finger-access.log")
+        server = ServerProcess(self, self.directory, ["--store", self.store, "--access-log", access]).start()
+        server.finger(b"alice\r\n")
+        deadline = time.monotonic() + 5
+        while "'alice' -> user" not in (open(access).read() if os.path.exists(access) else ""):
+            self.assertLess(time.monotonic(), deadline, "the query was not written within 5 s")
+            time.sleep(0.05)
+        for _ in range(20):
+            server.finger(b"nobody\r\n")
+        self.assertIn(server.stop(), (0, -signal.SIGTERM))
+        with open(access) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len([line for line in lines if "'nobody' -> no-such-user" in line]), 20, lines)
+        self.assertNotIn("'alice' -> user", server.log())
+
+    def test_proxy_protocol(self) -> None:
+        """
+        Behind a proxy (C{--finger haproxy:tcp:...}, a wrapping transport) queries are answered, whether the
+        query comes with the PROXY header or after it, and logged with the client the header names.
+        """
+        port = free_port()
+        endpoint = f"haproxy:tcp:{port}:interface=127.0.0.1"
+        server = ServerProcess(self, self.directory, ["--store", self.store, "--finger", endpoint], finger_port=port)
+        server.start()
+        header = b"PROXY TCP4 192.0.2.9 127.0.0.1 40001 79\r\n"
+        self.assertIn(b"Down the rabbit hole", server.finger(header + b"alice\r\n"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(header.replace(b"40001", b"40002"))
+            time.sleep(0.1)
+            sock.sendall(b"nobody\r\n")
+            self.assertEqual(b"".join(iter(lambda: sock.recv(4096), b"")), b"finger: nobody: no such user.\r\n")
+        self.assertEqual(server.finger(b"alice\r\n"), b"")  # no PROXY header: closed unanswered
+        self.assertIn("finger 192.0.2.9:40001 'alice' -> user", server.log())
+        self.assertIn("finger 192.0.2.9:40002 'nobody' -> no-such-user", server.log())
+
+    def test_restart_keeps_data(self) -> None:
+        """
+        A change survives a server restart.
+        """
+        run_tool("set", "alice", "status", "Still here", "--store", self.store)
+        self.server.stop()
+        server = ServerProcess(self, self.directory, ["--store", self.store]).start()
+        self.assertIn(b"Still here", server.finger(b"alice\r\n"))
+
+
+class ReadmeRunCommandTests(SynchronousTestCase):
+    """
+    README command 1 (C{make run}) serves the demo record.
+    """
+
+    def test_make_run(self) -> None:
+        """
+        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.
+        """
+        make, nc = shutil.which("make"), shutil.which("nc")
+        self.assertIsNotNone(make, "make is required")
+        self.assertIsNotNone(nc, "nc is required (make test installs it)")
+        run_dir = os.path.abspath(self.mktemp())
+        port = free_port()
+        venv = os.path.dirname(os.path.dirname(venv_tool("python")))
+        process = subprocess.Popen(
+            [
+                make,
+                "-C",
+                str(REPO),
+                "run",
+                f"VENV={venv}",
+                f"RUN_DIR={run_dir}",
+                f"FINGER=tcp:{port}:interface=127.0.0.1",
+                f"SSH=tcp:{free_port()}:interface=127.0.0.1",
+                f"KEYS={run_dir}/keys",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+            start_new_session=True,
+        )
+
+        def stop() -> None:
+            os.killpg(process.pid, 15)
+            process.wait(timeout=15)
+            assert process.stdout is not None
+            process.stdout.close()
+
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 120
+        answer = b""
+        while time.monotonic() < deadline and b"Alice Liddell" not in answer:
+            self.assertIsNone(process.poll(), "make run exited early")
+            try:
+                answer = subprocess.run(
+                    [nc, "127.0.0.1", str(port)], input=b"alice\r\n", capture_output=True, timeout=10
+                ).stdout
+            except subprocess.TimeoutExpired:
+                answer = b""
+            time.sleep(0.2)
+        self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)

@@ -1,0 +1,130 @@
+"""
+Tests for L{sshfinger.ops.reload}: SIGHUP reload and the JSON event log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger.ops.reload import ReloadService
+
+
+class ImmediateReactor:
+    """
+    Runs C{callFromThread} calls at once (the signal handler's only use of the reactor).
+    """
+
+    def callFromThread(self, function: Callable[..., Any], *args: Any) -> None:
+        """
+        Call now.
+        """
+        function(*args)
+
+
+class ReloadTests(SynchronousTestCase):
+    """
+    L{ReloadService}.
+    """
+
+    def setUp(self) -> None:
+        """
+        A passwd file, a JSON and a text log path; the service is started, and stopped at the end.
+        """
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.passwd = os.path.join(self.directory, "passwd")
+        with open(self.passwd, "w") as f:
+            f.write("admin:$2b$04$" + "a" * 53 + "\n")
+        self.json_path = os.path.join(self.directory, "events.json")
+        self.text_path = os.path.join(self.directory, "events.log")
+        self.service = ReloadService(ImmediateReactor(), [self.passwd], self.json_path, self.text_path)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def json_events(self, path: str) -> list[dict[str, Any]]:
+        """
+        The JSON events written to C{path} (record separators stripped).
+        """
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(chunk) for chunk in f.read().split("\x1e") if chunk.strip()]
+
+    def test_json_log_fields(self) -> None:
+        """
+        Events reach the JSON log with their fields and the text log as lines; debug events reach neither, and
+        Conch's info events only the JSON log.
+        """
+        log = Logger(namespace="test")
+        log.info("finger {peer} -> {outcome}", peer="127.0.0.1:1", outcome="user")
+        log.debug("noise {x}", x=1)
+        Logger(namespace="twisted.conch.ssh.session").info("channel {x}", x=2)
+        written = self.json_events(self.json_path)
+        self.assertEqual([(e["peer"], e["outcome"]) for e in written if "peer" in e], [("127.0.0.1:1", "user")])
+        self.assertFalse([e for e in written if e.get("x") == 1])
+        self.assertTrue([e for e in written if e.get("x") == 2])
+        with open(self.text_path) as f:
+            text = f.read()
+        self.assertIn("finger 127.0.0.1:1 -> user", text)
+        self.assertNotIn("noise", text)
+        self.assertNotIn("channel", text)
+
+    def test_sighup_reopens_and_rechecks(self) -> None:
+        """
+        After logrotate moves the JSON log, SIGHUP makes a new file; a plaintext entry added meanwhile is
+        warned about; a removed passwd file is an error event, and the process keeps running.
+        """
+        os.rename(self.json_path, self.json_path + ".1")
+        os.rename(self.text_path, self.text_path + ".1")
+        with open(self.passwd, "a") as f:
+            f.write("bob:plain\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        reloads = [e for e in self.json_events(self.json_path) if e.get("event_type") == "reload"]
+        self.assertEqual(len(reloads), 1)
+        with open(self.text_path) as f:
+            self.assertIn("Reloaded on SIGHUP: log files reopened, 1 passwd file(s) checked", f.read())
+        self.assertTrue([e for e in self.events if "plaintext password for 'bob'" in str(e.get("problem"))])
+        os.remove(self.passwd)
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertTrue([e for e in self.events if e.get("path") == self.passwd and "error" in e])
+        self.assertEqual(len([e for e in self.events if e.get("event_type") == "reload"]), 2)
+
+    def test_sighup_reopens_access_log(self) -> None:
+        """
+        SIGHUP also reopens the finger access log; an access log that cannot be reopened is an error event and
+        the old file stays in use.
+        """
+        from twisted.internet.task import Clock
+
+        from sshfinger.finger.accesslog import AccessLog
+
+        path = os.path.join(self.directory, "finger.log")
+        access = AccessLog(path, Clock())
+        access.startService()
+        self.addCleanup(access.stopService)
+        service = ReloadService(ImmediateReactor(), [], access_log=access)
+        service.startService()
+        self.addCleanup(service.stopService)
+        os.rename(path, path + ".1")
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertTrue(os.path.exists(path))
+        access.path = os.path.join(self.directory, "missing", "finger.log")
+        os.kill(os.getpid(), signal.SIGHUP)
+        self.assertTrue([e for e in self.events if e.get("path") == access.path and "error" in e])
+
+    def test_stop_restores_handler(self) -> None:
+        """
+        Stopping gives SIGHUP back to its previous handler.
+        """
+        self.assertNotEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
+        self.service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
+        self.service.startService()

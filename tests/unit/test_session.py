@@ -1,0 +1,326 @@
+"""
+Tests for L{sshfinger.ssh.session}: the session adapter and exec, with a strict fake of Conch's
+C{SSHSessionProcessProtocol}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from sshfinger.finger.protocol import FingerService
+from sshfinger.model.account import Account
+from sshfinger.ssh.session import MAX_STDIN, Session, ShellApp, ShellUser
+from sshfinger.store.cached import CachedStore
+from sshfinger.store.memory import MemoryBackend
+
+
+class FakeAddress:
+    """
+    What C{SSHSessionProcessProtocol.getPeer()} returns: an object with an C{address}.
+    """
+
+    address = IPv4Address("TCP", "192.0.2.7", 40000)
+
+
+class FakeProcess:
+    """
+    A strict stand-in for C{SSHSessionProcessProtocol}: records output, errors and the end; fails loudly on
+    writes after the end.
+    """
+
+    def __init__(self) -> None:
+        """
+        Nothing written yet.
+        """
+        self.out = b""
+        self.err = b""
+        self.ended: Failure | None = None
+        self.transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Remember what the session wires in as our transport (its input side).
+        """
+        self.transport = transport
+
+    def getPeer(self) -> FakeAddress:
+        """
+        The client address.
+        """
+        return FakeAddress()
+
+    def write(self, data: bytes) -> None:
+        """
+        Standard output.
+        """
+        assert self.ended is None, "write after the end"
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        """
+        Standard error.
+        """
+        assert self.ended is None, "stderr after the end"
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        """
+        The end, with the exit status in C{reason}.
+        """
+        assert self.ended is None, "ended twice"
+        self.ended = reason
+
+    @property
+    def status(self) -> int | None:
+        """
+        The exit status sent, if ended.
+        """
+        if self.ended is None:
+            return None
+        return int(getattr(self.ended.value, "exitCode", 0) or 0)
+
+
+class SessionTestCase(SynchronousTestCase):
+    """
+    A session of a chosen login over a memory store.
+    """
+
+    def setUp(self) -> None:
+        """
+        Build the store and the application state.
+        """
+        self.clock = Clock()
+        self.store = CachedStore(
+            MemoryBackend([Account("root", role="admin"), Account("alice", real_name="Alice")]), self.clock.seconds
+        )
+        self.store.open()
+        self.app = ShellApp(store=self.store, finger=FingerService(self.store, self.clock), clock=self.clock)
+
+    def session(self, login: str) -> Session:
+        """
+        A new session for C{login}, as Conch gets it by adapting the avatar.
+        """
+        session = ISession(ShellUser(login, self.app))
+        assert isinstance(session, Session)
+        return session
+
+    def execute(self, login: str, command: bytes, stdin: bytes | None = None) -> FakeProcess:
+        """
+        Run an exec request, feed C{stdin} and close it.
+        """
+        session = self.session(login)
+        process = FakeProcess()
+        session.execCommand(process, command)
+        if stdin is not None:
+            process.transport.write(stdin)
+            session.eofReceived()
+        return process
+
+
+class AdapterTests(SessionTestCase):
+    """
+    The avatar and the session adapter.
+    """
+
+    def test_new_session_per_channel(self) -> None:
+        """
+        Each adaptation gives a new session providing L{ISession} and L{ISessionSetEnv}.
+        """
+        user = ShellUser("alice", self.app)
+        first, second = ISession(user), ISession(user)
+        self.assertIsNot(first, second)
+        verifyObject(ISession, first)
+        verifyObject(ISessionSetEnv, first)
+
+    def test_only_session_channels(self) -> None:
+        """
+        The avatar offers session channels and nothing else (no forwarding).
+        """
+        self.assertEqual(list(ShellUser("alice", self.app).channelLookup), [b"session"])
+
+    def test_env(self) -> None:
+        """
+        TERM and NO_COLOR are accepted; anything else is refused.
+        """
+        session = self.session("alice")
+        session.setEnv(b"NO_COLOR", b"1")
+        self.assertEqual(session.env, {"NO_COLOR": "1"})
+        self.assertRaises(EnvironmentVariableNotPermitted, session.setEnv, b"LD_PRELOAD", b"/x.so")
+
+    def test_window_before_shell(self) -> None:
+        """
+        pty-req and window-change are remembered (rows, columns) even before a shell starts.
+        """
+        session = self.session("alice")
+        session.getPty(b"xterm", (30, 120, 0, 0), [])
+        session.windowChanged((40, 100, 0, 0))
+        self.assertEqual((session.term, session.window), ("xterm", (40, 100)))
+
+
+class ExecTests(SessionTestCase):
+    """
+    Exec requests.
+    """
+
+    def test_success(self) -> None:
+        """
+        A successful command prints plain lines and exits 0.
+        """
+        process = self.execute("root", b"set alice status 'In a meeting'")
+        self.assertEqual((process.out, process.err, process.status), (b"status of alice set\n", b"", 0))
+        self.assertEqual(self.store.peek("alice").status, "In a meeting")  # type: ignore[union-attr]
+
+    def test_failure(self) -> None:
+        """
+        A failing command prints the error on stderr and exits 1.
+        """
+        process = self.execute("alice", b"set root status x")
+        self.assertEqual(process.out, b"")
+        self.assertEqual(process.err, b"error: permission denied: you may only change your own account\n")
+        self.assertEqual(process.status, 1)
+
+    def test_plan_reads_stdin(self) -> None:
+        """
+        C{plan} waits for standard input to close and uses all of it.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.execCommand(process, b"plan")
+        process.transport.write(b"one\n")
+        self.assertIsNone(process.ended)
+        process.transport.write(b"two\n")
+        session.eofReceived()
+        self.assertEqual(process.status, 0)
+        self.assertEqual(self.store.peek("alice").plan, "one\ntwo")  # type: ignore[union-attr]
+
+    def test_idle_stdin_times_out(self) -> None:
+        """
+        A command waiting for input that never comes is ended after the idle timeout, changing nothing.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.execCommand(process, b"plan")
+        self.clock.advance(self.app.idle_timeout - 1)
+        process.transport.write(b"partial\n")
+        self.clock.advance(self.app.idle_timeout - 1)
+        self.assertIsNone(process.ended)
+        self.clock.advance(1)
+        self.assertEqual(process.status, 1)
+        self.assertIn(b"no input for 900 s", process.err)
+        process.transport.loseConnection()
+        self.assertEqual(self.store.peek("alice").plan, "")  # type: ignore[union-attr]
+
+    def test_stdin_bounded(self) -> None:
+        """
+        More standard input than L{MAX_STDIN} ends the command with an error, changing nothing.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.execCommand(process, b"plan")
+        process.transport.write(b"x" * (MAX_STDIN + 1))
+        self.assertEqual(process.status, 1)
+        self.assertIn(b"larger than", process.err)
+        self.assertEqual(self.store.peek("alice").plan, "")  # type: ignore[union-attr]
+
+    def test_control_characters_stripped(self) -> None:
+        """
+        Stored escape sequences never reach the client's terminal.
+        """
+        self.execute("root", b"set alice status \x1b[2Jboom\x07")
+        process = self.execute("root", b"finger alice")
+        self.assertNotIn(b"\x1b", process.out)
+        self.assertNotIn(b"\x07", process.out)
+        self.assertIn(b"[2Jboom", process.out)
+
+    def test_invalid_utf8_command(self) -> None:
+        """
+        A command line that is not UTF-8 is decoded with replacement and answered with an error, not a crash.
+        """
+        process = self.execute("alice", b"finger \xff\xfe")
+        self.assertEqual(process.status, 0)
+        self.assertIn(b"no such user", process.out)
+
+    def test_no_account(self) -> None:
+        """
+        An authenticated login without an account gets one clear line and exit status 1.
+        """
+        process = self.execute("mallory", b"whoami")
+        self.assertEqual(process.status, 1)
+        self.assertIn(b"mallory has no account in the user store", process.err)
+
+
+class LineModeTests(SessionTestCase):
+    """
+    A shell request without a pty runs one command per line of standard input.
+    """
+
+    def test_lines(self) -> None:
+        """
+        Each line runs in turn; an error sets the exit status but later lines still run.
+        """
+        session = self.session("root")
+        process = FakeProcess()
+        session.openShell(process)
+        process.transport.write(b"set alice status one\nset nobody status x\n")
+        process.transport.write(b"plan alice\nfirst\n.\nwhoami\n")
+        session.eofReceived()
+        self.assertEqual(self.store.peek("alice").status, "one")  # type: ignore[union-attr]
+        self.assertEqual(self.store.peek("alice").plan, "first")  # type: ignore[union-attr]
+        self.assertIn(b"root (admin) from 192.0.2.7:40000", process.out)
+        self.assertEqual(process.err, b"error: no such user: nobody\n")
+        self.assertEqual(process.status, 1)
+
+    def test_quit_stops(self) -> None:
+        """
+        C{quit} ends the session; later lines do not run.
+        """
+        session = self.session("root")
+        process = FakeProcess()
+        session.openShell(process)
+        process.transport.write(b"quit\nset alice status late\n")
+        self.assertEqual(process.status, 0)
+        self.assertEqual(self.store.peek("alice").status, "")  # type: ignore[union-attr]
+
+
+class FailingBackend(MemoryBackend):
+    """
+    A backend whose disk is full: every write fails as SQLite's would.
+    """
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        """
+        Fail like a full disk.
+        """
+        from sshfinger.model.errors import StoreUnavailable
+
+        raise StoreUnavailable("cannot save change: database or disk is full")
+
+
+class StoreFaultTests(SynchronousTestCase):
+    """
+    The store fails while the server runs.
+    """
+
+    def test_edit_fails_clearly_finger_still_answers(self) -> None:
+        """
+        An exec edit fails with the store's reason and status 1; nothing changes; finger still answers from
+        memory.
+        """
+        clock = Clock()
+        store = CachedStore(FailingBackend([Account("root", role="admin"), Account("alice", status="Old")]), clock.seconds)
+        store.open()
+        finger = FingerService(store, clock)
+        app = ShellApp(store=store, finger=finger, clock=clock)
+        session = ISession(ShellUser("root", app))
+        process = FakeProcess()
+        session.execCommand(process, b"set alice status New")
+        self.assertEqual(process.status, 1)
+        self.assertEqual(process.err, b"error: cannot save change: database or disk is full\n")
+        self.assertIn("Status: Old", "\n".join(finger.user("alice", False)))

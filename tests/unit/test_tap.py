@@ -1,0 +1,164 @@
+"""
+Tests for L{sshfinger.tap}: option parsing and validation, and the services C{makeService} builds.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from sshfinger.finger.onaccept import AnsweringEndpoint
+from sshfinger.ssh.checkers import BytesUsernameChecker
+from sshfinger.tap import GC_YOUNG_THRESHOLD, Options, makeService
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    L{Options}.
+    """
+
+    def setUp(self) -> None:
+        """
+        A directory for host keys and files.
+        """
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.keys = os.path.join(self.directory, "keys")
+
+    def parse(self, *args: str) -> Options:
+        """
+        Parse C{args} plus a private keys directory.
+        """
+        options = Options()
+        options.parseOptions(["--keys", self.keys, *args])
+        return options
+
+    def test_defaults(self) -> None:
+        """
+        The documented defaults.
+        """
+        options = self.parse()
+        self.assertEqual(
+            (options["finger"], options["ssh"], options["store"], options["finger-timeout"], options["max-per-peer"]),
+            ("tcp:79", "tcp:2222", "sshfinger.db", 10.0, 20),
+        )
+        self.assertEqual(
+            (options["idle-timeout"], options["login-grace"], options["max-auth-failures"], options["audit-keep"]),
+            (900, 60, 6, 100_000),
+        )
+        self.assertEqual(sorted(options["host_keys"]), [b"ssh-ed25519", b"ssh-rsa"])
+
+    def test_bad_values(self) -> None:
+        """
+        Each bad value is a usage error naming the option.
+        """
+        for args, expected in [
+            (["--finger", "nonsense:9"], "--finger: invalid endpoint"),
+            (["--ssh", "tcp:notaport"], "--ssh: invalid endpoint"),
+            (["--store", "/no/such/dir/x.db"], "--store: directory '/no/such/dir' does not exist"),
+            (["--store", self.directory], "is a directory"),
+            (["--finger-timeout", "-1"], "--finger-timeout must be greater than zero"),
+            (["--max-auth-failures", "many"], "--max-auth-failures takes a number"),
+            (["--max-per-peer", "0"], "--max-per-peer must be greater than zero"),
+            (["--idle-timeout", "soon"], "--idle-timeout takes a number"),
+            (["--login-grace", "0"], "--login-grace must be greater than zero"),
+            (["--audit-keep", "-5"], "--audit-keep must be greater than zero"),
+            (["--json-log", "/no/such/dir/events.json"], "--json-log: directory"),
+            (["--admin", "Not Valid"], "--admin: a login is"),
+            (["--auth", "file:/no/such/passwd"], "--auth file:"),
+            (["--auth", "anonymous"], "--auth anonymous: anonymous logins would give anyone a shell"),
+            (["--auth", "unix"], "--auth unix: system passwords are not supported"),
+            (["--auth", "bogus"], "Auth plugin not recognized"),
+        ]:
+            error = self.assertRaises(usage.UsageError, self.parse, *args)
+            self.assertIn(expected, str(error), args)
+
+    def test_bad_keys_directory(self) -> None:
+        """
+        A keys directory that cannot hold keys is a usage error.
+        """
+        blocker = os.path.join(self.directory, "file")
+        open(blocker, "w").close()
+        options = Options()
+        error = self.assertRaises(usage.UsageError, options.parseOptions, ["--keys", os.path.join(blocker, "keys")])
+        self.assertIn("--keys:", str(error))
+
+    def test_auth_types(self) -> None:
+        """
+        C{file:} is collected for the bcrypt checker; C{memory:} is wrapped for SSH's bytes usernames;
+        C{--admin} is repeatable and lower-cased.
+        """
+        passwd = os.path.join(self.directory, "passwd")
+        open(passwd, "w").close()
+        options = self.parse("--auth", f"file:{passwd}", "--auth", "memory:bob:pw", "--admin", "Root", "--admin", "x")
+        self.assertEqual(options["passwd_files"], [passwd])
+        self.assertIsInstance(options["credCheckers"][-1], BytesUsernameChecker)
+        self.assertEqual(options["admin"], ["root", "x"])
+
+    def test_no_ssh_skips_keys(self) -> None:
+        """
+        With C{--no-ssh} no host keys are generated.
+        """
+        self.parse("--no-ssh")
+        self.assertFalse(os.path.exists(self.keys))
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    L{makeService}.
+    """
+
+    def test_services(self) -> None:
+        """
+        The store, finger and SSH services are named children; starting listens on both endpoints and logs the
+        host key fingerprints and plaintext passwd warnings.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        passwd = os.path.join(directory, "passwd")
+        with open(passwd, "w") as f:
+            f.write("bob:plaintext\n")
+        options = Options()
+        options.parseOptions(
+            ["--store", "memory", "--finger", "tcp:1079", "--ssh", "tcp:2022", "--keys", directory,
+             "--auth", f"file:{passwd}"]
+        )  # fmt: skip
+        reactor = MemoryReactorClock()
+        top = makeService(options, reactor)
+        self.assertEqual([service.name for service in top], ["store", "finger", "reload", "ssh"])
+        self.assertIsInstance(top.getServiceNamed("finger").endpoint, AnsweringEndpoint)
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        top.privilegedStartService()
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(sorted(port for port, *_ in reactor.tcpServers), [1079, 2022])
+        self.assertEqual(gc.get_threshold()[0], GC_YOUNG_THRESHOLD)
+        fingerprints = [e for e in events if "fingerprint" in e]
+        self.assertEqual(len(fingerprints), 2)
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn and "problem" in e]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("passwd:1", str(warnings[0]["problem"]))
+
+
+class BacklogTests(SynchronousTestCase):
+    """
+    L{sshfinger.ops.endpoints.with_backlog}.
+    """
+
+    def test_tcp_gets_backlog(self) -> None:
+        """
+        TCP endpoints without a backlog get 1024; others, and explicit backlogs, are left alone.
+        """
+        from sshfinger.ops.endpoints import with_backlog
+
+        self.assertEqual(with_backlog("tcp:79"), "tcp:79:backlog=1024")
+        self.assertEqual(with_backlog("tcp:79:backlog=5"), "tcp:79:backlog=5")
+        self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
