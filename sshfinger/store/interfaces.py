@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
@@ -188,4 +189,99 @@ class IStoreBackend(Interface):
         Return the accounts that other processes changed since the last call (or since L{open}): each as its
         login, its current state (L{None} when deleted) and the changes recorded for it.  Cheap when nothing
         changed.
+        """
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    """
+    What one read of an L{IChangeFeed} returns: every change committed after the sequence number asked for, in
+    commit order, with the current state of each account they touched.
+
+    @ivar head: the sequence number of the last change in C{changes} (or the one asked for, if none): the next
+        read asks for what comes after it.
+    @ivar changes: the committed changes, oldest first, each with its C{seq}.
+    @ivar accounts: the current state of every login the changes touched (L{None} for a deleted account).
+    """
+
+    head: int
+    changes: builtins.list[tuple[int, Change]] = field(default_factory=builtins.list)
+    accounts: Mapping[str, Account | None] = field(default_factory=dict)
+
+
+class FeedGap(Exception):
+    """
+    A follower asked for changes after a sequence number that is no longer retained (pruned, or from another
+    database): it cannot prove it saw everything, so it must reload the whole view and then follow from
+    C{head}.
+    """
+
+    def __init__(self, asked: int, horizon: int) -> None:
+        super().__init__(f"changes after {asked} are gone (retained from {horizon})")
+        self.asked = asked
+        self.horizon = horizon
+
+
+class IChangeFeed(Interface):
+    """
+    The ordered stream of committed changes that every follower (a node's cached view, the web face's live
+    events) reads.  Sequence numbers grow in commit order, so a follower that asks for "everything after N" never
+    skips a change, even when writers commit concurrently.
+
+    Whether the feed learns of new changes by polling (SQLite: C{PRAGMA data_version}) or by being told
+    (PostgreSQL: C{LISTEN}) is its own business: it calls the C{wake} callback given to L{start} and the follower
+    then reads.
+    """
+
+    def start(wake: Callable[[], None]) -> None:
+        """
+        Begin watching for commits; call C{wake()} on the reactor thread whenever changes may have been
+        committed (a notification, a poll tick, a reconnect).  Spurious calls are allowed; missed ones are not.
+        """
+
+    def stop() -> Deferred[None] | None:
+        """
+        Stop watching.
+        """
+
+    def head() -> int:
+        """
+        Return the sequence number of the newest committed change (0 if none).  May block: call it off the
+        reactor thread, as L{read_after}.
+        """
+
+    def read_after(seq: int, limit: int) -> FeedBatch:
+        """
+        Return at most C{limit} changes committed after C{seq}, oldest first.  May block.
+
+        @raise FeedGap: if changes after C{seq} were pruned: the follower reloads (see L{FeedGap}).
+        """
+
+
+class IStoreMaintenance(Interface):
+    """
+    Optional operations a backend may provide for the offline tool (C{sshfinger backup/restore/doctor}).  The
+    tool says clearly when a backend lacks one.
+    """
+
+    def backup(destination: str) -> None:
+        """
+        Write a consistent copy of the store to C{destination} (created 0600).
+        """
+
+    def restore(source: str) -> None:
+        """
+        Replace the store with the copy at C{source}.
+
+        @raise sshfinger.model.errors.StoreError: if another process has the store open.
+        """
+
+    def check() -> builtins.list[str]:
+        """
+        Return the problems an integrity check found (an empty list when the store is sound).
+        """
+
+    def size() -> int:
+        """
+        Return the bytes the store occupies.
         """
