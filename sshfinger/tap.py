@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -20,11 +21,14 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from sshfinger import __version__
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory, FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
-from sshfinger.ops.endpoints import with_backlog
+from sshfinger.ops import config as config_file
+from sshfinger.ops.endpoints import check_description, listen_description
+from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
@@ -161,6 +165,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["no-ssh", None, "Serve finger only."],
     ]
 
+    #: Check values only: skip what needs the host (host keys are neither loaded nor generated).
+    check_only = False
+
     def __init__(self) -> None:
         """
         Start with no admins and no passwd files.
@@ -168,6 +175,40 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()
         self["admin"] = []
         self["passwd_files"] = []
+        self["config"] = None
+
+    def opt_config(self, path: str) -> None:
+        """
+        Read options from this TOML file first (keys are the long option names: finger = "tcp:79",
+        admin = ["root"], no-list = true); options on the command line override it.
+        """
+        self["config"] = path
+
+    def opt_version(self) -> None:
+        """
+        Print sshfinger's version (and Twisted's) and exit.
+        """
+        from twisted import copyright
+
+        print(f"sshfinger {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options} (the command line by default) after the arguments of the C{--config} file, if any.
+
+        @raise usage.UsageError: with one line; about a value from the file, naming the file and the key.
+        """
+        args = list(sys.argv[1:] if options is None else options)
+        path = config_file.config_path(self, args)
+        if path is None:
+            super().parseOptions(args)
+            return
+        given = config_file.file_arguments(self, path, args, _ValueCheck)
+        try:
+            super().parseOptions(given.arguments + args)
+        except usage.UsageError as e:
+            raise config_file.name_the_file(e, given) from None
 
     def opt_admin(self, login: str) -> None:
         """
@@ -201,6 +242,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def _check_endpoint(self, option: str) -> None:
         try:
             serverFromString(None, self[option])  # parses only; nothing listens yet
+            check_description(self[option])
         except Exception as e:
             raise usage.UsageError(f"--{option}: invalid endpoint {self[option]!r}: {e}") from None
 
@@ -219,10 +261,51 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")
+        if self.check_only:
+            return
         try:
             self["host_keys"] = load_host_keys(self["keys"])
         except HostKeyError as e:
             raise usage.UsageError(f"--keys: {e}") from None
+
+
+class _ValueCheck(Options):
+    """
+    Checks option values one by one (for L{config_file.file_arguments}): the coercions and C{opt_} methods,
+    without C{postOptions}.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options} only.
+        """
+        usage.Options.parseOptions(self, options)
+
+    def postOptions(self) -> None:
+        """
+        Nothing: the whole configuration is checked by L{Options.postOptions}.
+        """
+
+
+#: The line after a usage error, instead of twistd's whole usage.
+SEE_HELP = "see twistd sshfinger --help"
+
+
+class TwistdOptions(Options):
+    """
+    L{Options} as twistd (through the plugin) and C{sshfinger.tac} parse them: a usage error ends the process
+    with status 1 and two lines, the problem and L{SEE_HELP}, rather than twistd's usage followed by the problem.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse, turning a L{usage.UsageError} into L{SystemExit} (twistd lets it through and prints it).
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            message = str(e).removeprefix("Parameter type enforcement failed: ")
+            raise SystemExit(f"twistd sshfinger: {message}\n{SEE_HELP}") from None
 
 
 #: Net new container objects that start a young-generation garbage collection (Python's default is 700).
@@ -249,6 +332,8 @@ class SSHFingerService(MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise SystemExit(f"sshfinger: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+        except OverflowError as e:  # a port out of range that got past Options (a .tac, makeService's caller)
+            raise SystemExit(f"sshfinger: cannot listen: {e}") from None
 
     def startService(self) -> None:
         """
@@ -256,6 +341,14 @@ class SSHFingerService(MultiService):
         """
         super().startService()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        notify("READY=1\nSTATUS=serving")
+
+    def stopService(self) -> Any:
+        """
+        Tell systemd (if it started us with C{Type=notify}) that we are stopping, then stop every service.
+        """
+        notify("STOPPING=1")
+        return super().stopService()
 
 
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerService:
@@ -288,7 +381,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         ascii_only=bool(settings["ascii"]),
         query_log=access_log,
     )
-    endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
+    endpoint = strports.service(listen_description(settings["finger"]), factory, reactor)
     endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)

@@ -109,6 +109,42 @@ class InstalledPackageTests(SynchronousTestCase):
             self.assertIn(expected, output)
             self.assertNotIn("Traceback", output)
 
+    def test_every_bad_value_is_one_line(self) -> None:
+        """
+        Issue 18 #12: each bad value stops twistd with status 1 and only the line that matters (a usage error:
+        that line and C{see twistd sshfinger --help}), never a traceback or twistd's whole usage.
+        """
+        directory = self.mktemp_dir()
+        usage_errors = [
+            (["--finger", "tcp:99999"], "twistd sshfinger: --finger: invalid endpoint 'tcp:99999': port 99999 is out of range (0-65535)"),
+            (["--store", directory], f"twistd sshfinger: --store: {directory} is a directory; give the path of a SQLite file"),
+            (["--store", "/nonexistent/dir/x.db"], "twistd sshfinger: --store: directory '/nonexistent/dir' does not exist"),
+            (["--max-per-peer", "zero"], "twistd sshfinger: --max-per-peer takes a number, not 'zero'"),
+            (["--no-such-option"], "twistd sshfinger: option --no-such-option not recognized"),
+        ]
+        for args, expected in usage_errors:
+            result = self.twistd("--no-ssh", *args, cwd=directory)
+            self.assertEqual(result.returncode, 1, args)
+            self.assertEqual((result.stdout + result.stderr).splitlines(), [expected, "see twistd sshfinger --help"])
+        result = self.twistd("--no-ssh", "--store", "memory", "--finger", f"tcp:{free_port()}:interface=127.0.0.1",
+                             "--log-file", "/proc/x", cwd=directory)  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 1)
+        self.assertNotIn("Traceback", output)
+        self.assertEqual(
+            [line.split("] ", 1)[-1] for line in output.splitlines() if "/proc/x" in line],
+            ["sshfinger: cannot open the log file /proc/x: No such file or directory"],
+        )
+
+    def twistd(self, *args: str, cwd: str) -> subprocess.CompletedProcess[str]:
+        """
+        Run C{twistd --nodaemon sshfinger ARGS} to its end and return it.
+        """
+        return subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *args],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=cwd,
+        )  # fmt: skip
+
     def test_occupied_port_is_one_line(self) -> None:
         """
         A finger port already in use stops the server with one line naming it, and a non-zero status.
@@ -243,6 +279,27 @@ class LiveServerTests(SynchronousTestCase):
         self.assertEqual(server.finger(b"alice\r\n"), b"")  # no PROXY header: closed unanswered
         self.assertIn("finger 192.0.2.9:40001 'alice' -> user", server.log())
         self.assertIn("finger 192.0.2.9:40002 'nobody' -> no-such-user", server.log())
+
+    def test_sighup_after_log_directory_removed(self) -> None:
+        """
+        Issue 18 #12: SIGHUP after the C{--log-file} directory was removed logs one warning line, no traceback,
+        and the server keeps serving (and logging).
+        """
+        logs = os.path.join(self.directory, "logs")
+        os.makedirs(logs)
+        server = ServerProcess(self, self.directory, ["--store", "memory", "--log-file", f"{logs}/sshfinger.log"])
+        server.start()
+        shutil.rmtree(logs)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Reloaded on SIGHUP" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(b"no such user", server.finger(b"nobody\r\n").lower())
+        log = server.log()
+        self.assertNotIn("Traceback", log)
+        self.assertEqual(len([line for line in log.splitlines() if "cannot reopen the log file" in line]), 1)
+        self.assertIn("Reloaded on SIGHUP: 0 log file(s) reopened", log)
 
     def test_restart_keeps_data(self) -> None:
         """
