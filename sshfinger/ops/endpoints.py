@@ -111,6 +111,38 @@ def client_address(description: str) -> tuple[str, int] | None:
     return interface, port
 
 
+def run_hint(finger: str, ssh: str, password: str) -> str:
+    """
+    Return what C{make run} prints before it starts the server: how to query it (with C{nc}, and without it) and
+    how to log in, at the addresses C{FINGER=} and C{SSH=} give.  Shell text: C{\\r\\n} stays two characters
+    for C{printf} to turn into CR LF.
+    """
+    lines = []
+    address = client_address(finger)
+    if address is not None:
+        host, port = address
+        lines.append(f"finger: printf 'alice\\r\\n' | nc {host} {port}")
+        lines.append(
+            f'        (no nc? python3 -c "import socket; s = socket.create_connection((\'{host}\', {port})); '
+            f"s.sendall(b'alice\\r\\n'); print(s.makefile(encoding='utf-8').read())\")"
+        )
+    else:
+        lines.append(f"finger: {finger}")
+    address = client_address(ssh)
+    if address is not None:
+        host, port = address
+        lines.append(f"ssh:    ssh -p {port} admin@{host}    (password {password})")
+    else:
+        lines.append(f"ssh:    {ssh}    (admin, password {password})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # make run: python -m sshfinger.ops.endpoints FINGER SSH PASSWORD
+    import sys
+
+    print(run_hint(*sys.argv[1:4]))
+
+
 __all__ = [
     "BACKLOG",
     "check_description",
@@ -118,5 +150,6 @@ __all__ = [
     "dual_stack_available",
     "endpoint_port",
     "listen_description",
+    "run_hint",
     "with_backlog",
 ]

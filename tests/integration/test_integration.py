@@ -6,6 +6,7 @@ sshfinger} process queried over real sockets.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.process import REPO, ServerProcess, clean_env, free_port, run_tool, venv_tool
+from tests.process import REPO, ServerProcess, clean_env, finger, free_port, run_tool, venv_tool
 
 
 class InstalledPackageTests(SynchronousTestCase):
@@ -313,18 +314,23 @@ class LiveServerTests(SynchronousTestCase):
 
 class ReadmeRunCommandTests(SynchronousTestCase):
     """
-    README command 1 (C{make run}) serves the demo record.
+    README command 1 (C{make run}) serves the demo record, says how to reach it, and leaves what
+    C{twistd -ny sshfinger.tac} needs.
     """
 
     def test_make_run(self) -> None:
         """
-        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.
+        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.  Its hint names the ports
+        C{FINGER=}/C{SSH=} give and a literal C{printf 'alice\\r\\n'} (issue 18 #19), and its Python alternative
+        to C{nc} works.  Then, stopped, C{twistd -ny sshfinger.tac} in the same directory serves the same store
+        (issue 18 #20).
         """
         make, nc = shutil.which("make"), shutil.which("nc")
         self.assertIsNotNone(make, "make is required")
         self.assertIsNotNone(nc, "nc is required (make test installs it)")
-        run_dir = os.path.abspath(self.mktemp())
-        port = free_port()
+        clone = os.path.abspath(self.mktemp())
+        run_dir, keys = os.path.join(clone, "run"), os.path.join(clone, "keys")
+        port, ssh_port = free_port(), free_port()
         venv = os.path.dirname(os.path.dirname(venv_tool("python")))
         process = subprocess.Popen(
             [
@@ -335,20 +341,23 @@ class ReadmeRunCommandTests(SynchronousTestCase):
                 f"VENV={venv}",
                 f"RUN_DIR={run_dir}",
                 f"FINGER=tcp:{port}:interface=127.0.0.1",
-                f"SSH=tcp:{free_port()}:interface=127.0.0.1",
-                f"KEYS={run_dir}/keys",
+                f"SSH=tcp:{ssh_port}:interface=127.0.0.1",
+                f"KEYS={keys}",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=clean_env(),
             start_new_session=True,
         )
+        output: list[bytes] = []
 
         def stop() -> None:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=15)
-            assert process.stdout is not None
-            process.stdout.close()
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=15)
+            if process.stdout is not None and not process.stdout.closed:
+                output.append(process.stdout.read())
+                process.stdout.close()
 
         self.addCleanup(stop)
         deadline = time.monotonic() + 120
@@ -363,4 +372,58 @@ class ReadmeRunCommandTests(SynchronousTestCase):
                 answer = b""
             time.sleep(0.2)
         self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)
+        hint = [line for line in self.read_until(process, b"ssh:") if line.startswith((b"finger:", b"ssh:", b" "))]
+        self.assertEqual(hint[0], f"finger: printf 'alice\\r\\n' | nc 127.0.0.1 {port}".encode())
+        self.assertIn(f"ssh -p {ssh_port} admin@127.0.0.1".encode(), hint[-1])
+        self.assertNotIn(b"\r", b"".join(hint))
+        alternative = hint[1].decode().strip().removeprefix("(no nc? ").removesuffix(")")
+        python = subprocess.run(alternative.replace("python3", venv_tool("python"), 1), shell=True,
+                                capture_output=True, timeout=30)  # fmt: skip
+        self.assertIn(b"Down the rabbit hole", python.stdout, python.stderr)
+        stop()
+        self.tac_after_make_run(clone)
+
+    def read_until(self, process: subprocess.Popen[bytes], marker: bytes) -> list[bytes]:
+        """
+        Read C{process}'s output lines up to the first one starting with C{marker}.
+        """
+        assert process.stdout is not None
+        lines: list[bytes] = []
+        while not (lines and lines[-1].startswith(marker)):
+            line = process.stdout.readline()
+            self.assertTrue(line, b"".join(lines))
+            lines.append(line.rstrip(b"\n"))
+        return lines
+
+    def tac_after_make_run(self, clone: str) -> None:
+        """
+        In the directory C{make run} set up, the repository's C{sshfinger.tac} (ports changed to free ones) serves
+        the demo store; its paths are the Makefile's defaults.
+        """
+        makefile = (REPO / "Makefile").read_text()
+        defaults = dict(re.findall(r"^(RUN_DIR|KEYS) \?= (\S+)$", makefile, re.MULTILINE))
+        tac = (REPO / "sshfinger.tac").read_text()
+        self.assertIn(f'STORE = "{defaults["RUN_DIR"]}/sshfinger.db"', tac)
+        self.assertIn(f'AUTH = ["file:{defaults["RUN_DIR"]}/passwd"]', tac)
+        self.assertIn(f'KEYS = "{defaults["KEYS"]}"', tac)
+        port = free_port()
+        tac = re.sub(r'^FINGER = "[^"]*"', f'FINGER = "tcp:{port}:interface=127.0.0.1"', tac, flags=re.MULTILINE)
+        tac = re.sub(r'^SSH = "[^"]*"', f'SSH = "tcp:{free_port()}:interface=127.0.0.1"', tac, flags=re.MULTILINE)
+        with open(os.path.join(clone, "sshfinger.tac"), "w") as f:
+            f.write(tac)
+        with open(os.path.join(clone, "tac.log"), "wb") as log:
+            server = subprocess.Popen(
+                [venv_tool("twistd"), "-ny", "sshfinger.tac", "--pidfile="],
+                cwd=clone, stdout=log, stderr=subprocess.STDOUT, env=clean_env(),
+            )  # fmt: skip
+        self.addCleanup(lambda: (server.terminate(), server.wait(timeout=15)))
+        deadline = time.monotonic() + 30
+        answer = b""
+        while b"Alice Liddell" not in answer and time.monotonic() < deadline:
+            self.assertIsNone(server.poll(), (REPO / clone / "tac.log").read_text())
+            try:
+                answer = finger(port, b"alice\r\n")
+            except OSError:
+                time.sleep(0.1)
         self.assertIn(b"Down the rabbit hole", answer)
