@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
 
 
@@ -205,3 +208,44 @@ class ReloadTests(SynchronousTestCase):
         self.service.stopService()
         self.assertEqual(signal.getsignal(signal.SIGHUP), signal.SIG_DFL)
         self.service.startService()
+
+
+class NotifyTests(SynchronousTestCase):
+    """
+    L{sshfinger.ops.notify.notify}: systemd's readiness datagram.
+    """
+
+    def receiver(self, address: str) -> socket.socket:
+        """
+        A datagram socket bound to C{address} (C{@name}: the abstract namespace), closed at the end.
+        """
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(s.close)
+        s.bind("\0" + address[1:] if address.startswith("@") else address)
+        s.settimeout(5)
+        return s
+
+    def test_path_and_abstract(self) -> None:
+        """
+        The state reaches a socket named by a path, and one in the abstract namespace (C{@...}).
+        """
+        path = os.path.join(tempfile.mkdtemp(), "n")
+        self.addCleanup(os.remove, path)
+        s = self.receiver(path)
+        self.assertTrue(notify("READY=1\nSTATUS=serving", {"NOTIFY_SOCKET": path}))
+        self.assertEqual(s.recv(100), b"READY=1\nSTATUS=serving")
+        abstract = f"@sshfinger-test-{os.getpid()}"
+        s = self.receiver(abstract)
+        self.assertTrue(notify("STOPPING=1", {"NOTIFY_SOCKET": abstract}))
+        self.assertEqual(s.recv(100), b"STOPPING=1")
+
+    def test_outside_systemd(self) -> None:
+        """
+        Without C{NOTIFY_SOCKET} nothing is sent; a socket that is not there is a warning, not an exception.
+        """
+        self.assertFalse(notify("READY=1", {}))
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertFalse(notify("READY=1", {"NOTIFY_SOCKET": "/nonexistent/notify"}))
+        self.assertEqual([e["address"] for e in events if "address" in e], ["/nonexistent/notify"])
