@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.process import REPO, ServerProcess, clean_env, finger, free_port, run_tool, venv_tool
 
@@ -145,6 +145,47 @@ class InstalledPackageTests(SynchronousTestCase):
             [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *args],
             capture_output=True, text=True, env=clean_env(), timeout=60, cwd=cwd,
         )  # fmt: skip
+
+    def test_version(self) -> None:
+        """
+        C{twistd sshfinger --version} and C{sshfinger --version} print sshfinger's version.
+        """
+        from sshfinger import __version__
+
+        result = subprocess.run([venv_tool("twistd"), "sshfinger", "--version"], capture_output=True, text=True,
+                                env=clean_env(), timeout=60)  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(f"sshfinger {__version__} "), result.stdout)
+        self.assertEqual(run_tool("--version").stdout, f"sshfinger {__version__}\n")
+
+    def test_sdist_carries_docs_and_contrib(self) -> None:
+        """
+        The source distribution, built from the files a clone has, carries the licence (and says MIT), the docs,
+        C{contrib/} and C{sshfinger.tac} (issue 23 §4).
+        """
+        import tarfile
+
+        files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                               capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+        source, out = self.mktemp_dir(), self.mktemp_dir()
+        for name in filter(None, files):
+            if (REPO / name).is_file():
+                os.makedirs(os.path.dirname(os.path.join(source, name)), exist_ok=True)
+                shutil.copy2(REPO / name, os.path.join(source, name))
+        result = subprocess.run([venv_tool("python"), "-m", "build", "--sdist", "--no-isolation", "--outdir", out, source],
+                                capture_output=True, text=True, env=clean_env(), timeout=300)  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        [sdist] = os.listdir(out)
+        with tarfile.open(os.path.join(out, sdist)) as tar:
+            names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+            pkg_info = tar.extractfile(f"{sdist.removesuffix('.tar.gz')}/PKG-INFO").read().decode()  # type: ignore[union-attr]
+        for name in ["LICENSE", "README.md", "sshfinger.tac", "contrib/systemd/sshfinger.service",
+                     "contrib/systemd/sshfinger.socket", "contrib/systemd/sshfinger.toml", "contrib/systemd/README.md",
+                     "bench/README.md", "plugins/sshfinger_plugin.py", "sshfinger/store/schema/v1.sql"]:  # fmt: skip
+            self.assertIn(name, names)
+        self.assertFalse([name for name in names if name.endswith("dropin.cache")])
+        self.assertIn("License-Expression: MIT", pkg_info)
+        self.assertIn("MIT License", (REPO / "LICENSE").read_text())
 
     def test_occupied_port_is_one_line(self) -> None:
         """
@@ -301,6 +342,31 @@ class LiveServerTests(SynchronousTestCase):
         self.assertNotIn("Traceback", log)
         self.assertEqual(len([line for line in log.splitlines() if "cannot reopen the log file" in line]), 1)
         self.assertIn("Reloaded on SIGHUP: 0 log file(s) reopened", log)
+
+    def test_default_interface_is_dual_stack(self) -> None:
+        """
+        Issue 23 §4: endpoints that leave the interface to its default (C{tcp:PORT}, as the defaults C{tcp:79}
+        and C{tcp:2222} do; here on free ports) answer on IPv6 (C{::1}) and IPv4 (C{127.0.0.1}).
+        """
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::", 0))
+                finger_port = probe.getsockname()[1]
+        except OSError as e:
+            raise SkipTest(f"no IPv6: {e}")
+        server = ServerProcess(self, self.directory, ["--store", self.store], ssh=True, finger_port=finger_port)
+        server.args += ["--finger", f"tcp:{finger_port}", "--ssh", f"tcp:{server.ssh_port}"]
+        self.server.stop()
+        server.start()
+        assert server.ssh_port is not None
+        for host in ("::1", "127.0.0.1"):
+            with socket.create_connection((host, finger_port), timeout=10) as s:
+                s.sendall(b"alice\r\n")
+                answer = b"".join(iter(lambda: s.recv(65536), b""))  # noqa: B023
+            self.assertIn(b"Alice Liddell", answer, host)
+            with socket.create_connection((host, server.ssh_port), timeout=10) as s:
+                self.assertTrue(s.recv(256).startswith(b"SSH-2.0-"), host)
+        self.assertRegex(server.log(), r"finger \[::1\]:\d+ 'alice' -> user")
 
     def test_restart_keeps_data(self) -> None:
         """
