@@ -22,6 +22,7 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from sshfinger import __version__
+from sshfinger.cli.system_users import SystemUsersService
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory, FingerService
@@ -50,6 +51,8 @@ DEFAULTS: Mapping[str, Any] = {
     "login-grace": 60.0,
     "max-auth-failures": 6,
     "audit-keep": 100_000,
+    "system-users": False,
+    "system-users-interval": 300.0,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -157,12 +160,26 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Failed SSH authentication attempts before the connection is cut.",
             _positive(int, "max-auth-failures"),
         ],
+        [
+            "system-users-interval",
+            None,
+            DEFAULTS["system-users-interval"],
+            "Seconds between two imports of the system users (with --system-users).",
+            _positive(float, "system-users-interval"),
+        ],
     ]
 
     optFlags = [
         ["no-list", None, "Refuse the empty query (the list of all users)."],
         ["ascii", None, "Send ASCII-only answers (for old finger clients); the default is UTF-8."],
         ["no-ssh", None, "Serve finger only."],
+        [
+            "system-users",
+            None,
+            "Serve the system users (UID_MIN-UID_MAX of /etc/login.defs) with their GECOS name, ~/.project, ~/.plan "
+            "and ~/.pgpkey, as classic fingerd does (~/.nofinger hides a user); re-read every "
+            "--system-users-interval seconds, keeping fields edited over SSH.",
+        ],
     ]
 
     #: Check values only: skip what needs the host (host keys are neither loaded nor generated).
@@ -387,6 +404,11 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
+
+    if settings["system-users"]:
+        system_users = SystemUsersService(store_service.store, reactor, float(settings["system-users-interval"]))
+        system_users.setName("system-users")
+        system_users.setServiceParent(top)  # after the store: it is open by the first import
 
     reload = ReloadService(
         reactor,
