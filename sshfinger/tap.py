@@ -193,6 +193,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["admin"] = []
         self["passwd_files"] = []
         self["config"] = None
+        for name, doc in self.docs.items():  # a docstring's line breaks and indentation are not --help's
+            self.docs[name] = " ".join(doc.split())
+
+    def opt_help_auth(self) -> None:
+        """
+        Show the --auth types sshfinger accepts, and exit.
+        """
+        print("--auth TYPE[:ARGUMENT] (repeatable); public keys stored in the user store always work.")
+        print("  file:PATH                 a bcrypt passwd file, as 'sshfinger passwd' writes it (re-read at login)")
+        print("  sshkey                    system users' ~/.ssh/authorized_keys")
+        print("  memory:USER:PASSWORD[:…]  plaintext users in memory, for tests")
+        for kind, reason in REFUSED_AUTH.items():
+            print(f"Refused: {kind} ({reason})")
+        sys.exit(0)
 
     def opt_config(self, path: str) -> None:
         """

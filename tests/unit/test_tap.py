@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import io
 import os
+import re
 import sys
 
 from twisted.internet.testing import MemoryReactorClock
@@ -18,7 +19,7 @@ from sshfinger import __version__
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.ops.endpoints import check_description, client_address, endpoint_port, listen_description
 from sshfinger.ssh.checkers import BytesUsernameChecker
-from sshfinger.tap import GC_YOUNG_THRESHOLD, Options, TwistdOptions, makeService
+from sshfinger.tap import GC_YOUNG_THRESHOLD, REFUSED_AUTH, Options, TwistdOptions, makeService
 
 
 class OptionsTests(SynchronousTestCase):
@@ -110,6 +111,23 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(SystemExit, TwistdOptions().parseOptions, ["--version"])
         self.assertEqual(error.code, 0)
         self.assertTrue(out.getvalue().startswith(f"sshfinger {__version__} (Twisted "), out.getvalue())
+
+    def test_help(self) -> None:
+        """
+        C{--help} has no run of stray spaces (docstring indentation); C{--help-auth} lists what sshfinger takes,
+        calls C{file:} bcrypt and names C{unix} only as refused (issue 18 #18).
+        """
+        descriptions = [line[32:] for line in str(Options()).splitlines() if line.startswith(" " * 6)]
+        self.assertIn("sshkey (system users' ~/.ssh/authorized_keys)", " ".join(descriptions))
+        self.assertEqual([d for d in descriptions if re.search(r"\S {2,}\S", d)], [])
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        error = self.assertRaises(SystemExit, Options().parseOptions, ["--help-auth"])
+        self.assertEqual(error.code, 0)
+        lines = out.getvalue().splitlines()
+        self.assertIn("bcrypt", [line for line in lines if line.strip().startswith("file:")][0])
+        self.assertEqual([line for line in lines if "unix" in line], [f"Refused: unix ({REFUSED_AUTH['unix']})"])
+        self.assertNotIn("FilePasswordDB", out.getvalue())
 
     def test_bad_keys_directory(self) -> None:
         """
