@@ -124,7 +124,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
-        ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
+        [
+            "json-log",
+            None,
+            None,
+            "Also write every event (info and above) to this file as JSON Lines: one object per line with time, "
+            "level, namespace, message and the event's own fields; SIGHUP reopens it.",
+        ],
         [
             "log-file",
             None,

@@ -201,7 +201,7 @@ class MakeServiceTests(SynchronousTestCase):
 
 class BacklogTests(SynchronousTestCase):
     """
-    L{sshfinger.ops.endpoints.with_backlog}.
+    L{sshfinger.ops.endpoints}: what sshfinger listens on for a description, and the checks a description gets.
     """
 
     def test_tcp_gets_backlog(self) -> None:
