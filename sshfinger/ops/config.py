@@ -51,7 +51,8 @@ class FileArguments:
 def option_kinds(options: usage.Options) -> dict[str, str]:
     """
     Return the kind of every long option of C{options} a file may set: C{"flag"}, C{"int"}, C{"float"},
-    C{"str"} (a parameter) or C{"list"} (a repeatable C{opt_} method taking an argument).
+    C{"str"} (a parameter, by the type of its default; C{"scalar"} without a default) or C{"list"} (a repeatable
+    C{opt_} method taking an argument).
     """
     kinds: dict[str, str] = {}
     for spec in options.longOpt:
@@ -63,7 +64,9 @@ def option_kinds(options: usage.Options) -> dict[str, str]:
                 kinds[name] = "flag"
         elif name in options.defaults:
             default = options.defaults[name]
-            if isinstance(default, bool) or not isinstance(default, int | float):
+            if default is None:
+                kinds[name] = "scalar"  # no default to tell: a string, or a number its coercion may take
+            elif isinstance(default, bool) or not isinstance(default, int | float):
                 kinds[name] = "str"
             else:
                 kinds[name] = "float" if isinstance(default, float) else "int"
@@ -113,6 +116,10 @@ def _arguments(name: str, kind: str, value: Any) -> list[str]:
         if not isinstance(value, str):
             raise ValueError(f"expected a string, not {_type_name(value)}")
         return [f"--{name}", value]
+    if kind == "scalar":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected a string or a number, not {_type_name(value)}")
+        return [f"--{name}", str(value)]
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not all(isinstance(item, str) for item in values):
         raise ValueError(f"expected a string or a list of strings, not {_type_name(value)}")

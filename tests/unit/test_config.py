@@ -110,6 +110,7 @@ class ConfigFileTests(SynchronousTestCase):
             ('colour = "red"\n', "colour: unknown key"),
             ("finger-timout = 3\n", "finger-timout: unknown key (did you mean finger-timeout?)"),
             ("finger = 79\n", "finger: expected a string, not an integer"),
+            ("hostname = true\n", "hostname: expected a string or a number, not a boolean"),
             ('max-per-peer = "3"\n', "max-per-peer: expected an integer, not a string"),
             ("max-per-peer = 2.5\n", "max-per-peer: expected an integer, not a number"),
             ('no-list = "yes"\n', "no-list: expected true or false, not a string"),
