@@ -349,6 +349,7 @@ class SystemUsersService(TimerService):
         self.reactor = reactor
         self.uid_bounds = uid_bounds or uid_range()
         self.entries = entries
+        self._reported: set[str] = set()
 
     def refresh(self) -> Deferred[None]:
         """
@@ -360,6 +361,10 @@ class SystemUsersService(TimerService):
 
         def report(lines: list[str]) -> None:
             for line in lines:
+                if line.startswith(("kept", "skipped", "cleaned", "cut")):
+                    if line in self._reported:  # said once is enough: the next import finds the same
+                        continue
+                    self._reported.add(line)
                 if line.startswith(("skipped", "cleaned", "cut")):
                     self.log.warn("System users: {line}", line=line)
                 else:

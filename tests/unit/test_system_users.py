@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from sshfinger.cli.main import main, wait
@@ -329,6 +330,10 @@ class ServiceTests(SynchronousTestCase):
             def callFromThread(self, f: Any, *a: Any, **kw: Any) -> None:
                 f(*a, **kw)
 
+        os.symlink("/etc/shadow", os.path.join(system.user("mallory"), ".plan"))
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
         reactor = Reactor()
         service = SystemUsersService(store, reactor, 60, (0, 2**32), lambda: system.entries)
         service.startService()
@@ -339,3 +344,5 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(alice.plan, "plan")
         reactor.advance(60)
         self.assertEqual(len(calls), 2)
+        lines = [e["line"] for e in events if "line" in e]
+        self.assertEqual(lines, ["created alice: name, plan", "skipped mallory's .plan is a symbolic link", "created mallory"])
