@@ -309,7 +309,7 @@ class ServiceTests(SynchronousTestCase):
     def test_refresh_in_a_thread(self) -> None:
         """
         The scan runs through the reactor's thread pool (never inline), then the store is updated and each line
-        logged.
+        logged; a refusal found again at the next refresh is not logged again.
         """
         system = FakeSystem(os.path.abspath(self.mktemp()))
         os.makedirs(system.root)
