@@ -170,7 +170,7 @@ class ReloadTests(SynchronousTestCase):
         reloads = [e for e in self.json_events(self.json_path) if e.get("event_type") == "reload"]
         self.assertEqual(len(reloads), 1)
         with open(self.text_path) as f:
-            self.assertIn("Reloaded on SIGHUP: 2 log file(s) reopened, 1 passwd file(s) checked", f.read())
+            self.assertIn("Reloaded on SIGHUP: 2 log file(s) reopened, 1 passwd file(s) checked, 1 problem(s)", f.read())
         self.assertTrue([e for e in self.events if "plaintext password for 'bob'" in str(e.get("problem"))])
         os.remove(self.passwd)
         os.kill(os.getpid(), signal.SIGHUP)
