@@ -1,4 +1,5 @@
 # make run  - set up a venv, create a demo store and run the server in the foreground
+#            (FINGER=, SSH=, KEYS=, RUN_DIR= change where; e.g. make run FINGER=tcp:7979 SSH=tcp:2022)
 # make test - set up a venv with the test tools and run the whole test suite (what CI runs)
 
 PYTHON ?= python3
@@ -33,7 +34,7 @@ run: install
 	$(BIN)/sshfinger init --store $(RUN_DIR)/sshfinger.db
 	test -f $(RUN_DIR)/passwd || echo '$(DEMO_PASSWORD)' | \
 		$(BIN)/sshfinger passwd admin --file $(RUN_DIR)/passwd --password-stdin
-	@echo "finger: printf 'alice\\r\\n' | nc 127.0.0.1 1079    ssh: ssh -p 2222 admin@127.0.0.1 (password $(DEMO_PASSWORD))"
+	@$(BIN)/python -m sshfinger.ops.endpoints '$(FINGER)' '$(SSH)' '$(DEMO_PASSWORD)'
 	$(BIN)/twistd --nodaemon --pidfile=$(RUN_DIR)/twistd.pid sshfinger \
 		--finger $(FINGER) --ssh $(SSH) --store $(RUN_DIR)/sshfinger.db --keys $(KEYS) \
 		--auth file:$(RUN_DIR)/passwd --admin admin

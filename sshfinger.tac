@@ -1,13 +1,15 @@
 # sshfinger as a .tac file: twistd -ny sshfinger.tac
 #
 # Edit these values, then run it.  `twistd sshfinger --help` explains each one; the plugin and this file build
-# exactly the same services (sshfinger.tap.makeService), and values are checked the same way.
+# exactly the same services (sshfinger.tap.makeService), and values are checked the same way.  As they stand they
+# are what `make run` sets up: run it once (then stop it), and `twistd -ny sshfinger.tac` in the clone serves the
+# same demo store with the same password file and host keys.
 
 FINGER = "tcp:1079:interface=127.0.0.1"  # finger endpoint; "tcp:79" as root with twistd -u/-g
 SSH = "tcp:2222:interface=127.0.0.1"  # SSH endpoint
-STORE = "sshfinger.db"  # SQLite user store (created if missing), or "memory"
+STORE = "run/sshfinger.db"  # SQLite user store (created if missing), or "memory"
 KEYS = "keys"  # directory of the SSH host keys (generated on first start)
-AUTH = ["file:passwd"]  # --auth values; public keys in the store always work
+AUTH = ["file:run/passwd"]  # --auth values; public keys in the store always work
 ADMINS = ["admin"]  # logins that are admins whatever the store says
 LIST_USERS = True  # answer the empty query with the list of users
 ASCII_ONLY = False  # ASCII-only answers for old finger clients
@@ -15,9 +17,9 @@ ACCESS_LOG = None  # a file for the one line per finger query (batched, cheap); 
 
 from twisted.application.service import Application
 
-from sshfinger.tap import Options, makeService
+from sshfinger.tap import TwistdOptions, makeService
 
-options = Options()
+options = TwistdOptions()  # a bad value stops twistd with one line
 options.parseOptions(
     ["--finger", FINGER, "--ssh", SSH, "--store", STORE, "--keys", KEYS]
     + [arg for auth in AUTH for arg in ("--auth", auth)]

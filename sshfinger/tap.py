@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -20,11 +21,15 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from sshfinger import __version__
+from sshfinger.cli.system_users import SystemUsersService
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory, FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
-from sshfinger.ops.endpoints import with_backlog
+from sshfinger.ops import config as config_file
+from sshfinger.ops.endpoints import check_description, listen_description
+from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
@@ -46,6 +51,8 @@ DEFAULTS: Mapping[str, Any] = {
     "login-grace": 60.0,
     "max-auth-failures": 6,
     "audit-keep": 100_000,
+    "system-users": False,
+    "system-users-interval": 300.0,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -117,7 +124,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
-        ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
+        [
+            "json-log",
+            None,
+            None,
+            "Also write every event (info and above) to this file as JSON Lines: one object per line with time, "
+            "level, namespace, message and the event's own fields; SIGHUP reopens it.",
+        ],
         [
             "log-file",
             None,
@@ -153,13 +166,30 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Failed SSH authentication attempts before the connection is cut.",
             _positive(int, "max-auth-failures"),
         ],
+        [
+            "system-users-interval",
+            None,
+            DEFAULTS["system-users-interval"],
+            "Seconds between two imports of the system users (with --system-users).",
+            _positive(float, "system-users-interval"),
+        ],
     ]
 
     optFlags = [
         ["no-list", None, "Refuse the empty query (the list of all users)."],
         ["ascii", None, "Send ASCII-only answers (for old finger clients); the default is UTF-8."],
         ["no-ssh", None, "Serve finger only."],
+        [
+            "system-users",
+            None,
+            "Serve the system users (UID_MIN-UID_MAX of /etc/login.defs) with their GECOS name, ~/.project, ~/.plan "
+            "and ~/.pgpkey, as classic fingerd does (~/.nofinger hides a user); re-read every "
+            "--system-users-interval seconds, keeping fields edited over SSH.",
+        ],
     ]
+
+    #: Check values only: skip what needs the host (host keys are neither loaded nor generated).
+    check_only = False
 
     def __init__(self) -> None:
         """
@@ -168,6 +198,54 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()
         self["admin"] = []
         self["passwd_files"] = []
+        self["config"] = None
+        for name, doc in self.docs.items():  # a docstring's line breaks and indentation are not --help's
+            self.docs[name] = " ".join(doc.split())
+
+    def opt_help_auth(self) -> None:
+        """
+        Show the --auth types sshfinger accepts, and exit.
+        """
+        print("--auth TYPE[:ARGUMENT] (repeatable); public keys stored in the user store always work.")
+        print("  file:PATH                 a bcrypt passwd file, as 'sshfinger passwd' writes it (re-read at login)")
+        print("  sshkey                    system users' ~/.ssh/authorized_keys")
+        print("  memory:USER:PASSWORD[:…]  plaintext users in memory, for tests")
+        for kind, reason in REFUSED_AUTH.items():
+            print(f"Refused: {kind} ({reason})")
+        sys.exit(0)
+
+    def opt_config(self, path: str) -> None:
+        """
+        Read options from this TOML file first (keys are the long option names: finger = "tcp:79",
+        admin = ["root"], no-list = true); options on the command line override it.
+        """
+        self["config"] = path
+
+    def opt_version(self) -> None:
+        """
+        Print sshfinger's version (and Twisted's) and exit.
+        """
+        from twisted import copyright
+
+        print(f"sshfinger {__version__} (Twisted {copyright.version})")
+        sys.exit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options} (the command line by default) after the arguments of the C{--config} file, if any.
+
+        @raise usage.UsageError: with one line; about a value from the file, naming the file and the key.
+        """
+        args = list(sys.argv[1:] if options is None else options)
+        path = config_file.config_path(self, args)
+        if path is None:
+            super().parseOptions(args)
+            return
+        given = config_file.file_arguments(self, path, args, _ValueCheck)
+        try:
+            super().parseOptions(given.arguments + args)
+        except usage.UsageError as e:
+            raise config_file.name_the_file(e, given) from None
 
     def opt_admin(self, login: str) -> None:
         """
@@ -199,8 +277,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     opt_a = opt_auth
 
     def _check_endpoint(self, option: str) -> None:
+        if self.check_only and self[option].startswith("systemd:"):
+            return  # its sockets exist only in the process systemd starts
         try:
             serverFromString(None, self[option])  # parses only; nothing listens yet
+            check_description(self[option])
         except Exception as e:
             raise usage.UsageError(f"--{option}: invalid endpoint {self[option]!r}: {e}") from None
 
@@ -219,10 +300,51 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")
+        if self.check_only:
+            return
         try:
             self["host_keys"] = load_host_keys(self["keys"])
         except HostKeyError as e:
             raise usage.UsageError(f"--keys: {e}") from None
+
+
+class _ValueCheck(Options):
+    """
+    Checks option values one by one (for L{config_file.file_arguments}): the coercions and C{opt_} methods,
+    without C{postOptions}.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options} only.
+        """
+        usage.Options.parseOptions(self, options)
+
+    def postOptions(self) -> None:
+        """
+        Nothing: the whole configuration is checked by L{Options.postOptions}.
+        """
+
+
+#: The line after a usage error, instead of twistd's whole usage.
+SEE_HELP = "see twistd sshfinger --help"
+
+
+class TwistdOptions(Options):
+    """
+    L{Options} as twistd (through the plugin) and C{sshfinger.tac} parse them: a usage error ends the process
+    with status 1 and two lines, the problem and L{SEE_HELP}, rather than twistd's usage followed by the problem.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse, turning a L{usage.UsageError} into L{SystemExit} (twistd lets it through and prints it).
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            message = str(e).removeprefix("Parameter type enforcement failed: ")
+            raise SystemExit(f"twistd sshfinger: {message}\n{SEE_HELP}") from None
 
 
 #: Net new container objects that start a young-generation garbage collection (Python's default is 700).
@@ -249,6 +371,8 @@ class SSHFingerService(MultiService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise SystemExit(f"sshfinger: cannot listen on {e.interface or '*'}:{e.port}: {e.socketError}") from None
+        except OverflowError as e:  # a port out of range that got past Options (a .tac, makeService's caller)
+            raise SystemExit(f"sshfinger: cannot listen: {e}") from None
 
     def startService(self) -> None:
         """
@@ -256,6 +380,14 @@ class SSHFingerService(MultiService):
         """
         super().startService()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        notify("READY=1\nSTATUS=serving")
+
+    def stopService(self) -> Any:
+        """
+        Tell systemd (if it started us with C{Type=notify}) that we are stopping, then stop every service.
+        """
+        notify("STOPPING=1")
+        return super().stopService()
 
 
 def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerService:
@@ -288,10 +420,15 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         ascii_only=bool(settings["ascii"]),
         query_log=access_log,
     )
-    endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
+    endpoint = strports.service(listen_description(settings["finger"]), factory, reactor)
     endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
+
+    if settings["system-users"]:
+        system_users = SystemUsersService(store_service.store, reactor, float(settings["system-users-interval"]))
+        system_users.setName("system-users")
+        system_users.setServiceParent(top)  # after the store: it is open by the first import
 
     reload = ReloadService(
         reactor,

@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from sshfinger import __version__
+from sshfinger.cli import config_check, system_users
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, normalize_login
 from sshfinger.model.errors import NoSuchAccount, StoreError
@@ -440,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="passwd", help="passwd file for --auth file:PATH (default: passwd)")
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"bcrypt cost (default {DEFAULT_ROUNDS})")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    config_check.register(sub)
+    system_users.register(sub, common)
     return parser
 
 

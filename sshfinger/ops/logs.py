@@ -11,16 +11,23 @@ and when the client left.
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import TextIO
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
+from constantly import NamedConstant
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    formatEvent,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 #: Namespaces whose info events are left out (their warnings and errors are kept).
 QUIET_NAMESPACES = ("twisted.conch",)
@@ -45,4 +52,69 @@ def observer(stream: TextIO | None = None) -> ILogObserver:
     return FilteringLogObserver(textFileLogObserver(stream or sys.stdout), [predicate()])
 
 
-__all__ = ["QUIET_NAMESPACES", "observer", "predicate"]
+def plain(value: Any, depth: int = 0) -> Any:
+    """
+    Return C{value} as a plain JSON value: strings, numbers, booleans and None as they are, bytes decoded
+    (UTF-8, invalid bytes as C{\\xNN}), lists and dicts element by element, anything else as its C{str}.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if depth < 4 and isinstance(value, list | tuple | set | frozenset):
+        return [plain(item, depth + 1) for item in value]
+    if depth < 4 and isinstance(value, Mapping):
+        return {str(key): plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, NamedConstant):
+        return value.name
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def event_as_json(event: Mapping[str, Any]) -> str:
+    """
+    Return one event as one JSON line (JSON Lines: no record separator, no newline inside): C{time} (ISO 8601,
+    UTC), C{level} (its name), C{namespace}, C{message} (the rendered text), C{traceback} when the event carries
+    a failure, then the event's own fields (Twisted's C{log_*} keys left out) as plain values.
+    """
+    level = event.get("log_level")
+    when = event.get("log_time")
+    record: dict[str, Any] = {
+        "time": datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds") if when else None,
+        "level": level.name if isinstance(level, NamedConstant) else plain(level),
+        "namespace": plain(event.get("log_namespace")),
+        "message": formatEvent(dict(event)),
+    }
+    failure = event.get("log_failure")
+    if isinstance(failure, Failure):
+        record["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if key.startswith("log_"):
+            continue
+        record[f"{key}_" if key in record else key] = plain(value)
+    return json.dumps(record, default=str)
+
+
+@implementer(ILogObserver)
+class JSONLinesObserver:
+    """
+    Writes every event it gets as one line of JSON (L{event_as_json}) to a text stream.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        """
+        @param stream: where the lines go (flushed after each one).
+        """
+        self.stream = stream
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        """
+        Write one event.
+        """
+        self.stream.write(event_as_json(event) + "\n")
+        self.stream.flush()
+
+
+__all__ = ["QUIET_NAMESPACES", "JSONLinesObserver", "event_as_json", "observer", "plain", "predicate"]

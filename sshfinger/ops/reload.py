@@ -14,19 +14,21 @@ from typing import IO, Any
 from twisted.application.service import Service
 from twisted.logger import (
     FilteringLogObserver,
+    ILogObserver,
     Logger,
     LogLevel,
     LogLevelFilterPredicate,
     globalLogPublisher,
-    jsonFileLogObserver,
     textFileLogObserver,
 )
+from zope.interface import implementer
 
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.ops import logs
 from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
 
 
+@implementer(ILogObserver)
 class ReopenableLog:
     """
     A log observer writing events to a file that SIGHUP reopens: as JSON lines, one object per event (info and
@@ -39,6 +41,7 @@ class ReopenableLog:
         """
         @param path: the file, opened for appending.
         @param json: JSON lines (for log shippers) rather than text.
+        @raise OSError: if the file cannot be opened.
         """
         self.path = path
         self.json = json
@@ -48,16 +51,19 @@ class ReopenableLog:
 
     def reopen(self) -> None:
         """
-        Close and reopen the file (after logrotate moved it).
+        Open the file again (after logrotate moved it), then close the old one.
+
+        @raise OSError: if the file cannot be opened; the old file (if any) then stays in use.
         """
+        new = open(self.path, "a", encoding="utf-8")
         self.close()
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = new
         if self.json:
             self._observer = FilteringLogObserver(
-                jsonFileLogObserver(self._file), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+                logs.JSONLinesObserver(new), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
             )
         else:
-            self._observer = FilteringLogObserver(textFileLogObserver(self._file), [logs.predicate()])
+            self._observer = FilteringLogObserver(textFileLogObserver(new), [logs.predicate()])
 
     def __call__(self, event: dict[str, Any]) -> None:
         """
@@ -107,9 +113,14 @@ class ReloadService(Service):
     def startService(self) -> None:
         """
         Open the log files and take SIGHUP.
+
+        @raise SystemExit: with one line, if a log file cannot be opened (twistd then exits with status 1).
         """
         for path, json in self.paths:
-            log = ReopenableLog(path, json)
+            try:
+                log = ReopenableLog(path, json)
+            except OSError as e:
+                raise SystemExit(f"sshfinger: cannot open the log file {path}: {e.strerror}") from None
             globalLogPublisher.addObserver(log)
             self.logs.append(log)
         self._previous = signal.signal(signal.SIGHUP, self._signalled)
@@ -122,12 +133,23 @@ class ReloadService(Service):
         """
         Re-check the passwd files and reopen the log files.
         """
-        for log in self.logs:
-            log.reopen()
         problems = 0
+        reopened = 0
+        for log in self.logs:
+            try:
+                log.reopen()
+                reopened += 1
+            except OSError as e:
+                problems += 1
+                self.log.warn(
+                    "Reload: cannot reopen the log file {path} ({error}); still writing to the old one",
+                    path=log.path,
+                    error=e.strerror,
+                )
         if self.access_log is not None:
             try:
                 self.access_log.reopen()
+                reopened += 1
             except OSError as e:
                 problems += 1
                 self.log.error("Reload: access log {path}: {error}", path=self.access_log.path, error=e.strerror)
@@ -139,9 +161,12 @@ class ReloadService(Service):
                 self.log.error("Reload: passwd file {path}: {error}", path=path, error=str(e))
                 continue
             for warning in plaintext_warnings(path):
+                problems += 1
                 self.log.warn("Reload: {problem}", problem=warning)
         self.log.info(
-            "Reloaded on SIGHUP: log files reopened, {count} passwd file(s) checked, {problems} problem(s)",
+            "Reloaded on SIGHUP: {reopened} log file(s) reopened, {count} passwd file(s) checked, "
+            "{problems} problem(s)",
+            reopened=reopened,
             count=len(self.passwd_files),
             problems=problems,
             event_type="reload",

@@ -6,15 +6,16 @@ sshfinger} process queried over real sockets.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.process import REPO, ServerProcess, clean_env, free_port, run_tool, venv_tool
+from tests.process import REPO, ServerProcess, clean_env, finger, free_port, run_tool, venv_tool
 
 
 class InstalledPackageTests(SynchronousTestCase):
@@ -108,6 +109,83 @@ class InstalledPackageTests(SynchronousTestCase):
             self.assertNotEqual(result.returncode, 0)
             self.assertIn(expected, output)
             self.assertNotIn("Traceback", output)
+
+    def test_every_bad_value_is_one_line(self) -> None:
+        """
+        Issue 18 #12: each bad value stops twistd with status 1 and only the line that matters (a usage error:
+        that line and C{see twistd sshfinger --help}), never a traceback or twistd's whole usage.
+        """
+        directory = self.mktemp_dir()
+        usage_errors = [
+            (["--finger", "tcp:99999"], "twistd sshfinger: --finger: invalid endpoint 'tcp:99999': port 99999 is out of range (0-65535)"),
+            (["--store", directory], f"twistd sshfinger: --store: {directory} is a directory; give the path of a SQLite file"),
+            (["--store", "/nonexistent/dir/x.db"], "twistd sshfinger: --store: directory '/nonexistent/dir' does not exist"),
+            (["--max-per-peer", "zero"], "twistd sshfinger: --max-per-peer takes a number, not 'zero'"),
+            (["--no-such-option"], "twistd sshfinger: option --no-such-option not recognized"),
+        ]
+        for args, expected in usage_errors:
+            result = self.twistd("--no-ssh", *args, cwd=directory)
+            self.assertEqual(result.returncode, 1, args)
+            self.assertEqual((result.stdout + result.stderr).splitlines(), [expected, "see twistd sshfinger --help"])
+        result = self.twistd("--no-ssh", "--store", "memory", "--finger", f"tcp:{free_port()}:interface=127.0.0.1",
+                             "--log-file", "/proc/x", cwd=directory)  # fmt: skip
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 1)
+        self.assertNotIn("Traceback", output)
+        self.assertEqual(
+            [line.split("] ", 1)[-1] for line in output.splitlines() if "/proc/x" in line],
+            ["sshfinger: cannot open the log file /proc/x: No such file or directory"],
+        )
+
+    def twistd(self, *args: str, cwd: str) -> subprocess.CompletedProcess[str]:
+        """
+        Run C{twistd --nodaemon sshfinger ARGS} to its end and return it.
+        """
+        return subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", *args],
+            capture_output=True, text=True, env=clean_env(), timeout=60, cwd=cwd,
+        )  # fmt: skip
+
+    def test_version(self) -> None:
+        """
+        C{twistd sshfinger --version} and C{sshfinger --version} print sshfinger's version.
+        """
+        from sshfinger import __version__
+
+        result = subprocess.run([venv_tool("twistd"), "sshfinger", "--version"], capture_output=True, text=True,
+                                env=clean_env(), timeout=60)  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(f"sshfinger {__version__} "), result.stdout)
+        self.assertEqual(run_tool("--version").stdout, f"sshfinger {__version__}\n")
+
+    def test_sdist_carries_docs_and_contrib(self) -> None:
+        """
+        The source distribution, built from the files a clone has, carries the licence (and says MIT), the docs,
+        C{contrib/} and C{sshfinger.tac} (issue 23 §4).
+        """
+        import tarfile
+
+        files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                               capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+        source, out = self.mktemp_dir(), self.mktemp_dir()
+        for name in filter(None, files):
+            if (REPO / name).is_file():
+                os.makedirs(os.path.dirname(os.path.join(source, name)), exist_ok=True)
+                shutil.copy2(REPO / name, os.path.join(source, name))
+        result = subprocess.run([venv_tool("python"), "-m", "build", "--sdist", "--no-isolation", "--outdir", out, source],
+                                capture_output=True, text=True, env=clean_env(), timeout=300)  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        [sdist] = os.listdir(out)
+        with tarfile.open(os.path.join(out, sdist)) as tar:
+            names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+            pkg_info = tar.extractfile(f"{sdist.removesuffix('.tar.gz')}/PKG-INFO").read().decode()  # type: ignore[union-attr]
+        for name in ["LICENSE", "README.md", "sshfinger.tac", "contrib/systemd/sshfinger.service",
+                     "contrib/systemd/sshfinger.socket", "contrib/systemd/sshfinger.toml", "contrib/systemd/README.md",
+                     "bench/README.md", "plugins/sshfinger_plugin.py", "sshfinger/store/schema/v1.sql"]:  # fmt: skip
+            self.assertIn(name, names)
+        self.assertFalse([name for name in names if name.endswith("dropin.cache")])
+        self.assertIn("License-Expression: MIT", pkg_info)
+        self.assertIn("MIT License", (REPO / "LICENSE").read_text())
 
     def test_occupied_port_is_one_line(self) -> None:
         """
@@ -244,6 +322,52 @@ class LiveServerTests(SynchronousTestCase):
         self.assertIn("finger 192.0.2.9:40001 'alice' -> user", server.log())
         self.assertIn("finger 192.0.2.9:40002 'nobody' -> no-such-user", server.log())
 
+    def test_sighup_after_log_directory_removed(self) -> None:
+        """
+        Issue 18 #12: SIGHUP after the C{--log-file} directory was removed logs one warning line, no traceback,
+        and the server keeps serving (and logging).
+        """
+        logs = os.path.join(self.directory, "logs")
+        os.makedirs(logs)
+        server = ServerProcess(self, self.directory, ["--store", "memory", "--log-file", f"{logs}/sshfinger.log"])
+        server.start()
+        shutil.rmtree(logs)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Reloaded on SIGHUP" not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(b"no such user", server.finger(b"nobody\r\n").lower())
+        log = server.log()
+        self.assertNotIn("Traceback", log)
+        self.assertEqual(len([line for line in log.splitlines() if "cannot reopen the log file" in line]), 1)
+        self.assertIn("Reloaded on SIGHUP: 0 log file(s) reopened", log)
+
+    def test_default_interface_is_dual_stack(self) -> None:
+        """
+        Issue 23 §4: endpoints that leave the interface to its default (C{tcp:PORT}, as the defaults C{tcp:79}
+        and C{tcp:2222} do; here on free ports) answer on IPv6 (C{::1}) and IPv4 (C{127.0.0.1}).
+        """
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::", 0))
+                finger_port = probe.getsockname()[1]
+        except OSError as e:
+            raise SkipTest(f"no IPv6: {e}")
+        server = ServerProcess(self, self.directory, ["--store", self.store], ssh=True, finger_port=finger_port)
+        server.args += ["--finger", f"tcp:{finger_port}", "--ssh", f"tcp:{server.ssh_port}"]
+        self.server.stop()
+        server.start()
+        assert server.ssh_port is not None
+        for host in ("::1", "127.0.0.1"):
+            with socket.create_connection((host, finger_port), timeout=10) as s:
+                s.sendall(b"alice\r\n")
+                answer = b"".join(iter(lambda: s.recv(65536), b""))  # noqa: B023
+            self.assertIn(b"Alice Liddell", answer, host)
+            with socket.create_connection((host, server.ssh_port), timeout=10) as s:
+                self.assertTrue(s.recv(256).startswith(b"SSH-2.0-"), host)
+        self.assertRegex(server.log(), r"finger \[::1\]:\d+ 'alice' -> user")
+
     def test_restart_keeps_data(self) -> None:
         """
         A change survives a server restart.
@@ -256,18 +380,23 @@ class LiveServerTests(SynchronousTestCase):
 
 class ReadmeRunCommandTests(SynchronousTestCase):
     """
-    README command 1 (C{make run}) serves the demo record.
+    README command 1 (C{make run}) serves the demo record, says how to reach it, and leaves what
+    C{twistd -ny sshfinger.tac} needs.
     """
 
     def test_make_run(self) -> None:
         """
-        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.
+        C{make run} sets up, creates the demo store and serves C{alice} to C{nc}.  Its hint names the ports
+        C{FINGER=}/C{SSH=} give and a literal C{printf 'alice\\r\\n'} (issue 18 #19), and its Python alternative
+        to C{nc} works.  Then, stopped, C{twistd -ny sshfinger.tac} in the same directory serves the same store
+        (issue 18 #20).
         """
         make, nc = shutil.which("make"), shutil.which("nc")
         self.assertIsNotNone(make, "make is required")
         self.assertIsNotNone(nc, "nc is required (make test installs it)")
-        run_dir = os.path.abspath(self.mktemp())
-        port = free_port()
+        clone = os.path.abspath(self.mktemp())
+        run_dir, keys = os.path.join(clone, "run"), os.path.join(clone, "keys")
+        port, ssh_port = free_port(), free_port()
         venv = os.path.dirname(os.path.dirname(venv_tool("python")))
         process = subprocess.Popen(
             [
@@ -278,20 +407,23 @@ class ReadmeRunCommandTests(SynchronousTestCase):
                 f"VENV={venv}",
                 f"RUN_DIR={run_dir}",
                 f"FINGER=tcp:{port}:interface=127.0.0.1",
-                f"SSH=tcp:{free_port()}:interface=127.0.0.1",
-                f"KEYS={run_dir}/keys",
+                f"SSH=tcp:{ssh_port}:interface=127.0.0.1",
+                f"KEYS={keys}",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=clean_env(),
             start_new_session=True,
         )
+        output: list[bytes] = []
 
         def stop() -> None:
-            os.killpg(process.pid, 15)
-            process.wait(timeout=15)
-            assert process.stdout is not None
-            process.stdout.close()
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+                process.wait(timeout=15)
+            if process.stdout is not None and not process.stdout.closed:
+                output.append(process.stdout.read())
+                process.stdout.close()
 
         self.addCleanup(stop)
         deadline = time.monotonic() + 120
@@ -306,4 +438,58 @@ class ReadmeRunCommandTests(SynchronousTestCase):
                 answer = b""
             time.sleep(0.2)
         self.assertIn(b"Alice Liddell", answer)
+        self.assertIn(b"Down the rabbit hole", answer)
+        hint = [line for line in self.read_until(process, b"ssh:") if line.startswith((b"finger:", b"ssh:", b" "))]
+        self.assertEqual(hint[0], f"finger: printf 'alice\\r\\n' | nc 127.0.0.1 {port}".encode())
+        self.assertIn(f"ssh -p {ssh_port} admin@127.0.0.1".encode(), hint[-1])
+        self.assertNotIn(b"\r", b"".join(hint))
+        alternative = hint[1].decode().strip().removeprefix("(no nc? ").removesuffix(")")
+        python = subprocess.run(alternative.replace("python3", venv_tool("python"), 1), shell=True,
+                                capture_output=True, timeout=30)  # fmt: skip
+        self.assertIn(b"Down the rabbit hole", python.stdout, python.stderr)
+        stop()
+        self.tac_after_make_run(clone)
+
+    def read_until(self, process: subprocess.Popen[bytes], marker: bytes) -> list[bytes]:
+        """
+        Read C{process}'s output lines up to the first one starting with C{marker}.
+        """
+        assert process.stdout is not None
+        lines: list[bytes] = []
+        while not (lines and lines[-1].startswith(marker)):
+            line = process.stdout.readline()
+            self.assertTrue(line, b"".join(lines))
+            lines.append(line.rstrip(b"\n"))
+        return lines
+
+    def tac_after_make_run(self, clone: str) -> None:
+        """
+        In the directory C{make run} set up, the repository's C{sshfinger.tac} (ports changed to free ones) serves
+        the demo store; its paths are the Makefile's defaults.
+        """
+        makefile = (REPO / "Makefile").read_text()
+        defaults = dict(re.findall(r"^(RUN_DIR|KEYS) \?= (\S+)$", makefile, re.MULTILINE))
+        tac = (REPO / "sshfinger.tac").read_text()
+        self.assertIn(f'STORE = "{defaults["RUN_DIR"]}/sshfinger.db"', tac)
+        self.assertIn(f'AUTH = ["file:{defaults["RUN_DIR"]}/passwd"]', tac)
+        self.assertIn(f'KEYS = "{defaults["KEYS"]}"', tac)
+        port = free_port()
+        tac = re.sub(r'^FINGER = "[^"]*"', f'FINGER = "tcp:{port}:interface=127.0.0.1"', tac, flags=re.MULTILINE)
+        tac = re.sub(r'^SSH = "[^"]*"', f'SSH = "tcp:{free_port()}:interface=127.0.0.1"', tac, flags=re.MULTILINE)
+        with open(os.path.join(clone, "sshfinger.tac"), "w") as f:
+            f.write(tac)
+        with open(os.path.join(clone, "tac.log"), "wb") as log:
+            server = subprocess.Popen(
+                [venv_tool("twistd"), "-ny", "sshfinger.tac", "--pidfile="],
+                cwd=clone, stdout=log, stderr=subprocess.STDOUT, env=clean_env(),
+            )  # fmt: skip
+        self.addCleanup(lambda: (server.terminate(), server.wait(timeout=15)))
+        deadline = time.monotonic() + 30
+        answer = b""
+        while b"Alice Liddell" not in answer and time.monotonic() < deadline:
+            self.assertIsNone(server.poll(), (REPO / clone / "tac.log").read_text())
+            try:
+                answer = finger(port, b"alice\r\n")
+            except OSError:
+                time.sleep(0.1)
         self.assertIn(b"Down the rabbit hole", answer)

@@ -16,11 +16,14 @@ import fcntl
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -85,14 +88,15 @@ def exec_start() -> list[str]:
     return command.split()
 
 
-def option(words: list[str], name: str) -> str:
+def service_settings() -> dict[str, Any]:
     """
-    The value following C{name} in a command line (the option must be there exactly once).
+    The options the service runs with: ExecStart gives only C{--config} with the configuration directory's
+    C{sshfinger.toml}, which is C{contrib/systemd/sshfinger.toml}.
     """
-    positions = [index for index, word in enumerate(words) if word == name]
-    if len(positions) != 1:
-        raise AssertionError(f"{name} appears {len(positions)} times in {' '.join(words)}")
-    return words[positions[0] + 1]
+    words = exec_start()
+    assert words[words.index("sshfinger") + 1 :] == ["--config", f"{CONFIG}/sshfinger.toml"], words
+    with open(UNITS / "sshfinger.toml", "rb") as f:
+        return tomllib.load(f)
 
 
 def listen_family(address: str) -> str:
@@ -142,9 +146,10 @@ class UnitFileTests(SynchronousTestCase):
         """
         words = exec_start()
         self.assertEqual(words[: words.index("sshfinger") + 1], TWISTD)
-        self.assertEqual(option(words, "--finger"), "systemd:domain=INET:index=0")
-        self.assertEqual(option(words, "--ssh"), "systemd:domain=INET:index=1")
-        self.assertEqual(option(words, "--admin"), "admin")
+        settings = service_settings()
+        self.assertEqual(settings["finger"], "systemd:domain=INET6:index=0")
+        self.assertEqual(settings["ssh"], "systemd:domain=INET6:index=1")
+        self.assertEqual(settings["admin"], ["admin"])
         unit = unit_values(UNITS / "sshfinger.service", "Unit")
         self.assertIn("sshfinger.socket", " ".join(unit["Requires"]).split())
         self.assertIn("sshfinger.socket", " ".join(unit["After"]).split())
@@ -159,10 +164,44 @@ class UnitFileTests(SynchronousTestCase):
         IPv6 socket wherever IPv6 is enabled, which C{domain=INET} misreads (see the activation tests).
         """
         listens = unit_values(UNITS / "sshfinger.socket", "Socket")["ListenStream"]
-        words = exec_start()
-        for name in ("--finger", "--ssh"):
-            fields = dict(field.partition("=")[::2] for field in option(words, name).split(":")[1:])
+        settings = service_settings()
+        for name in ("finger", "ssh"):
+            fields = dict(field.partition("=")[::2] for field in settings[name].split(":")[1:])
             self.assertEqual(listen_family(listens[int(fields["index"])]), fields["domain"], name)
+
+    def test_ipv6_and_ipv4(self) -> None:
+        """
+        The sockets take IPv6 and IPv4 (issue 23 §4): C{[::]} addresses, dual-stack.
+        """
+        socket_section = unit_values(UNITS / "sshfinger.socket", "Socket")
+        self.assertEqual([value.rsplit(":", 1)[0] for value in socket_section["ListenStream"]], ["[::]", "[::]"])
+        self.assertEqual(socket_section["BindIPv6Only"], ["both"])
+
+    def test_notify_and_limits(self) -> None:
+        """
+        The service is C{Type=notify} (the server sends READY=1 once it serves, see L{NotifyTests}) and raises
+        its descriptor limit.
+        """
+        service = unit_values(UNITS / "sshfinger.service", "Service")
+        self.assertEqual(service["Type"], ["notify"])
+        self.assertEqual(service["NotifyAccess"], ["main"])
+        self.assertGreaterEqual(int(service["LimitNOFILE"][0]), 4096)
+
+    def test_config_file_checks(self) -> None:
+        """
+        The unit's configuration file passes C{sshfinger config check} (its paths moved into a test directory).
+        """
+        directory = os.path.abspath(self.mktemp())
+        text = (UNITS / "sshfinger.toml").read_text()
+        for path in (STATE, CONFIG, "/var/log/sshfinger"):
+            os.makedirs(directory + path)
+            text = text.replace(f'"{path}/', f'"{directory}{path}/').replace(f'"file:{path}/', f'"file:{directory}{path}/')
+        Path(directory + CONFIG + "/passwd").write_text("")
+        config = Path(directory) / "sshfinger.toml"
+        config.write_text(text)
+        result = run_tool("config", "check", str(config))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("ok", result.stdout)
 
     def test_hardening(self) -> None:
         """
@@ -198,11 +237,11 @@ class UnitFileTests(SynchronousTestCase):
         The store and the host keys are in the state directory (the only writable place under
         C{ProtectSystem=strict}), the passwd file in the configuration directory.
         """
-        words = exec_start()
-        self.assertEqual(os.path.dirname(option(words, "--store")), STATE)
-        self.assertEqual(os.path.dirname(option(words, "--keys")), STATE)
-        self.assertEqual(option(words, "--auth"), f"file:{CONFIG}/passwd")
-        self.assertEqual(os.path.dirname(option(words, "--access-log")), "/var/log/sshfinger")
+        settings = service_settings()
+        self.assertEqual(os.path.dirname(settings["store"]), STATE)
+        self.assertEqual(os.path.dirname(settings["keys"]), STATE)
+        self.assertEqual(settings["auth"], [f"file:{CONFIG}/passwd"])
+        self.assertEqual(os.path.dirname(settings["access-log"]), "/var/log/sshfinger")
         self.assertEqual(unit_values(UNITS / "sshfinger.service", "Service")["LogsDirectory"], ["sshfinger"])
 
     def test_readme_agrees(self) -> None:
@@ -212,11 +251,14 @@ class UnitFileTests(SynchronousTestCase):
         """
         readme = (UNITS / "README.md").read_text()
         words = exec_start()
+        settings = service_settings()
         for text in [
-            option(words, "--store"),
-            option(words, "--keys"),
-            option(words, "--auth").removeprefix("file:"),
+            settings["store"],
+            settings["keys"],
+            settings["auth"][0].removeprefix("file:"),
             words[0],
+            f"{CONFIG}/sshfinger.toml",
+            "sshfinger config check",
             "useradd --system",
             "chown root:sshfinger /etc/sshfinger/passwd",
             "chmod 0640 /etc/sshfinger/passwd",
@@ -287,12 +329,14 @@ class ActivatedServer:
         case: SynchronousTestCase,
         program: bytes = b"",
         family: socket.AddressFamily = socket.AF_INET,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         """
         Build a store and a passwd file, bind the sockets, start the server; it is stopped in the test's cleanup.
 
         @param program: a seccomp program to run the server under (see L{mdwe_program}).
         @param family: the sockets' address family; the endpoints say C{domain=INET} or C{domain=INET6} to match.
+        @param extra_env: more environment variables for the server (C{NOTIFY_SOCKET}).
         """
         self.host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
         domain = "INET6" if family == socket.AF_INET6 else "INET"
@@ -315,7 +359,7 @@ class ActivatedServer:
         passed = [fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, 100) for s in sockets]
         # What systemd (>= 227) sets: the count, and one name per fd (the socket unit's name by default).  Twisted
         # ignores the fds unless LISTEN_FDNAMES names as many as LISTEN_FDS counts.
-        env = dict(clean_env(), LISTEN_FDS="2", LISTEN_FDNAMES="sshfinger.socket:sshfinger.socket")
+        env = dict(clean_env(), LISTEN_FDS="2", LISTEN_FDNAMES="sshfinger.socket:sshfinger.socket", **(extra_env or {}))
         command = [
             venv_tool("twistd"), *TWISTD[1:],
             "--finger", f"systemd:domain={domain}:index=0", "--ssh", f"systemd:domain={domain}:index=1",
@@ -530,3 +574,31 @@ class SocketActivationTests(SynchronousTestCase):
         key exchange and ciphers from cryptography).
         """
         ActivatedServer(self, program=mdwe_program()).check_serves(self)
+
+
+class NotifyTests(SynchronousTestCase):
+    """
+    C{Type=notify}: the server tells the service manager when it serves and when it stops, with datagrams on
+    C{NOTIFY_SOCKET} (here a socket of the test's, standing in for systemd).
+    """
+
+    def test_ready_and_stopping(self) -> None:
+        """
+        READY=1 arrives once the store is open and both ports are served; STOPPING=1 when SIGTERM stops it.
+        """
+        directory = tempfile.mkdtemp(prefix="sshfinger-notify-")  # short: a socket path has at most 107 bytes
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "notify")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(listener.close)
+        listener.bind(path)
+        listener.settimeout(60)
+        server = ActivatedServer(self, extra_env={"NOTIFY_SOCKET": path})
+        ready = listener.recv(4096).split(b"\n")
+        self.assertIn(b"READY=1", ready)
+        log = server.log()
+        self.assertIn("Store ", log)
+        self.assertEqual(sorted(re.findall(r"(\w+Factory) starting on", log)), ["FingerFactory", "SSHFactory"], log)
+        self.assertIn(b"Alice Liddell", server.finger(b"alice\r\n"))
+        server.stop()
+        self.assertIn(b"STOPPING=1", listener.recv(4096).split(b"\n"))

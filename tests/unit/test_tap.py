@@ -5,16 +5,21 @@ Tests for L{sshfinger.tap}: option parsing and validation, and the services C{ma
 from __future__ import annotations
 
 import gc
+import io
 import os
+import re
+import sys
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from sshfinger import __version__
 from sshfinger.finger.onaccept import AnsweringEndpoint
+from sshfinger.ops.endpoints import check_description, client_address, endpoint_port, listen_description
 from sshfinger.ssh.checkers import BytesUsernameChecker
-from sshfinger.tap import GC_YOUNG_THRESHOLD, Options, makeService
+from sshfinger.tap import GC_YOUNG_THRESHOLD, REFUSED_AUTH, Options, TwistdOptions, makeService
 
 
 class OptionsTests(SynchronousTestCase):
@@ -60,6 +65,8 @@ class OptionsTests(SynchronousTestCase):
         for args, expected in [
             (["--finger", "nonsense:9"], "--finger: invalid endpoint"),
             (["--ssh", "tcp:notaport"], "--ssh: invalid endpoint"),
+            (["--finger", "tcp:99999"], "--finger: invalid endpoint 'tcp:99999': port 99999 is out of range (0-65535)"),
+            (["--ssh", "tcp:port=70000:interface=::1"], "--ssh: invalid endpoint"),
             (["--store", "/no/such/dir/x.db"], "--store: directory '/no/such/dir' does not exist"),
             (["--store", self.directory], "is a directory"),
             (["--finger-timeout", "-1"], "--finger-timeout must be greater than zero"),
@@ -77,6 +84,50 @@ class OptionsTests(SynchronousTestCase):
         ]:
             error = self.assertRaises(usage.UsageError, self.parse, *args)
             self.assertIn(expected, str(error), args)
+
+    def test_twistd_usage_error_is_one_line(self) -> None:
+        """
+        As twistd parses them (L{TwistdOptions}), a bad value ends the process with the problem and a pointer to
+        C{--help}, not twistd's whole usage (issue 18 #12).
+        """
+        for args, expected in [
+            (["--finger", "tcp:99999"], "twistd sshfinger: --finger: invalid endpoint 'tcp:99999': port 99999"),
+            (["--store", self.directory], f"twistd sshfinger: --store: {self.directory} is a directory"),
+            (["--store", "/no/such/dir/x.db"], "twistd sshfinger: --store: directory '/no/such/dir' does not exist"),
+            (["--max-per-peer", "zero"], "twistd sshfinger: --max-per-peer takes a number, not 'zero'"),
+            (["--bogus"], "twistd sshfinger: option --bogus not recognized"),
+        ]:
+            error = self.assertRaises(SystemExit, TwistdOptions().parseOptions, ["--keys", self.keys, *args])
+            first, second = str(error.code).split("\n")
+            self.assertTrue(first.startswith(expected), (first, expected))
+            self.assertEqual(second, "see twistd sshfinger --help")
+
+    def test_version(self) -> None:
+        """
+        C{--version} prints sshfinger's version, not only Twisted's.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        error = self.assertRaises(SystemExit, TwistdOptions().parseOptions, ["--version"])
+        self.assertEqual(error.code, 0)
+        self.assertTrue(out.getvalue().startswith(f"sshfinger {__version__} (Twisted "), out.getvalue())
+
+    def test_help(self) -> None:
+        """
+        C{--help} has no run of stray spaces (docstring indentation); C{--help-auth} lists what sshfinger takes,
+        calls C{file:} bcrypt and names C{unix} only as refused (issue 18 #18).
+        """
+        descriptions = [line[32:] for line in str(Options()).splitlines() if line.startswith(" " * 6)]
+        self.assertIn("sshkey (system users' ~/.ssh/authorized_keys)", " ".join(descriptions))
+        self.assertEqual([d for d in descriptions if re.search(r"\S {2,}\S", d)], [])
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        error = self.assertRaises(SystemExit, Options().parseOptions, ["--help-auth"])
+        self.assertEqual(error.code, 0)
+        lines = out.getvalue().splitlines()
+        self.assertIn("bcrypt", [line for line in lines if line.strip().startswith("file:")][0])
+        self.assertEqual([line for line in lines if "unix" in line], [f"Refused: unix ({REFUSED_AUTH['unix']})"])
+        self.assertNotIn("FilePasswordDB", out.getvalue())
 
     def test_bad_keys_directory(self) -> None:
         """
@@ -150,15 +201,39 @@ class MakeServiceTests(SynchronousTestCase):
 
 class BacklogTests(SynchronousTestCase):
     """
-    L{sshfinger.ops.endpoints.with_backlog}.
+    L{sshfinger.ops.endpoints}: what sshfinger listens on for a description, and the checks a description gets.
     """
 
     def test_tcp_gets_backlog(self) -> None:
         """
         TCP endpoints without a backlog get 1024; others, and explicit backlogs, are left alone.
         """
-        from sshfinger.ops.endpoints import with_backlog
+        self.assertEqual(listen_description("tcp:79", dual_stack=False), "tcp:79:backlog=1024")
+        self.assertEqual(listen_description("tcp:79:backlog=5", dual_stack=False), "tcp:79:backlog=5")
+        self.assertEqual(listen_description("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
 
-        self.assertEqual(with_backlog("tcp:79"), "tcp:79:backlog=1024")
-        self.assertEqual(with_backlog("tcp:79:backlog=5"), "tcp:79:backlog=5")
-        self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
+    def test_tcp_without_interface_is_dual_stack(self) -> None:
+        """
+        A C{tcp:PORT} with no interface listens on C{::} (IPv6 and IPv4) where the system allows it; one that
+        names its interface, and C{tcp6:}, keep it.
+        """
+        self.assertEqual(listen_description("tcp:79", dual_stack=True), "tcp6:79:interface=\\:\\::backlog=1024")
+        self.assertEqual(
+            listen_description("tcp:79:interface=127.0.0.1", dual_stack=True), "tcp:79:interface=127.0.0.1:backlog=1024"
+        )
+        self.assertEqual(
+            listen_description("tcp6:79:interface=\\:\\:1", dual_stack=True), "tcp6:79:interface=\\:\\:1:backlog=1024"
+        )
+
+    def test_ports(self) -> None:
+        """
+        The port of a TCP description (also behind C{haproxy:}) is found, and one out of range is refused.
+        """
+        self.assertEqual(endpoint_port("tcp:1079:interface=127.0.0.1"), 1079)
+        self.assertEqual(endpoint_port("haproxy:tcp:port=79"), 79)
+        self.assertIsNone(endpoint_port("unix:/run/finger.sock"))
+        self.assertRaises(ValueError, check_description, "tcp6:65536")
+        check_description("tcp:65535")
+        self.assertEqual(client_address("tcp:1079"), ("127.0.0.1", 1079))
+        self.assertEqual(client_address("tcp6:79:interface=\\:\\:"), ("::1", 79))
+        self.assertEqual(client_address("tcp:2222:interface=192.0.2.1"), ("192.0.2.1", 2222))
