@@ -244,7 +244,8 @@ class CachedStore:
                 self._apply(login, account, changes)
             else:
                 self._apply_read(read)
-            return account
+            current = self._accounts.get(login) if account is not None else None
+            return current if current is not None and current == account else account  # the view's own object
 
         return self._executor(work).addCallback(done)
 
