@@ -9,7 +9,6 @@ L{StoreTestsMixin.make_backend}.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from typing import Any
 
 from twisted.internet.task import Clock
