@@ -8,7 +8,8 @@ Backends chosen by the C{--store} value: a URL-like spec whose scheme names the 
 
 A backend module calls L{register_backend} with an opener; nothing else (the CLI, doctor, tap) names a backend
 class.  The opener is given the spec's target: the part after C{scheme:}, or the whole spec for a C{scheme://}
-URL (which the driver parses itself), and the L{StoreOptions}.
+URL when the backend registered with C{url=True} (the default: a driver such as libpq parses the URL itself), and
+the L{StoreOptions}.
 """
 
 from __future__ import annotations
@@ -62,24 +63,29 @@ class Registration:
     @ivar opener: makes an unopened backend from a target and options.
     @ivar check: validates a target at option-parsing time and returns it (raises L{ValueError} with one line).
     @ivar threaded: whether its calls block (they then run on the store's writer thread); C{False} for memory.
+    @ivar url: whether a C{scheme://} spec reaches the opener whole (else only what follows C{scheme:}).
     """
 
     opener: Opener
     check: Checker
     threaded: bool = True
+    url: bool = True
 
 
 _REGISTRY: dict[str, Registration] = {}
 
 
-def register_backend(scheme: str, opener: Opener, check: Checker | None = None, threaded: bool = True) -> None:
+def register_backend(
+    scheme: str, opener: Opener, check: Checker | None = None, threaded: bool = True, url: bool = True
+) -> None:
     """
     Make C{--store SCHEME:...} open a backend with C{opener}.
 
     @param check: validates a target when options are parsed (by default, any target is accepted then).
     @param threaded: whether the backend's calls may block (see L{Registration}).
+    @param url: whether a C{SCHEME://...} spec reaches the opener whole (see L{Registration}).
     """
-    _REGISTRY[scheme.lower()] = Registration(opener, check or (lambda target: target), threaded)
+    _REGISTRY[scheme.lower()] = Registration(opener, check or (lambda target: target), threaded, url)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -87,6 +93,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
     Split a C{--store} value into a scheme and the target its opener gets.
 
     @raise ValueError: for an unknown C{scheme://} URL or an empty value.
+    @raise StoreError: if the module of a lazily registered scheme cannot be imported.
     """
     if not spec:
         raise ValueError("an empty store; give a file path, sqlite:PATH, memory: or a postgresql:// URL")
@@ -96,7 +103,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if match is not None:
         scheme = match.group(1).lower()
         if scheme in _REGISTRY or scheme in LAZY_MODULES:
-            return scheme, spec if match.group(2) else spec[match.end() :]
+            whole = match.group(2) and _registration(scheme).url
+            return scheme, spec if whole else spec[len(match.group(1)) + 1 :]
         if match.group(2):
             known = ", ".join(sorted({*_REGISTRY, *LAZY_MODULES}))
             raise ValueError(f"unknown store type {scheme!r} (known: {known})")
@@ -123,8 +131,8 @@ def check_store_spec(spec: str) -> str:
     @return: the value to use.
     @raise ValueError: with a one-line reason.
     """
-    scheme, target = parse_spec(spec)
     try:
+        scheme, target = parse_spec(spec)
         registration = _registration(scheme)
     except StoreError as e:
         raise ValueError(str(e)) from None
@@ -185,5 +193,5 @@ def _open_memory(target: str, options: StoreOptions) -> IStoreBackend:
     return MemoryBackend(changes_keep=options.audit_keep, changes_max_bytes=options.audit_max_bytes)
 
 
-register_backend("sqlite", _open_sqlite, _check_sqlite)
+register_backend("sqlite", _open_sqlite, _check_sqlite, url=False)
 register_backend("memory", _open_memory, threaded=False)
