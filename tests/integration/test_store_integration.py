@@ -1,0 +1,227 @@
+"""
+The store's defects of issue 18 against the installed C{twistd sshfinger} and C{sshfinger} tool: restore while
+running, outside changes followed (with pruning and a bulk import), a re-created login inheriting nothing, private
+files, and a foreign database left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.process import ServerProcess, clean_env, run_tool, venv_tool
+from tests.sshclient import setup_site, ssh_run
+
+
+def wait_until(check, timeout: float = 1.0, interval: float = 0.02) -> float:  # type: ignore[no-untyped-def]
+    """
+    Call C{check} until it returns true; return the seconds that took.
+
+    @raise AssertionError: if it is still false after C{timeout} seconds.
+    """
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+class StoreServerTestCase(SynchronousTestCase):
+    """
+    A site (store with admin, alice and bob; passwd file) in a fresh directory, under umask 022.
+    """
+
+    def setUp(self) -> None:
+        """
+        Build the site.
+        """
+        self.addCleanup(os.umask, os.umask(0o022))
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+        self.store = setup_site(self, self.directory)
+
+    def serve(self, *args: str, ssh: bool = False) -> ServerProcess:
+        """
+        Start the installed server on the site's store.
+        """
+        options = ["--store", self.store, "--auth", "file:passwd", "--admin", "admin", *args]
+        return ServerProcess(self, self.directory, options, ssh=ssh).start()
+
+    def tool(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """
+        Run the installed tool on the site's store; it must succeed.
+        """
+        result = run_tool(*args, "--store", self.store, stdin=stdin)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result
+
+
+class RestoreTests(StoreServerTestCase):
+    """
+    Issue 18 #1: restore is refused while a server has the store open, and works once it is stopped.
+    """
+
+    def test_restore_refused_while_running(self) -> None:
+        """
+        With the server running, C{sshfinger restore} exits 1 with one line and changes nothing (the server
+        keeps serving edits that reach the file); stopped, the restore works and the next server serves it.
+        """
+        backup = os.path.join(self.directory, "backup.db")
+        self.tool("set", "alice", "status", "in the backup")
+        self.tool("backup", backup)
+        server = self.serve()
+        self.tool("set", "alice", "status", "after the backup")
+        result = run_tool("restore", backup, "--store", self.store)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stdout, "")
+        self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
+        self.assertIn("open in another process", result.stderr)
+        wait_until(lambda: b"after the backup" in server.finger(b"alice\r\n"))
+        server.stop()
+        shown = json.loads(self.tool("show", "alice").stdout)[0]["status"]
+        self.assertEqual(shown, "after the backup")
+        self.assertIn("restored 3 accounts", self.tool("restore", backup).stdout)
+        server = self.serve()
+        self.assertIn(b"in the backup", server.finger(b"alice\r\n"))
+
+
+class OutsideChangeTests(StoreServerTestCase):
+    """
+    Issue 18 #2: changes made by another process all reach the running server within a second, whatever the
+    audit trail's retention.
+    """
+
+    def test_cli_edits_with_audit_keep_1(self) -> None:
+        """
+        With C{--audit-keep 1}, 8 rounds of a CLI edit followed at once by an SSH edit of another field: the
+        server shows every CLI value within a second, and the last SSH edit too.
+        """
+        server = self.serve("--audit-keep", "1", ssh=True)
+        for number in range(8):
+            self.tool("set", "alice", "status", f"cli-{number}")
+            result = ssh_run(server, "admin", ["set", "alice", "office", f"ssh-{number}"])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            wait_until(lambda: f"cli-{number}".encode() in server.finger(b"/W alice\r\n"))
+        answer = server.finger(b"/W alice\r\n")
+        self.assertIn(b"cli-7", answer)
+        self.assertIn(b"ssh-7", answer)
+        shown = json.loads(self.tool("show", "alice").stdout)[0]
+        self.assertEqual((shown["status"], shown["office"]), ("cli-7", "ssh-7"))
+
+    def test_bulk_import_with_audit_keep_10(self) -> None:
+        """
+        With C{--audit-keep 10}, 300 accounts imported by the CLI are all listed by the server within a second,
+        and an admin can edit the first and the last of them over SSH.
+        """
+        server = self.serve("--audit-keep", "10", ssh=True)
+        ssh_run(server, "admin", ["set", "alice", "status", "warm"])
+        path = os.path.join(self.directory, "people.txt")
+        Path(path).write_text("".join(f"imp{number:03d}:imported {number}\n" for number in range(300)))
+        self.tool("import", path)
+        seconds = wait_until(lambda: server.finger(b"\r\n").count(b"\nimp") == 300)
+        self.assertLess(seconds, 1.0)
+        for login in ("imp000", "imp299"):
+            result = ssh_run(server, "admin", ["set", login, "status", "edited"])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn(b"edited", server.finger(f"{login}\r\n".encode()))
+
+
+class RecreatedLoginTests(StoreServerTestCase):
+    """
+    Issue 18 #4 (the store's part): a re-created login inherits no keys, history or audit trail.
+    """
+
+    def test_new_bob_sees_nothing_of_old_bob(self) -> None:
+        """
+        After old bob wrote a plan and ran commands, C{del bob} and C{add bob}: the new bob's C{log} shows only
+        his own account's creation, not the old plan; an admin's C{audit} still has everything.
+        """
+        server = self.serve(ssh=True)
+        result = ssh_run(server, "bob", ["set", "bob", "plan", "old-bob-secret-plan"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.tool("del", "bob")
+        self.tool("add", "bob", "New", "Bob")
+        wait_until(lambda: b"New Bob" in server.finger(b"bob\r\n"))
+        result = ssh_run(server, "bob", ["log"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("old-bob-secret-plan", result.stdout)
+        self.assertIn("created bob", result.stdout)
+        self.assertNotIn("deleted bob", result.stdout)
+        self.assertIn("old-bob-secret-plan", self.tool("audit", "--login", "bob").stdout)
+
+
+class PrivateFileTests(SynchronousTestCase):
+    """
+    Issue 18 #7 and #10: new stores and backups are 0600 under umask 022; a store readable by others is warned
+    about at start; a foreign database is refused and left byte for byte as it was.
+    """
+
+    def setUp(self) -> None:
+        """
+        A fresh directory, umask 022.
+        """
+        self.addCleanup(os.umask, os.umask(0o022))
+        self.directory = os.path.abspath(self.mktemp())
+        os.makedirs(self.directory)
+
+    def mode(self, name: str) -> int:
+        """
+        The permission bits of a file in the directory.
+        """
+        return os.stat(os.path.join(self.directory, name)).st_mode & 0o777
+
+    def test_server_and_tool_create_private_files(self) -> None:
+        """
+        The server's new store (and its WAL files), the tool's new store and a backup are all 0600.
+        """
+        server = ServerProcess(self, self.directory, ["--store", "server.db"]).start()
+        wait_until(lambda: os.path.exists(os.path.join(self.directory, "server.db-wal")), timeout=5)
+        for name in ("server.db", "server.db-wal", "server.db-shm"):
+            self.assertEqual(self.mode(name), 0o600, name)
+        server.stop()
+        cli_store = os.path.join(self.directory, "cli.db")
+        self.assertEqual(run_tool("init", "--store", cli_store).returncode, 0)
+        self.assertEqual(self.mode("cli.db"), 0o600)
+        result = run_tool("backup", os.path.join(self.directory, "copy.db"), "--store", cli_store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(self.mode("copy.db"), 0o600)
+
+    def test_readable_store_warned_at_start(self) -> None:
+        """
+        A store file others may read is named in a warning when the server starts.
+        """
+        store = os.path.join(self.directory, "open.db")
+        self.assertEqual(run_tool("init", "--store", store).returncode, 0)
+        os.chmod(store, 0o644)
+        server = ServerProcess(self, self.directory, ["--store", store]).start()
+        wait_until(lambda: "readable by others" in server.log(), timeout=5)
+        self.assertIn(f"Store file {store} is readable by others (mode 644)", server.log())
+
+    def test_foreign_database_untouched(self) -> None:
+        """
+        C{twistd sshfinger --store} on another program's SQLite database exits 1 with one line, and the file is
+        byte for byte as it was, with nothing created beside it.
+        """
+        foreign = os.path.join(self.directory, "recipes.db")
+        connection = sqlite3.connect(foreign)
+        connection.execute("CREATE TABLE recipes (name TEXT)")
+        connection.execute("INSERT INTO recipes VALUES ('tea')")
+        connection.commit()
+        connection.close()
+        before = Path(foreign).read_bytes()
+        result = subprocess.run(
+            [venv_tool("twistd"), "--nodaemon", "--pidfile=", "sshfinger", "--no-ssh", "--finger", "tcp:0",
+             "--store", foreign],
+            capture_output=True, text=True, env=clean_env(), cwd=self.directory, timeout=60,
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("not an sshfinger database", result.stdout + result.stderr)
+        self.assertEqual(Path(foreign).read_bytes(), before)
+        self.assertEqual(sorted(os.listdir(self.directory)), ["recipes.db"])
