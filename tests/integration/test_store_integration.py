@@ -114,6 +114,9 @@ class OutsideChangeTests(StoreServerTestCase):
         self.assertIn(b"ssh-7", answer)
         shown = json.loads(self.tool("show", "alice").stdout)[0]
         self.assertEqual((shown["status"], shown["office"]), ("cli-7", "ssh-7"))
+        trail = self.tool("audit", "100").stdout.splitlines()
+        self.assertEqual(len(trail), 1, trail)  # the server's last write pruned to exactly --audit-keep
+        self.assertIn("alice.office: 'ssh-6' -> 'ssh-7'", trail[0])
 
     def test_bulk_import_with_audit_keep_10(self) -> None:
         """
@@ -131,6 +134,32 @@ class OutsideChangeTests(StoreServerTestCase):
             result = ssh_run(server, "admin", ["set", login, "status", "edited"])
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn(b"edited", server.finger(f"{login}\r\n".encode()))
+
+
+class GrowthTests(StoreServerTestCase):
+    """
+    Issue 17 #8 (the store's part): one user's stream of edits cannot grow the audit trail past
+    C{--audit-max-bytes}; C{doctor} reports the store's size and growth.
+    """
+
+    def test_edit_flood_bounded(self) -> None:
+        """
+        80 status edits of 200 characters from one login (one SSH session) leave at most 10 000 bytes of audit
+        trail with C{--audit-max-bytes 10000}, where unbounded they would take about 40 000; doctor says so.
+        """
+        server = self.serve("--audit-max-bytes", "10000", ssh=True)
+        lines = "".join(f"set bob status {number:03d}{'x' * 197}\n" for number in range(80))
+        result = ssh_run(server, "bob", [], stdin=lines + "exit\n")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        wait_until(lambda: b"079x" in server.finger(b"bob\r\n"), timeout=10)
+        doctor = run_tool("doctor", "--store", self.store, "--keys", os.path.join(self.directory, "keys"),
+                          "--finger", "tcp:0", "--ssh", "tcp:0")  # fmt: skip
+        [line] = [line for line in doctor.stdout.splitlines() if "audit trail" in line]
+        entries, size = line.split("audit trail ")[1].split(" entries (", 1)
+        amount, unit = size.split(")")[0].split()
+        self.assertLessEqual(float(amount) * {"B": 1, "kB": 1000}[unit], 10000, line)
+        self.assertGreater(int(entries), 5)
+        self.assertRegex(line, r"grew \d+ entries .* in the last 24 h")
 
 
 class RecreatedLoginTests(StoreServerTestCase):
