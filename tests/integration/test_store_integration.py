@@ -16,7 +16,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.process import ServerProcess, clean_env, run_tool, venv_tool
-from tests.sshclient import setup_site, ssh_run
+from tests.sshclient import setup_site, ssh_args, ssh_run
 
 
 def wait_until(check, timeout: float = 1.0, interval: float = 0.02) -> float:  # type: ignore[no-untyped-def]
@@ -53,6 +53,38 @@ class StoreServerTestCase(SynchronousTestCase):
         """
         options = ["--store", self.store, "--auth", "file:passwd", "--admin", "admin", *args]
         return ServerProcess(self, self.directory, options, ssh=ssh).start()
+
+    def session(self, server: ServerProcess, login: str) -> subprocess.Popen[str]:
+        """
+        Open an SSH shell session (no terminal) whose commands the test writes to its standard input, and wait
+        until it is logged in and working; closed at cleanup.
+        """
+        process = subprocess.Popen(
+            ssh_args(server, login), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            text=True, env=clean_env(),
+        )  # fmt: skip
+
+        def close() -> None:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+        self.addCleanup(close)
+        self.send(process, f"set {login} phone 555-0100")
+        wait_until(lambda: b"555-0100" in server.finger(f"/W {login}\r\n".encode()), timeout=15)
+        return process
+
+    def send(self, session: subprocess.Popen[str], line: str) -> None:
+        """
+        Type one command into a session.
+        """
+        assert session.stdin is not None
+        session.stdin.write(line + "\n")
+        session.stdin.flush()
 
     def tool(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """
@@ -100,34 +132,37 @@ class OutsideChangeTests(StoreServerTestCase):
 
     def test_cli_edits_with_audit_keep_1(self) -> None:
         """
-        With C{--audit-keep 1}, 8 rounds of a CLI edit followed at once by an SSH edit of another field: the
-        server shows every CLI value within a second, and the last SSH edit too.
+        With C{--audit-keep 1}, 8 rounds of a CLI edit of alice followed at once (through an open SSH session,
+        before the server's next look at the file) by an SSH edit of admin: the server shows every CLI value
+        within a second, and every SSH edit.
         """
         server = self.serve("--audit-keep", "1", ssh=True)
+        session = self.session(server, "admin")
         for number in range(8):
-            self.tool("set", "alice", "status", f"cli-{number}")
-            result = ssh_run(server, "admin", ["set", "alice", "office", f"ssh-{number}"])
-            self.assertEqual(result.returncode, 0, result.stderr)
-            wait_until(lambda: f"cli-{number}".encode() in server.finger(b"/W alice\r\n"))
-        answer = server.finger(b"/W alice\r\n")
-        self.assertIn(b"cli-7", answer)
-        self.assertIn(b"ssh-7", answer)
+            cli, ssh = f"cli-{number}".encode(), f"ssh-{number}".encode()
+            self.tool("set", "alice", "status", cli.decode())
+            self.send(session, f"set admin office {ssh.decode()}")
+            wait_until(lambda: ssh in server.finger(b"/W admin\r\n"))  # noqa: B023 (called at once)
+            wait_until(lambda: cli in server.finger(b"alice\r\n"))  # noqa: B023
         shown = json.loads(self.tool("show", "alice").stdout)[0]
-        self.assertEqual((shown["status"], shown["office"]), ("cli-7", "ssh-7"))
+        self.assertEqual(shown["status"], "cli-7")
         trail = self.tool("audit", "100").stdout.splitlines()
         self.assertEqual(len(trail), 1, trail)  # the server's last write pruned to exactly --audit-keep
-        self.assertIn("alice.office: 'ssh-6' -> 'ssh-7'", trail[0])
+        self.assertIn("admin.office: 'ssh-6' -> 'ssh-7'", trail[0])
 
     def test_bulk_import_with_audit_keep_10(self) -> None:
         """
-        With C{--audit-keep 10}, 300 accounts imported by the CLI are all listed by the server within a second,
-        and an admin can edit the first and the last of them over SSH.
+        With C{--audit-keep 10}, 300 accounts imported by the CLI, followed at once by SSH edits of alice (which
+        prune the audit trail to 10 entries before the server's next look at the file), are all listed by the
+        server within a second, and an admin can edit the first and the last of them over SSH.
         """
         server = self.serve("--audit-keep", "10", ssh=True)
-        ssh_run(server, "admin", ["set", "alice", "status", "warm"])
+        session = self.session(server, "admin")
         path = os.path.join(self.directory, "people.txt")
         Path(path).write_text("".join(f"imp{number:03d}:imported {number}\n" for number in range(300)))
         self.tool("import", path)
+        for number in range(12):
+            self.send(session, f"set alice status after-the-import-{number}")
         seconds = wait_until(lambda: server.finger(b"\r\n").count(b"\nimp") == 300)
         self.assertLess(seconds, 1.0)
         for login in ("imp000", "imp299"):
