@@ -28,6 +28,7 @@ from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap
 from sshfinger.store.sqlite import SCHEMA_VERSION, SQLiteBackend, schema_script, split_statements
 from sshfinger.store.sqlite import backend as sqlite_module
+from sshfinger.store.sqlite import schema as schema_module
 from sshfinger.store.sqlite.rows import LazyAccounts
 
 ROOT = Actor("root", "cli")
@@ -128,12 +129,12 @@ class OpenTests(SynchronousTestCase):
         If any step of an upgrade fails, the whole upgrade is rolled back: the file stays at version 1.
         """
         path = self.make_v1_file()
-        real = sqlite_module.migration_scripts
+        real = schema_module.migration_scripts
 
         def broken(version: int | None) -> list[tuple[int, str]]:
             return real(version) + [(SCHEMA_VERSION + 1, "CREATE TABLE broken (;\n")]
 
-        self.patch(sqlite_module, "migration_scripts", broken)
+        self.patch(schema_module, "migration_scripts", broken)
         assert_one_line_store_error(self, SQLiteBackend(path))
         self.assertEqual(schema_version(path), 1)
         connection = sqlite3.connect(path)

@@ -38,7 +38,7 @@ from sshfinger.store.sqlite.rows import (
     load_account,
     load_all,
 )
-from sshfinger.store.sqlite.schema import SCHEMA_VERSION, migration_scripts, split_statements
+from sshfinger.store.sqlite.schema import SCHEMA_VERSION, migrate, schema_version
 
 T = TypeVar("T")
 
@@ -132,7 +132,7 @@ class SQLiteBackend:
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             connection.execute("PRAGMA foreign_keys=ON")
-            self._migrate(connection)
+            migrate(connection, self.path)
             connection.execute("BEGIN")
             accounts = load_all(connection)
             connection.execute("COMMIT")
@@ -168,7 +168,7 @@ class SQLiteBackend:
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {self.path}: {e}") from e
         try:
-            version = self._schema_version(probe)
+            version = schema_version(probe, self.path)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open {self.path}: {e}") from e
         finally:
@@ -188,35 +188,6 @@ class SQLiteBackend:
             connection.close()
         lock_fd, self._lock_fd = self._lock_fd, None
         unlock(lock_fd)
-
-    def _migrate(self, connection: sqlite3.Connection) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._schema_version(connection)
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this sshfinger supports"
-                    f" ({SCHEMA_VERSION}): upgrade sshfinger"
-                )
-            for target, script in migration_scripts(version):
-                for statement in split_statements(script):
-                    connection.execute(statement)
-                connection.execute("UPDATE version SET version = ?", (target,))
-            connection.execute("COMMIT")
-        except BaseException:
-            rollback(connection)
-            raise
-
-    def _schema_version(self, connection: sqlite3.Connection) -> int | None:
-        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            return None
-        if "version" not in tables:
-            raise StoreError(f"{self.path} is not an sshfinger database (it has no version table)")
-        rows = connection.execute("SELECT version FROM version").fetchall()
-        if len(rows) != 1 or not isinstance(rows[0][0], int):
-            raise StoreError(f"{self.path} has a damaged version table")
-        return rows[0][0]
 
     def _require(self) -> sqlite3.Connection:
         if self._connection is None:

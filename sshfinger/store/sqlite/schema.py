@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from importlib.resources import files
 
+from sshfinger.model.errors import StoreError
+
 #: The schema version this code writes; files of a newer version are refused.
 SCHEMA_VERSION = 3
 
@@ -54,3 +56,48 @@ def migration_scripts(version: int | None) -> list[tuple[int, str]]:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
     return steps
+
+
+def schema_version(connection: sqlite3.Connection, path: str) -> int | None:
+    """
+    Read the version of the database on C{connection} (L{None} for an empty one), reading only.
+
+    @raise StoreError: if it is not an sshfinger database or its version table is damaged.
+    """
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return None
+    if "version" not in tables:
+        raise StoreError(f"{path} is not an sshfinger database (it has no version table)")
+    rows = connection.execute("SELECT version FROM version").fetchall()
+    if len(rows) != 1 or not isinstance(rows[0][0], int):
+        raise StoreError(f"{path} has a damaged version table")
+    return int(rows[0][0])
+
+
+def migrate(connection: sqlite3.Connection, path: str) -> None:
+    """
+    Bring the database on C{connection} to L{SCHEMA_VERSION} in one transaction (nothing changes if a step fails).
+
+    @raise StoreError: if it is not an sshfinger database, or was written by a newer version.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(connection, path)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this sshfinger supports ({SCHEMA_VERSION}):"
+                " upgrade sshfinger"
+            )
+        for target, script in migration_scripts(version):
+            for statement in split_statements(script):
+                connection.execute(statement)
+            connection.execute("UPDATE version SET version = ?", (target,))
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise
