@@ -47,12 +47,23 @@ def run_now(function: Callable[[], T]) -> Deferred[T]:
 
 class _Reload:
     """
-    What a read of the feed returns instead of batches when the follower fell behind its horizon.
+    What a read of the feed returns instead of batches when the follower fell behind its horizon: every account,
+    and the feed's head read before them.
     """
 
-    def __init__(self, gap: FeedGap, accounts: MutableMapping[str, Account]) -> None:
+    def __init__(self, gap: FeedGap, accounts: MutableMapping[str, Account], head: int) -> None:
         self.gap = gap
         self.accounts = accounts
+        self.head = head
+
+
+class _ReadFailed:
+    """
+    What a write's job returns when its commit succeeded but reading the feed afterwards failed.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 def _as_dict(loaded: Any) -> MutableMapping[str, Account]:
@@ -102,6 +113,7 @@ class CachedStore:
         self._read_seq = 0  # the last sequence number read from the feed, on the executor's thread
         self._waking = False  # a read started by the feed's wake is under way
         self._woken_again = False  # and the feed woke the store again meanwhile
+        self._feed_failing = False  # the last read after a wake failed (logged once, until one succeeds)
 
     @property
     def description(self) -> str:
@@ -234,14 +246,28 @@ class CachedStore:
         Commit on the executor, then (in the same job) read the feed; apply on this thread; fire with the result.
         """
 
-        def work() -> tuple[tuple[Any, builtins.list[Change]], builtins.list[FeedBatch] | _Reload | None]:
+        def work() -> tuple[tuple[Any, builtins.list[Change]], builtins.list[FeedBatch] | _Reload | _ReadFailed | None]:
             result = commit()
-            return result, (self._read() if self.feed is not None else None)
+            if self.feed is None:
+                return result, None
+            try:
+                return result, self._read()
+            except Exception as e:  # committed all the same: the write must not be reported as failed
+                return result, _ReadFailed(e)
 
-        def done(outcome: tuple[tuple[Any, builtins.list[Change]], builtins.list[FeedBatch] | _Reload | None]) -> Any:
+        def done(
+            outcome: tuple[tuple[Any, builtins.list[Change]], builtins.list[FeedBatch] | _Reload | _ReadFailed | None],
+        ) -> Any:
             (account, changes), read = outcome
             if read is None:
                 self._apply(login, account, changes)
+            elif isinstance(read, _ReadFailed):
+                # Show this write now; its changes reach subscribers when the feed is read again.
+                self.log.warn(
+                    "Cannot read the store's change feed after a write: {error}", error=str(read.error)
+                )
+                self._set(login, account)
+                self.version += 1
             else:
                 self._apply_read(read)
             current = self._accounts.get(login) if account is not None else None
@@ -340,10 +366,15 @@ class CachedStore:
         def done(result: object) -> None:
             self._waking = False
             if isinstance(result, Failure):
-                if result.check(StoreError):
-                    self.log.warn("Cannot read the store's change feed: {error}", error=str(result.value))
-                else:
-                    self.log.failure("Reading the store's change feed failed", result)
+                if not self._feed_failing:
+                    if result.check(StoreError):
+                        self.log.warn("Cannot read the store's change feed: {error}", error=str(result.value))
+                    else:
+                        self.log.failure("Reading the store's change feed failed", result)
+                self._feed_failing = True
+            elif self._feed_failing:
+                self._feed_failing = False
+                self.log.info("Reading the store's change feed again")
             if self._woken_again:
                 self._wake()
 
@@ -367,7 +398,7 @@ class CachedStore:
             head = self.feed.head()
             accounts = _as_dict(self.backend.open())
             self._read_seq = head
-            return _Reload(gap, accounts)
+            return _Reload(gap, accounts, head)
 
     def _apply_read(self, read: builtins.list[FeedBatch] | _Reload) -> int:
         """
@@ -377,7 +408,7 @@ class CachedStore:
             self._accounts = read.accounts
             self._sorted = None
             self.version += 1
-            self.seq = self._read_seq
+            self.seq = read.head
             self.log.warn(
                 "Store {store} reloaded {count} accounts: {reason}",
                 store=self.description,

@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from sshfinger.model.account import LOGIN_RULE, Account, Actor, Change
-from sshfinger.model.errors import AccountExists, InvalidValue, NoSuchAccount
+from sshfinger.model.errors import AccountExists, InvalidValue, NoSuchAccount, StoreUnavailable
 from sshfinger.store.cached import HISTORY_LINE_MAX, CachedStore
 from sshfinger.store.interfaces import (
+    FeedBatch,
     FeedGap,
     IChangeFeed,
     IStoreBackend,
@@ -566,6 +568,37 @@ class StoreTestsMixin:
         self.assertEqual(self.catch_up(follower), 1)
         self.assertEqual(follower.peek("carol").status, "newer")  # type: ignore[union-attr]
 
+    def test_reload_then_read_applied_in_order(self) -> None:
+        """
+        When the store's thread has already run a reload and a later read before the reactor applies either
+        (as with a real writer thread), both are applied in order: the change after the reload is not skipped.
+        """
+        follower_backend = self.make_backend()
+        pending: list[tuple[Deferred[Any], Any]] = []
+
+        def later(function: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            pending.append((d, function()))  # runs now, as the thread would; the reactor hears of it later
+            return d
+
+        follower = CachedStore(follower_backend, self.clock.seconds, later)
+        follower.open()
+        self.addCleanup(follower.close)
+        seen = self.follow(follower)
+        writer = self.make_store(self.make_backend(changes_keep=2))
+        self.create("alice")
+        for number in range(5):
+            self.successResultOf(writer.update("alice", {"status": f"s{number}"}, ROOT))
+        reloaded = follower.catch_up()
+        self.successResultOf(writer.update("alice", {"status": "after the reload"}, ROOT))
+        caught_up = follower.catch_up()
+        for d, result in pending:
+            d.callback(result)
+        self.assertEqual(self.successResultOf(reloaded), 1)
+        self.assertEqual(self.successResultOf(caught_up), 1)
+        self.assertEqual(follower.peek("alice").status, "after the reload")  # type: ignore[union-attr]
+        self.assertEqual([c.new for c in seen], ["after the reload"])
+
     def test_head_and_read_after(self) -> None:
         """
         The feed's head is the newest change's sequence number; reading after any retained number returns
@@ -609,6 +642,71 @@ class MemoryStoreTests(StoreTestsMixin, SynchronousTestCase):
             if changes_keep is None and changes_max_bytes is None:
                 return first
         return first.peer(changes_keep, changes_max_bytes)
+
+
+class FlakyFeedBackend(MemoryBackend):
+    """
+    A memory backend whose feed reads fail while C{failing} is set.
+    """
+
+    failing = False
+
+    def read_after(self, seq: int, limit: int) -> FeedBatch:
+        """
+        Fail with L{StoreUnavailable} while C{failing}, else read.
+        """
+        if self.failing:
+            raise StoreUnavailable("cannot read the store: disk I/O error")
+        return super().read_after(seq, limit)
+
+
+class FeedFailureTests(SynchronousTestCase):
+    """
+    What the cached store does when reading its feed fails.
+    """
+
+    def setUp(self) -> None:
+        """
+        A store over a flaky backend, and the log events.
+        """
+        self.clock = Clock()
+        self.backend = FlakyFeedBackend()
+        self.store = CachedStore(self.backend, self.clock.seconds)
+        self.store.open()
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def test_committed_write_acknowledged(self) -> None:
+        """
+        A write that committed is acknowledged and shown even if reading the feed after it fails; subscribers
+        hear of it once the feed reads again.
+        """
+        seen: list[Change] = []
+        self.store.subscribe(seen.append)
+        self.backend.failing = True
+        account = self.successResultOf(self.store.create("alice", ROOT, {"status": "here"}))
+        self.assertEqual(self.store.peek("alice"), account)
+        self.assertEqual(seen, [])
+        self.backend.failing = False
+        self.successResultOf(self.store.catch_up())
+        self.assertEqual([c.action for c in seen], ["create", "update"])
+
+    def test_failing_feed_logged_once(self) -> None:
+        """
+        Wakes while the feed keeps failing log one warning, not one per wake; recovery is logged too.
+        """
+        other = self.backend.peer()
+        self.store.start_following()
+        self.backend.failing = True
+        for number in range(5):
+            other.create(f"user{number}", {}, ROOT, 1.0)
+        warnings = [e for e in self.events if "change feed" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.backend.failing = False
+        other.create("last", {}, ROOT, 2.0)
+        self.assertIn("last", self.store.logins())
+        self.assertTrue([e for e in self.events if e.get("log_format") == "Reading the store's change feed again"])
 
 
 class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
