@@ -146,6 +146,7 @@ class SQLiteBackend:
             raise
         self._connection = connection
         self._lock_fd = lock_fd
+        self.feed.forget()
         return accounts
 
     def _validate(self) -> None:

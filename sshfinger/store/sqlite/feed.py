@@ -54,6 +54,12 @@ class SQLiteFeed:
         # What the last real read saw: (data_version, the backend's commit count, the head read).
         self._seen: tuple[int, int, int] | None = None
 
+    def forget(self) -> None:
+        """
+        Forget what the last read saw (the backend made a new connection, whose C{data_version} counts anew).
+        """
+        self._seen = None
+
     def start(self, wake: Callable[[], None]) -> None:
         """
         See L{IChangeFeed.start}: C{wake} is called every C{poll_interval} seconds on the reactor thread.
