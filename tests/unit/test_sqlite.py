@@ -743,7 +743,7 @@ class MaintenanceTests(SynchronousTestCase):
 
     def test_restore_refuses_foreign(self) -> None:
         """
-        A file that is not an sshfinger store, or not SQLite, is refused and the store left alone.
+        A file that is not an sshfinger store, not SQLite, empty or missing is refused and the store left alone.
         """
         backend = self.open_store()
         backend.close()
@@ -754,7 +754,9 @@ class MaintenanceTests(SynchronousTestCase):
         connection.execute("CREATE TABLE recipes (name TEXT)")
         connection.commit()
         connection.close()
-        for source in (garbage, foreign, self.mktemp()):
+        empty = self.mktemp()
+        Path(empty).write_bytes(b"")
+        for source in (garbage, foreign, empty, self.mktemp()):
             error = self.assertRaises(StoreError, SQLiteBackend(self.path).maintenance.restore, source)
             self.assertNotIn("\n", str(error))
         self.assertEqual(self.open_store().open()["alice"].status, "here")

@@ -14,6 +14,7 @@ from zope.interface import implementer
 from sshfinger.model.errors import StoreError
 from sshfinger.store.interfaces import IStoreMaintenance
 from sshfinger.store.sqlite.files import create_private, journal_paths, lock_exclusive, unlock
+from sshfinger.store.sqlite.schema import SCHEMA_VERSION, schema_version
 
 T = TypeVar("T")
 
@@ -93,14 +94,9 @@ class SQLiteMaintenance:
             for leftover in [temp, *journal_paths(temp)]:
                 if os.path.exists(leftover):
                     os.remove(leftover)
-            original = SQLiteBackend(source, lock=False)
             copy = SQLiteBackend(temp, lock=False)
             try:
-                try:
-                    original._validate()
-                    probe = sqlite3.connect(source)
-                except sqlite3.Error as e:
-                    raise StoreError(f"cannot read {source}: {e}") from e
+                probe = _open_backup(source)
                 try:
                     create_private(temp)
                     target = sqlite3.connect(temp)
@@ -148,6 +144,32 @@ class SQLiteMaintenance:
         """
         path = self._backend.path
         return [name for name in [path, *journal_paths(path)] if os.path.exists(name)]
+
+
+def _open_backup(source: str) -> sqlite3.Connection:
+    """
+    Connect to a backup file after checking, reading only, that it is a non-empty sshfinger store this code can
+    open.
+
+    @raise StoreError: with one line, if it is not.
+    """
+    try:
+        connection = sqlite3.connect(source)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read {source}: {e}") from e
+    try:
+        version = schema_version(connection, source)
+    except sqlite3.Error as e:
+        connection.close()
+        raise StoreError(f"{source} is not a backup: {e}") from e
+    except BaseException:
+        connection.close()
+        raise
+    if version is None or version > SCHEMA_VERSION:
+        connection.close()
+        why = "it is empty" if version is None else f"its schema version {version} is newer than this sshfinger's"
+        raise StoreError(f"{source} cannot be restored: {why}")
+    return connection
 
 
 def _integrity(connection: sqlite3.Connection) -> list[str]:
