@@ -40,14 +40,14 @@ class StoreOptions:
     What every opener is given besides the target.
 
     @ivar reactor: the reactor of a running server (L{None} for the offline tool): feeds watch with it.
-    @ivar audit_keep: audit entries to keep.
-    @ivar audit_max_bytes: bytes of audit entries to keep.
+    @ivar audit_keep: audit entries to keep (L{None}: what the store records, else the default).
+    @ivar audit_max_bytes: bytes of audit entries to keep (L{None}: likewise).
     @ivar poll_interval: seconds between polls, for a feed that polls.
     """
 
     reactor: Any = None
-    audit_keep: int = CHANGES_KEEP
-    audit_max_bytes: int = CHANGES_MAX_BYTES
+    audit_keep: int | None = None
+    audit_max_bytes: int | None = None
     poll_interval: float = POLL_INTERVAL
 
 
@@ -190,7 +190,9 @@ def _open_sqlite(target: str, options: StoreOptions) -> IStoreBackend:
 def _open_memory(target: str, options: StoreOptions) -> IStoreBackend:
     from sshfinger.store.memory import MemoryBackend
 
-    return MemoryBackend(changes_keep=options.audit_keep, changes_max_bytes=options.audit_max_bytes)
+    return MemoryBackend(
+        changes_keep=options.audit_keep or CHANGES_KEEP, changes_max_bytes=options.audit_max_bytes or CHANGES_MAX_BYTES
+    )
 
 
 register_backend("sqlite", _open_sqlite, _check_sqlite, url=False)

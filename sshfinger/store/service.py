@@ -126,8 +126,8 @@ def make_store(
     spec: str,
     reactor: Any,
     poll_interval: float = POLL_INTERVAL,
-    audit_keep: int = CHANGES_KEEP,
-    audit_max_bytes: int = CHANGES_MAX_BYTES,
+    audit_keep: int | None = CHANGES_KEEP,
+    audit_max_bytes: int | None = CHANGES_MAX_BYTES,
 ) -> StoreService:
     """
     Build the store service for a C{--store} value.
@@ -146,11 +146,10 @@ def make_store(
     return StoreService(CachedStore(backend, reactor.seconds, in_background(reactor, pool)), pool)
 
 
-def open_offline(
-    spec: str, audit_keep: int = CHANGES_KEEP, audit_max_bytes: int = CHANGES_MAX_BYTES
-) -> CachedStore:
+def open_offline(spec: str, audit_keep: int | None = None, audit_max_bytes: int | None = None) -> CachedStore:
     """
-    Open a store for the offline tool: every call commits synchronously on the calling thread.
+    Open a store for the offline tool: every call commits synchronously on the calling thread.  The audit
+    trail is kept as the server last started on the store says (or by the defaults), unless given.
     """
     check_store_spec(spec)
     store = CachedStore(open_backend(spec, StoreOptions(None, audit_keep, audit_max_bytes)), time.time, run_now)

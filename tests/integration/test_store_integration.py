@@ -149,6 +149,10 @@ class OutsideChangeTests(StoreServerTestCase):
         trail = self.tool("audit", "100").stdout.splitlines()
         self.assertEqual(len(trail), 1, trail)  # the server's last write pruned to exactly --audit-keep
         self.assertIn("admin.office: 'ssh-6' -> 'ssh-7'", trail[0])
+        self.tool("set", "alice", "phone", "555-0199")  # the tool keeps to the server's --audit-keep too
+        trail = self.tool("audit", "100").stdout.splitlines()
+        self.assertEqual(len(trail), 1, trail)
+        self.assertIn("alice.phone", trail[0])
 
     def test_bulk_import_with_audit_keep_10(self) -> None:
         """

@@ -536,6 +536,29 @@ class ChangesRetentionTests(SynchronousTestCase):
         self.assertEqual(kept[-1].new, "s29")
         self.assertNotIn("create", [c.action for c in kept])
 
+    def test_retention_recorded(self) -> None:
+        """
+        The retention a server opens the file with is recorded there, and the offline tool (which gives none)
+        applies it too; a later server's retention replaces it.
+        """
+        path = self.mktemp()
+        server = SQLiteBackend(path, changes_keep=3, changes_max_bytes=100_000)
+        server.open()
+        server.create("alice", {}, ROOT, 0.0)
+        server.close()
+        tool = SQLiteBackend(path)
+        tool.open()
+        self.addCleanup(tool.close)
+        for number in range(10):
+            tool.update("alice", {"status": f"s{number}"}, ROOT, float(number))
+        self.assertEqual([c.new for c in tool.recent_changes(100, None)], ["s7", "s8", "s9"])
+        tool.close()
+        SQLiteBackend(path, changes_keep=5).open()
+        tool.open()
+        for number in range(10, 20):
+            tool.update("alice", {"status": f"s{number}"}, ROOT, float(number))
+        self.assertEqual(len(tool.recent_changes(100, None)), 5)
+
 
 CHILD = """
 import sys

@@ -11,9 +11,13 @@ UPDATE changes SET size = 64 + length(CAST(coalesce(old, '') AS BLOB)) + length(
 -- reload (ids can have gaps, so the horizon is recorded, not inferred).  Version 2 pruned contiguous ranges from
 -- the oldest, so here, once, the oldest id kept (or the last id given out) tells where it stopped.
 -- bytes: the sum of size over the changes kept.
+-- keep, max_bytes: the retention the server was started with (--audit-keep, --audit-max-bytes), which the offline
+-- tool then applies too; NULL: the defaults.
 CREATE TABLE feed_state (
     pruned_through INTEGER NOT NULL,
-    bytes          INTEGER NOT NULL
+    bytes          INTEGER NOT NULL,
+    keep           INTEGER,
+    max_bytes      INTEGER
 );
 INSERT INTO feed_state (pruned_through, bytes) VALUES (
     coalesce((SELECT min(id) - 1 FROM changes), (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0),

@@ -63,19 +63,21 @@ class SQLiteBackend:
     def __init__(
         self,
         path: str,
-        changes_keep: int = CHANGES_KEEP,
+        changes_keep: int | None = None,
         busy_timeout: float = 5.0,
-        changes_max_bytes: int = CHANGES_MAX_BYTES,
+        changes_max_bytes: int | None = None,
         clock: Any = None,
         poll_interval: float = 0.5,
         lock: bool = True,
     ) -> None:
         """
         @param path: the database file; made (0600) if missing.
-        @param changes_keep: how many of the newest audit entries (C{changes} rows) to keep, exactly.
+        @param changes_keep: how many of the newest audit entries (C{changes} rows) to keep, exactly; it is
+            recorded in the file.  L{None} (the offline tool): what the file records, else L{CHANGES_KEEP}.
         @param busy_timeout: seconds a write waits for another process's lock before failing with
             L{StoreUnavailable}.
-        @param changes_max_bytes: bytes of audit entries to keep (the newest entry is always kept).
+        @param changes_max_bytes: bytes of audit entries to keep (the newest entry is always kept); recorded, or
+            L{None} as C{changes_keep}, with L{CHANGES_MAX_BYTES} as the default.
         @param clock: an L{twisted.internet.interfaces.IReactorTime} for the feed's poll (L{None} offline).
         @param poll_interval: seconds between the feed's looks at the file.
         @param lock: hold the shared store lock while open (off only for a private copy, such as a restore's).
@@ -83,11 +85,12 @@ class SQLiteBackend:
         from sshfinger.store.sqlite.feed import SQLiteFeed
         from sshfinger.store.sqlite.maintenance import SQLiteMaintenance
 
-        check_retention(changes_keep, changes_max_bytes)
+        check_retention(changes_keep or 1, changes_max_bytes or 1)
         self.path = path
         self.description = f"sqlite:{path}"
-        self._changes_keep = changes_keep
-        self._changes_max_bytes = changes_max_bytes
+        self._retention = (changes_keep, changes_max_bytes)  # as given
+        self._changes_keep = changes_keep or CHANGES_KEEP  # as applied (see _settle_retention)
+        self._changes_max_bytes = changes_max_bytes or CHANGES_MAX_BYTES
         self._busy_timeout_ms = int(busy_timeout * 1000)
         self._connection: sqlite3.Connection | None = None
         self._lock = lock
@@ -133,6 +136,7 @@ class SQLiteBackend:
             connection.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
             connection.execute("PRAGMA foreign_keys=ON")
             migrate(connection, self.path)
+            self._settle_retention(connection)
             connection.execute("BEGIN")
             accounts = load_all(connection)
             connection.execute("COMMIT")
@@ -189,6 +193,19 @@ class SQLiteBackend:
             connection.close()
         lock_fd, self._lock_fd = self._lock_fd, None
         unlock(lock_fd)
+
+    def _settle_retention(self, connection: sqlite3.Connection) -> None:
+        """
+        Record the retention given, or take the one the file records (see C{__init__}).
+        """
+        keep, max_bytes = self._retention
+        if keep is not None or max_bytes is not None:
+            connection.execute(
+                "UPDATE feed_state SET keep = coalesce(?, keep), max_bytes = coalesce(?, max_bytes)", (keep, max_bytes)
+            )
+        stored_keep, stored_max = connection.execute("SELECT keep, max_bytes FROM feed_state").fetchone()
+        self._changes_keep = stored_keep or CHANGES_KEEP
+        self._changes_max_bytes = stored_max or CHANGES_MAX_BYTES
 
     def _require(self) -> sqlite3.Connection:
         if self._connection is None:
