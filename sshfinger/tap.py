@@ -119,7 +119,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "audit-keep",
             None,
             DEFAULTS["audit-keep"],
-            "Audit entries (changes, manhole input) the store keeps, exactly; older ones are pruned.",
+            "Audit entries (changes, manhole input) the store keeps, exactly; older ones are pruned (recorded in "
+            "the store: the sshfinger tool keeps to it too).",
             _positive(int, "audit-keep"),
         ],
         [
