@@ -34,6 +34,7 @@ from sshfinger.ops.reload import ReloadService
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
+from sshfinger.store.limits import CHANGES_KEEP, CHANGES_MAX_BYTES
 from sshfinger.store.service import check_store_spec, make_store
 
 #: Defaults shared by the twistd plugin and the .tac file.
@@ -50,9 +51,10 @@ DEFAULTS: Mapping[str, Any] = {
     "idle-timeout": 900.0,
     "login-grace": 60.0,
     "max-auth-failures": 6,
-    "audit-keep": 100_000,
     "system-users": False,
     "system-users-interval": 300.0,
+    "audit-keep": CHANGES_KEEP,
+    "audit-max-bytes": CHANGES_MAX_BYTES,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -99,7 +101,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Endpoint the finger service listens on (Twisted syntax: tcp:79:interface=ADDR, unix:PATH, "
             "systemd:domain=INET:index=0; haproxy:tcp:79 behind a proxy sending PROXY headers).",
         ],
-        ["store", None, DEFAULTS["store"], "User store: a SQLite file (created if missing) or 'memory'."],
+        [
+            "store",
+            None,
+            DEFAULTS["store"],
+            "User store: a SQLite file path or sqlite:PATH (created 0600 if missing), memory:, or a "
+            "postgresql:// URL.",
+        ],
         [
             "finger-timeout",
             None,
@@ -118,8 +126,16 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "audit-keep",
             None,
             DEFAULTS["audit-keep"],
-            "Audit entries (changes, manhole input) the SQLite store keeps; older ones are pruned.",
+            "Audit entries (changes, manhole input) the store keeps, exactly; older ones are pruned (recorded in "
+            "the store: the sshfinger tool keeps to it too).",
             _positive(int, "audit-keep"),
+        ],
+        [
+            "audit-max-bytes",
+            None,
+            DEFAULTS["audit-max-bytes"],
+            "Bytes of audit entries the store keeps (the newest entry always stays); older ones are pruned.",
+            _positive(int, "audit-max-bytes"),
         ],
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
@@ -401,7 +417,12 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         from twisted.internet import reactor
     settings = {**DEFAULTS, **config}
     top = SSHFingerService()
-    store_service = make_store(settings["store"], reactor, audit_keep=int(settings["audit-keep"]))
+    store_service = make_store(
+        settings["store"],
+        reactor,
+        audit_keep=int(settings["audit-keep"]),
+        audit_max_bytes=int(settings["audit-max-bytes"]),
+    )
     store_service.setName("store")
     store_service.setServiceParent(top)
 

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable
 from typing import TextIO
 
+from sshfinger.cli.main import wait
 from sshfinger.model.errors import StoreError
 from sshfinger.ssh.checkers import plaintext_warnings
 from sshfinger.ssh.hostkeys import HostKeyError, describe, existing_host_keys
 from sshfinger.ssh.passwd import parse
-from sshfinger.store.sqlite import SQLiteBackend
+from sshfinger.store.interfaces import maintenance_of
+from sshfinger.store.limits import CHANGES_KEEP, change_size
+from sshfinger.store.registry import parse_spec
+from sshfinger.store.service import open_offline, readable_by_others, readable_files
+
+#: The window over which doctor measures the audit trail's growth.
+GROWTH_WINDOW = 24 * 3600
 
 
 class Report:
@@ -87,26 +95,68 @@ def check_passwd(paths: Iterable[str], report: Report) -> None:
         report.ok(f"passwd {path}: {len(entries)} entries, {len(entries) - len(warnings)} bcrypt")
 
 
-def check_store(path: str, report: Report) -> None:
+def size_text(size: int) -> str:
     """
-    The SQLite store: opens (upgrading if needed), passes C{PRAGMA integrity_check}.
+    A byte count for people: C{"812 B"}, C{"3.4 kB"}, C{"1.2 MB"}.
     """
-    if not os.path.exists(path):
-        report.warn(f"store {path}: does not exist yet (created at first start; 'sshfinger init' adds demo data)")
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def check_store(spec: str, report: Report, now: float | None = None) -> None:
+    """
+    The store: opens (upgrading if needed), passes its backend's integrity check, is not readable by others;
+    report its size and how much the audit trail grew over the last day.
+    """
+    scheme, target = parse_spec(spec)
+    if scheme == "sqlite" and not os.path.exists(target):
+        report.warn(f"store {spec}: does not exist yet (created at first start; 'sshfinger init' adds demo data)")
         return
-    backend = SQLiteBackend(path)
     try:
-        accounts = backend.open()
-        result = backend.integrity_check()
+        store = open_offline(spec)
+    except (StoreError, ValueError) as e:
+        report.fail(f"store {spec}: {e}")
+        return
+    try:
+        maintenance = maintenance_of(store.backend)
+        count = len(store)
+        recent = wait(store.recent_changes(CHANGES_KEEP))
+        for name, mode in readable_files(store):
+            report.warn(f"store file {name}: readable by others (mode {mode:o}); use 600")
+        if maintenance is None:
+            report.warn(f"store {spec}: its backend has no integrity check, backup or size; {count} accounts")
+            return
+        problems = maintenance.check()
+        if problems:
+            report.fail(f"store {spec}: integrity check: {problems[0]}")
+            return
+        size = maintenance.size()
     except StoreError as e:
-        report.fail(f"store {path}: {e}")
+        report.fail(f"store {spec}: {e}")
         return
     finally:
-        backend.close()
-    if result != "ok":
-        report.fail(f"store {path}: integrity check: {result.splitlines()[0]}")
-    else:
-        report.ok(f"store {path}: integrity ok, {len(accounts)} accounts")
+        store.close()
+    since = (time.time() if now is None else now) - GROWTH_WINDOW
+    day = [change for change in recent if change.at >= since]
+    report.ok(
+        f"store {spec}: integrity ok, {count} accounts, {size_text(size)}; audit trail {len(recent)} entries "
+        f"({size_text(sum(map(change_size, recent)))}), grew {len(day)} entries "
+        f"({size_text(sum(map(change_size, day)))}) in the last 24 h"
+    )
+
+
+def check_secret_files(paths: Iterable[str], report: Report) -> None:
+    """
+    Warn about each file that holds secrets (passwd files, private host keys) and that others may read.
+    """
+    for path in paths:
+        mode = readable_by_others(path)
+        if mode is not None:
+            report.warn(f"{path}: readable by others (mode {mode:o}); it holds secrets: chmod 600 it")
 
 
 def check_port(name: str, endpoint: str, report: Report) -> None:
@@ -134,6 +184,9 @@ def doctor(store: str, keys: str, passwd: Iterable[str], finger: str, ssh: str, 
     """
     report = Report(out)
     check_keys(keys, report)
+    if os.path.isdir(keys):
+        private = [os.path.join(keys, name) for name in sorted(os.listdir(keys)) if not name.endswith(".pub")]
+        check_secret_files([path for path in private if os.path.isfile(path)], report)
     check_passwd(passwd, report)
     check_store(store, report)
     check_port("finger", finger, report)

@@ -2,7 +2,7 @@
 C{sshfinger}: the offline tool for the user store and the passwd file.
 
 Every command opens the store, commits synchronously and exits: a running server sees the change within a second
-(it polls the SQLite file).  Errors are one line on stderr and exit status 1; usage errors exit 2.
+(it follows the store's change feed).  Errors are one line on stderr and exit status 1; usage errors exit 2.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ from sshfinger import __version__
 from sshfinger.cli import config_check, system_users
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, normalize_login
+from sshfinger.model.audit import format_change
 from sshfinger.model.errors import NoSuchAccount, StoreError
 from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
 from sshfinger.store.cached import CachedStore
-from sshfinger.store.service import check_store_spec, open_offline
-from sshfinger.store.sqlite import SQLiteBackend
+from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
+from sshfinger.store.registry import check_store_spec, open_backend
+from sshfinger.store.service import open_offline
 
 T = TypeVar("T")
 
@@ -69,6 +71,19 @@ def offline_store(spec: str) -> Iterator[CachedStore]:
         store.close()
 
 
+def maintenance(spec: str, what: str) -> IStoreMaintenance:
+    """
+    The maintenance operations of the store C{spec} names (the backend is not opened).
+
+    @raise CommandError: with one line, if its backend has none.
+    """
+    backend = open_backend(check_store_spec(spec))
+    found = maintenance_of(backend)
+    if found is None:
+        raise CommandError(f"the {backend.description} store does not support {what}")
+    return found
+
+
 def wait(d: Deferred[T]) -> T:
     """
     Return the result of a L{Deferred} that has already fired (the offline store commits synchronously).
@@ -79,7 +94,7 @@ def wait(d: Deferred[T]) -> T:
         raise RuntimeError("the store did not answer synchronously")
     if isinstance(results[0], Failure):
         results[0].raiseException()
-    return results[0]  # type: ignore[no-any-return]
+    return results[0]
 
 
 def actor(channel: str = "cli") -> Actor:
@@ -168,10 +183,10 @@ def _guess_format(path: str, given: str | None) -> str:
 
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     """
-    Create a store (if needed) with the demo accounts that are missing.
+    Create a store (if needed) with the demo accounts that are missing (none with C{--empty}).
     """
     with offline_store(args.store) as store:
-        for record in DEMO_ACCOUNTS:
+        for record in () if args.empty else DEMO_ACCOUNTS:
             if store.peek(record["login"]) is None:
                 upsert(store, record, "cli")
                 out.write(f"created {record['login']}\n")
@@ -202,7 +217,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     Export every account (hidden ones included).
     """
     with offline_store(args.store) as store:
-        text = export_records(wait(store.list(include_hidden=True)), args.format)
+        accounts: list[Account] = wait(store.list(include_hidden=True))
+        text = export_records(accounts, args.format)
     if args.output in (None, "-"):
         out.write(text)
     else:
@@ -272,6 +288,8 @@ def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
         if account is None:
             raise NoSuchAccount(args.login)
         if args.action == "list":
+            if not account.keys:
+                out.write(f"{account.login} has no keys\n")
             for index, line in enumerate(account.keys, 1):
                 out.write(f"{index:>2}  {fingerprint(parse_authorized_key(line)[0])}  {line.split(None, 2)[-1]}\n")
             return 0
@@ -304,10 +322,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     """
     Print the newest audit entries (changes and manhole lines), oldest first.
     """
-    from sshfinger.shell.commands import format_change
-
     with offline_store(args.store) as store:
-        changes = wait(store.recent_changes(args.count, args.login))
+        changes = wait(store.recent_changes(args.count, args.login, everything=True))
     for change in changes:
         out.write(sanitize(format_change(change)) + "\n")
     return 0
@@ -315,42 +331,23 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
     """
-    Copy a live store consistently with SQLite's online backup API.
+    Copy a live store consistently (created 0600).
     """
     if os.path.exists(args.file):
         raise CommandError(f"{args.file} exists already; choose a new file")
-    backend = SQLiteBackend(check_store_spec(args.store))
-    try:
-        backend.open()
-        backend.backup(args.file)
-    finally:
-        backend.close()
+    maintenance(args.store, "backup").backup(args.file)
     out.write(f"backed up {args.store} to {args.file}\n")
     return 0
 
 
 def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     """
-    Replace a store with a backup (stop the server first): the backup is checked, then copied in.
+    Replace a store with a checked backup; refused while any process (a running server) has the store open.
     """
-    backup = SQLiteBackend(args.file)
-    try:
-        if not os.path.isfile(args.file):
-            raise CommandError(f"no backup file {args.file}")
-        accounts = backup.open()
-        result = backup.integrity_check()
-        if result != "ok":
-            raise CommandError(f"{args.file} fails the integrity check: {result.splitlines()[0]}")
-        check_store_spec(args.store)
-        for leftover in (args.store + "-wal", args.store + "-shm"):
-            if os.path.exists(leftover):
-                os.remove(leftover)  # journal files of the store being replaced
-        temp = args.store + ".restore"
-        backup.backup(temp)
-        os.replace(temp, args.store)
-    finally:
-        backup.close()
-    out.write(f"restored {len(accounts)} accounts from {args.file} into {args.store}\n")
+    maintenance(args.store, "restore").restore(args.file)
+    with offline_store(args.store) as store:
+        count = len(store)
+    out.write(f"restored {count} accounts from {args.file} into {args.store}\n")
     return 0
 
 
@@ -389,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--store",
         default=os.environ.get("SSHFINGER_STORE", "sshfinger.db"),
-        help="SQLite store file (default: $SSHFINGER_STORE or sshfinger.db)",
+        help="the store: a SQLite file path, sqlite:PATH, memory: or a postgresql:// URL (default: $SSHFINGER_STORE "
+        "or sshfinger.db)",
     )
     parser = argparse.ArgumentParser(prog="sshfinger", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"sshfinger {__version__}")
@@ -400,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(function=function)
         return p
 
-    command("init", cmd_init, "create the store with demo accounts (alice, admin)")
+    p = command("init", cmd_init, "create the store with demo accounts (alice, admin)")
+    p.add_argument("--empty", action="store_true", help="create the store with no accounts")
     p = command("import", cmd_import, "import accounts from JSON or login:status text")
     p.add_argument("file")
     p.add_argument("--format", choices=("json", "text"), help="default: json for *.json, else text")
@@ -426,9 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("audit", cmd_audit, "show the audit trail: who changed what, and manhole input")
     p.add_argument("count", nargs="?", type=int, default=50, help="how many entries (default 50)")
     p.add_argument("--login", help="only entries about this login")
-    p = command("backup", cmd_backup, "copy a live store consistently (SQLite online backup)")
+    p = command("backup", cmd_backup, "copy a live store consistently (the copy is made 0600)")
     p.add_argument("file", help="the new backup file")
-    p = command("restore", cmd_restore, "replace the store with a checked backup (stop the server first)")
+    p = command("restore", cmd_restore, "replace the store with a checked backup (refused while a server has it open)")
     p.add_argument("file", help="a file made by 'sshfinger backup'")
     p = command("doctor", cmd_doctor, "check keys, passwd files, the store and ports; print host key fingerprints")
     p.add_argument("--keys", default="keys", help="host key directory (default: keys)")

@@ -177,27 +177,6 @@ class Account(NamedTuple):
         return self._replace(**changes, updated_at=at, updated_by=by)  # type: ignore[arg-type]
 
 
-#: An account that sets nothing but its name, status and update stamp, as a store may load it:
-#: C{(login, real_name, status, updated_at, updated_by)}.  A store can hand over the rows its database gives it
-#: without building an L{Account} each; L{full_account} makes the L{Account} when one is needed.
-PlainAccount = tuple[str, str, str, float, str]
-
-
-def full_account(plain: PlainAccount, keys: tuple[str, ...] = ()) -> Account:
-    """
-    Return the L{Account} that a L{PlainAccount} stands for, with C{keys} as its authorized keys.
-    """
-    login, real_name, status, updated_at, updated_by = plain
-    return Account(login, real_name, status, keys=keys, updated_at=updated_at, updated_by=updated_by)
-
-
-def as_account(account: Account | PlainAccount) -> Account:
-    """
-    Return C{account} if it is an L{Account}, else the L{Account} the L{PlainAccount} stands for.
-    """
-    return account if isinstance(account, Account) else full_account(account)
-
-
 @dataclass(frozen=True, slots=True)
 class Actor:
     """

@@ -1,21 +1,26 @@
 """
-The interface every user store provides.
+The interfaces of the user store: L{IUserStore} (what the services use), L{IStoreBackend} (the durable layer under
+the cached view), L{IChangeFeed} (the ordered stream of committed changes a view follows) and
+L{IStoreMaintenance} (what the offline tool needs: backup, restore, integrity, size).
 
-Every method that may touch a disk or a network returns a L{Deferred}, so that a remote store can implement the
-interface later.  Two synchronous methods, L{IUserStore.peek} and L{IUserStore.logins}, read the in-memory view
-only: finger lookups and Tab completion use them and never wait.
+Every method of L{IUserStore} that may touch a disk or a network returns a L{Deferred}.  Two synchronous methods,
+L{IUserStore.peek} and L{IUserStore.logins}, read the in-memory view only: finger lookups and Tab completion use
+them and never wait.
+
+A backend object serves one follower.  It may provide L{IChangeFeed} and L{IStoreMaintenance} itself or through
+its C{feed} and C{maintenance} attributes: L{feed_of} and L{maintenance_of} find them.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
-from sshfinger.model.account import Account, Actor, Change, PlainAccount
+from sshfinger.model.account import Account, Actor, Change
 
 Subscriber = Callable[[Change], None]
 
@@ -95,9 +100,15 @@ class IUserStore(Interface):
         Append one line to the shell history of C{login}; the oldest lines beyond a bound are dropped.
         """
 
-    def recent_changes(limit: int = 20, login: str | None = None) -> Deferred[builtins.list[Change]]:
+    def recent_changes(
+        limit: int = 20, login: str | None = None, everything: bool = False
+    ) -> Deferred[builtins.list[Change]]:
         """
         Fetch the newest C{limit} recorded changes, newest last, optionally of one account only.
+
+        Asked for one C{login}, only the changes of that login's latest account are returned (from its last
+        C{create} on), so a re-created login inherits nothing; C{everything=True} (admins) returns every retained
+        change of that name.
         """
 
     def record(change: Change) -> Deferred[None]:
@@ -125,16 +136,15 @@ class IStoreBackend(Interface):
 
     description = Attribute("A short human description, such as C{'sqlite:/var/lib/sshfinger.db'}.")
 
-    def open() -> builtins.list[Account]:
+    def open() -> Iterable[Account] | MutableMapping[str, Account]:
         """
-        Open (creating or migrating if needed) and return every stored account.
-        """
+        Open (creating or migrating if needed) and return every stored account: as an iterable of L{Account}s, or
+        as a dict of them by login (which the cached view then keeps and updates; a backend may return a dict
+        subclass whose C{get} and C{__getitem__} build each L{Account} when first read, which is how the SQLite
+        backend loads a million accounts quickly).
 
-    def open_by_login() -> dict[str, Account | PlainAccount]:
-        """
-        Open like L{open}, and return every stored account by login; an account that sets nothing but its name,
-        status and update stamp may come as a L{PlainAccount} (see L{sshfinger.model.account.full_account}), which
-        takes less work to load: this is how a cached store opens a large store.
+        Called again (on the store's thread) to reload everything after a L{FeedGap}: it must then re-read the
+        whole store.
         """
 
     def close() -> None:
@@ -160,8 +170,8 @@ class IStoreBackend(Interface):
 
     def delete(login: str, actor: Actor, at: float) -> builtins.list[Change]:
         """
-        Durably delete an account.  Raises L{sshfinger.model.errors.NoSuchAccount} or
-        L{sshfinger.model.errors.StoreUnavailable}.
+        Durably delete an account with its keys and its shell history.  Raises
+        L{sshfinger.model.errors.NoSuchAccount} or L{sshfinger.model.errors.StoreUnavailable}.
         """
 
     def history(login: str) -> builtins.list[str]:
@@ -182,13 +192,6 @@ class IStoreBackend(Interface):
     def record(changes: builtins.list[Change]) -> None:
         """
         Durably add audit events to the changes kept (subject to the same retention).
-        """
-
-    def poll() -> builtins.list[tuple[str, Account | None, builtins.list[Change]]]:
-        """
-        Return the accounts that other processes changed since the last call (or since L{open}): each as its
-        login, its current state (L{None} when deleted) and the changes recorded for it.  Cheap when nothing
-        changed.
         """
 
 
@@ -248,11 +251,18 @@ class IChangeFeed(Interface):
         """
         Return the sequence number of the newest committed change (0 if none).  May block: call it off the
         reactor thread, as L{read_after}.
+
+        Must work before the backend is opened: the cached view reads the head, then loads the accounts, so a
+        change committed during the load is read again from the feed rather than skipped.
         """
 
     def read_after(seq: int, limit: int) -> FeedBatch:
         """
         Return at most C{limit} changes committed after C{seq}, oldest first.  May block.
+
+        Sequence numbers may have gaps, so the retained horizon is not inferred from the oldest one kept: pruning
+        records the number it pruned through, and a C{seq} below it (or beyond the head: another database, a
+        restored backup) raises L{FeedGap}.
 
         @raise FeedGap: if changes after C{seq} were pruned: the follower reloads (see L{FeedGap}).
         """
@@ -271,9 +281,10 @@ class IStoreMaintenance(Interface):
 
     def restore(source: str) -> None:
         """
-        Replace the store with the copy at C{source}.
+        Replace the store with the copy at C{source}, after checking it.  Needs no open store.
 
-        @raise sshfinger.model.errors.StoreError: if another process has the store open.
+        @raise sshfinger.model.errors.StoreError: with one line, if any process has the store open or the copy is
+            not a sound store.
         """
 
     def check() -> builtins.list[str]:
@@ -285,3 +296,30 @@ class IStoreMaintenance(Interface):
         """
         Return the bytes the store occupies.
         """
+
+    def files() -> builtins.list[str]:
+        """
+        Return the local files that hold the store's data (empty for a networked database): C{doctor} and the
+        server warn when one of them is readable by others.
+        """
+
+
+def feed_of(backend: object) -> IChangeFeed | None:
+    """
+    Return the L{IChangeFeed} of a backend: the backend itself if it provides one, else its C{feed} attribute if
+    that does, else L{None} (the cached view then applies only its own writes).
+    """
+    for candidate in (backend, getattr(backend, "feed", None)):
+        if IChangeFeed.providedBy(candidate):
+            return candidate
+    return None
+
+
+def maintenance_of(backend: object) -> IStoreMaintenance | None:
+    """
+    Return the L{IStoreMaintenance} of a backend (itself, or its C{maintenance} attribute), or L{None}.
+    """
+    for candidate in (backend, getattr(backend, "maintenance", None)):
+        if IStoreMaintenance.providedBy(candidate):
+            return candidate
+    return None

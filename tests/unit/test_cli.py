@@ -366,3 +366,117 @@ class BackupRestoreDoctorTests(ToolTestCase):
         self.assertEqual(status, 1)
         self.assertIn("FAIL  host keys:", out)
         self.assertIn("plaintext password for 'bob'", out)
+
+
+class StoreIssueTests(ToolTestCase):
+    """
+    What the tool does for the store's items of issues 18, 17 and 23: empty stores, readable audit lines,
+    C{key list} with no keys, 0600 files, restore refused while the store is open, doctor's size and growth.
+    """
+
+    def setUp(self) -> None:
+        """
+        Pick a fresh store path and run under umask 022.
+        """
+        super().setUp()
+        self.addCleanup(os.umask, os.umask(0o022))
+
+    def test_init_empty(self) -> None:
+        """
+        C{init --empty} creates a store with no accounts (and a private file).
+        """
+        status, out, _ = self.tool("init", "--empty", "--store", self.store)
+        self.assertEqual(status, 0)
+        self.assertNotIn("created", out)
+        self.assertIn("holds 0 accounts", out)
+        self.assertIsNone(self.account("alice"))
+        self.assertEqual(stat.S_IMODE(os.stat(self.store).st_mode), 0o600)
+
+    def test_version(self) -> None:
+        """
+        C{sshfinger --version} prints the version.
+        """
+        from sshfinger import __version__
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), self.assertRaises(SystemExit) as exit:
+            cli.main(["--version"])
+        self.assertEqual(exit.exception.code, 0)
+        self.assertEqual(out.getvalue(), f"sshfinger {__version__}\n")
+
+    def test_key_list_none(self) -> None:
+        """
+        C{key list} of an account with no keys says so, as the shell does.
+        """
+        self.tool("init", "--store", self.store)
+        self.assertEqual(self.tool("key", "list", "alice", "--store", self.store), (0, "alice has no keys\n", ""))
+
+    def test_audit_newline_readable(self) -> None:
+        """
+        A plan's newline shows in the audit trail as one backslash and C{n}, on one line.
+        """
+        self.tool("init", "--store", self.store)
+        store = open_offline(self.store)
+        from sshfinger.cli.main import actor, wait
+
+        wait(store.update("alice", {"plan": "one\ntwo"}, actor()))
+        store.close()
+        status, out, _ = self.tool("audit", "1", "--store", self.store)
+        self.assertEqual(status, 0)
+        self.assertEqual(len(out.splitlines()), 1)
+        self.assertIn(r"-> 'one\ntwo'", out)
+        self.assertNotIn(r"\\n", out)
+
+    def test_backup_private_and_restore_refused_while_open(self) -> None:
+        """
+        A backup is 0600 under umask 022; restore is refused with one line while another process (here, another
+        open store) has the store open, and works once it is closed.
+        """
+        self.tool("init", "--store", self.store)
+        backup = os.path.join(self.directory, "backup.db")
+        self.assertEqual(self.tool("backup", backup, "--store", self.store)[0], 0)
+        self.assertEqual(stat.S_IMODE(os.stat(backup).st_mode), 0o600)
+        self.tool("set", "alice", "status", "after", "--store", self.store)
+        live = open_offline(self.store)
+        status, out, err = self.tool("restore", backup, "--store", self.store)
+        self.assertEqual((status, out), (1, ""))
+        self.assertEqual(err.count("\n"), 1)
+        self.assertIn("open in another process", err)
+        self.assertEqual(live.peek("alice").status, "after")  # type: ignore[union-attr]
+        live.close()
+        status, out, err = self.tool("restore", backup, "--store", self.store)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(stat.S_IMODE(os.stat(self.store).st_mode), 0o600)
+
+    def test_memory_store_has_no_maintenance(self) -> None:
+        """
+        A backend without maintenance operations gets one clear line from backup and restore.
+        """
+        for argv in (("backup", os.path.join(self.directory, "b.db")), ("restore", self.store)):
+            status, _, err = self.tool(*argv, "--store", "memory:")
+            self.assertEqual(status, 1)
+            self.assertEqual(err.count("\n"), 1)
+            self.assertIn("does not support", err)
+
+    def test_doctor_store_size_growth_and_modes(self) -> None:
+        """
+        doctor reports the store's size and its audit trail's growth over the last day, and warns about a store
+        file or a private host key that others may read.
+        """
+        self.tool("init", "--store", self.store)
+        keys = os.path.join(self.directory, "keys")
+        os.makedirs(keys)
+        args = ("doctor", "--store", self.store, "--keys", keys, "--finger", "tcp:0", "--ssh", "tcp:0")
+        status, out, _ = self.tool(*args)
+        self.assertRegex(out, r"ok    store .*: integrity ok, 2 accounts, [0-9.]+ kB; audit trail 9 entries "
+                              r"\([0-9.]+ k?B\), grew 9 entries \([0-9.]+ k?B\) in the last 24 h")
+        self.assertNotIn("readable by others", out)
+        os.chmod(self.store, 0o644)
+        secret = os.path.join(keys, "ssh_host_ed25519_key")
+        with open(secret, "w") as f:
+            f.write("not really a key\n")
+        os.chmod(secret, 0o644)
+        status, out, _ = self.tool(*args)
+        self.assertIn(f"warn  store file {self.store}: readable by others (mode 644)", out)
+        self.assertIn(f"warn  {secret}: readable by others (mode 644)", out)
+        self.assertNotIn("not really a key", out)

@@ -1,6 +1,7 @@
 """
-Tests for L{sshfinger.store.sqlite.SQLiteBackend} beyond the shared store suite: schema migration, refusing
-foreign files, polling other processes' changes, durability, write failures, maintenance and the writer thread.
+Tests for L{sshfinger.store.sqlite} beyond the shared store suite: schema migration, refusing foreign files
+(untouched), the change feed's polling and horizon, durability, write failures, maintenance (0600 files, restore
+refused while the store is open) and the writer thread.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sshfinger.model.account import Account, Actor, Change, as_account, normalize_changes
+from sshfinger.model.account import Account, Actor, Change, normalize_changes
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
-from sshfinger.store import sqlite as sqlite_module
 from sshfinger.store.cached import CachedStore
+from sshfinger.store.interfaces import FeedGap
 from sshfinger.store.sqlite import SCHEMA_VERSION, SQLiteBackend, schema_script, split_statements
+from sshfinger.store.sqlite import backend as sqlite_module
+from sshfinger.store.sqlite import schema as schema_module
+from sshfinger.store.sqlite.rows import LazyAccounts
 
 ROOT = Actor("root", "cli")
 OTHER = Actor("other", "exec", "192.0.2.1:4000")
@@ -78,7 +82,7 @@ class OpenTests(SynchronousTestCase):
         """
         path = self.mktemp()
         backend = self.open_backend(path)
-        self.assertEqual(backend.open(), [])
+        self.assertEqual(backend.open(), {})
         self.assertEqual(schema_version(path), SCHEMA_VERSION)
         self.assertEqual(backend.integrity_check(), "ok")
         connection = sqlite3.connect(path)
@@ -111,7 +115,7 @@ class OpenTests(SynchronousTestCase):
         alice = Account(
             "alice", "Alice Liddell", "reading", "line 1\nline 2", "B12", "555", True, "user", (), 123.5, "admin"
         )
-        self.assertEqual(backend.open(), [alice])
+        self.assertEqual(backend.open().accounts(), [alice])
         self.assertEqual(schema_version(path), SCHEMA_VERSION)
         account, changes = backend.update("alice", {"role": "admin", "keys": (KEY,)}, ROOT, 200.0)
         self.assertEqual((account.role, account.keys), ("admin", (KEY,)))
@@ -125,12 +129,12 @@ class OpenTests(SynchronousTestCase):
         If any step of an upgrade fails, the whole upgrade is rolled back: the file stays at version 1.
         """
         path = self.make_v1_file()
-        real = sqlite_module.migration_scripts
+        real = schema_module.migration_scripts
 
         def broken(version: int | None) -> list[tuple[int, str]]:
             return real(version) + [(SCHEMA_VERSION + 1, "CREATE TABLE broken (;\n")]
 
-        self.patch(sqlite_module, "migration_scripts", broken)
+        self.patch(schema_module, "migration_scripts", broken)
         assert_one_line_store_error(self, SQLiteBackend(path))
         self.assertEqual(schema_version(path), 1)
         connection = sqlite3.connect(path)
@@ -190,7 +194,7 @@ class OpenTests(SynchronousTestCase):
         backend.close()
         backend.close()
         self.assertRaises(StoreUnavailable, backend.create, "alice", {}, ROOT, 1.0)
-        self.assertRaises(StoreUnavailable, backend.poll)
+        self.assertRaises(StoreUnavailable, backend.feed.read_after, 0, 10)
 
 
 class LoadTests(SynchronousTestCase):
@@ -219,7 +223,7 @@ class LoadTests(SynchronousTestCase):
         ]
         reader = SQLiteBackend(path)
         self.addCleanup(reader.close)
-        return sorted(created), sorted(reader.open())
+        return sorted(created), reader.open().accounts()
 
     def assert_loaded_as_written(self, accounts: Mapping[str, Mapping[str, object]]) -> list[Account]:
         """
@@ -274,7 +278,7 @@ class LoadTests(SynchronousTestCase):
 
     def test_plain_accounts_by_login(self) -> None:
         """
-        L{SQLiteBackend.open_by_login} gives each account under its login: one that sets only its name and status
+        L{SQLiteBackend.open} gives each account under its login: one that sets only its name and status
         as a L{PlainAccount} (a plain 5-tuple), any other (authorized keys included) as an L{Account}; each
         stands for the account L{SQLiteBackend.open} loads.
         """
@@ -284,17 +288,19 @@ class LoadTests(SynchronousTestCase):
         )
         reader = SQLiteBackend(self.path)
         self.addCleanup(reader.close)
-        loaded = reader.open_by_login()
+        loaded = reader.open()
+        self.assertIsInstance(loaded, LazyAccounts)
         self.assertEqual(sorted(loaded), ["bare", "hider", "keyed", "plain"])
-        self.assertEqual({login for login, value in loaded.items() if type(value) is tuple}, {"bare", "plain"})
-        self.assertEqual(loaded["plain"], ("plain", "P", "here", 1_700_000_000.25, OTHER.login))
+        self.assertEqual({login for login, value in dict.items(loaded) if type(value) is tuple}, {"bare", "plain"})
+        self.assertEqual(dict.get(loaded, "plain"), ("plain", "P", "here", 1_700_000_000.25, OTHER.login))
         self.assertIsInstance(loaded["keyed"], Account)
-        self.assertEqual(sorted(as_account(value) for value in loaded.values()), created)
+        self.assertEqual(loaded.accounts(), created)
+        self.assertIs(loaded.get("plain"), loaded["plain"])
 
     def test_change_during_load(self) -> None:
         """
-        A change another process commits while the accounts load is not in the loaded accounts, and the next
-        poll reports it.
+        A change another process commits while the accounts load is not in the loaded accounts, and the store's
+        next read of the feed applies it.
         """
         path = self.mktemp()
         theirs = SQLiteBackend(path)
@@ -302,17 +308,20 @@ class LoadTests(SynchronousTestCase):
         self.addCleanup(theirs.close)
         mine = SQLiteBackend(path)
         self.addCleanup(mine.close)
-        load_all = mine._load_all
+        load_all = sqlite_module.load_all
         created: list[Account] = []
 
-        def load_then_commit(connection: sqlite3.Connection) -> list[Account]:
+        def load_then_commit(connection: sqlite3.Connection) -> LazyAccounts:
             accounts = load_all(connection)
             created.append(theirs.create("alice", {}, OTHER, 1.0)[0])
             return accounts
 
-        self.patch(mine, "_load_all", load_then_commit)
-        self.assertEqual(mine.open(), [])
-        self.assertEqual([(login, account) for login, account, _ in mine.poll()], [("alice", created[0])])
+        self.patch(sqlite_module, "load_all", load_then_commit)
+        store = CachedStore(mine, Clock().seconds)
+        store.open()
+        self.assertEqual(store.logins(), [])
+        self.assertEqual(self.successResultOf(store.catch_up()), 1)
+        self.assertEqual(store.peek("alice"), created[0])
 
 
 class PlainAccountsInCacheTests(SynchronousTestCase):
@@ -373,42 +382,62 @@ class PlainAccountsInCacheTests(SynchronousTestCase):
         self.assertEqual((updated.status, updated.real_name), ("away", ""))
 
 
-class PollTests(SynchronousTestCase):
+class FeedTests(SynchronousTestCase):
     """
-    L{SQLiteBackend.poll} finds changes made through another connection to the same file.
+    The SQLite change feed: woken by a timer, cheap when nothing changed, horizon recorded when pruning.
     """
 
     def setUp(self) -> None:
         """
-        Open two backends, C{mine} and C{theirs}, on one file.
+        Open two backends, C{mine} (polling with a fake clock) and C{theirs}, on one file.
         """
-        path = self.mktemp()
-        self.mine = SQLiteBackend(path)
-        self.mine.open()
-        self.addCleanup(self.mine.close)
-        self.theirs = SQLiteBackend(path)
+        self.path = self.mktemp()
+        self.clock = Clock()
+        self.mine = SQLiteBackend(self.path, clock=self.clock, poll_interval=0.5)
+        self.theirs = SQLiteBackend(self.path)
         self.theirs.open()
         self.addCleanup(self.theirs.close)
 
-    def test_nothing_changed(self) -> None:
+    def test_wake_by_timer(self) -> None:
         """
-        With no other writer, C{poll} returns nothing.
+        A following store sees another process's change at the next poll tick (0.5 s here), not before, and
+        stops looking once it stops following.
         """
-        self.assertEqual(self.mine.poll(), [])
-        self.assertEqual(self.mine.poll(), [])
+        store = CachedStore(self.mine, self.clock.seconds)
+        store.open()
+        self.addCleanup(store.close)
+        seen: list[Change] = []
+        store.subscribe(seen.append)
+        store.start_following()
+        _, changes = self.theirs.create("alice", {"status": "remote"}, OTHER, 5.0)
+        self.clock.advance(0.4)
+        self.assertIsNone(store.peek("alice"))
+        self.clock.advance(0.1)
+        self.assertEqual(store.peek("alice").status, "remote")  # type: ignore[union-attr]
+        self.assertEqual(seen, changes)
+        store.stop_following()
+        self.theirs.update("alice", {"status": "later"}, OTHER, 6.0)
+        self.clock.advance(5)
+        self.assertEqual(store.peek("alice").status, "remote")  # type: ignore[union-attr]
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
-    def test_create_update_delete(self) -> None:
+    def test_nothing_changed_is_cheap(self) -> None:
         """
-        Another connection's create, update and delete are each reported once, with the current account state
-        (L{None} once deleted) and the recorded changes.
+        When no connection committed since the last read, a read is answered without a transaction (one
+        C{PRAGMA data_version}); once another connection commits, the next read sees it.
         """
-        created, create_changes = self.theirs.create("alice", {"status": "new"}, OTHER, 10.0)
-        updated, update_changes = self.theirs.update("alice", {"keys": (KEY,)}, OTHER, 11.0)
-        self.assertEqual(self.mine.poll(), [("alice", updated, create_changes + update_changes)])
-        self.assertEqual(self.mine.poll(), [])
-        delete_changes = self.theirs.delete("alice", OTHER, 12.0)
-        self.assertEqual(self.mine.poll(), [("alice", None, delete_changes)])
-        self.assertEqual(self.mine.poll(), [])
+        self.mine.open()
+        self.addCleanup(self.mine.close)
+        head = self.mine.feed.head()
+        self.mine.feed.read_after(head, 10)
+        statements: list[str] = []
+        self.mine.connection().set_trace_callback(statements.append)
+        self.assertEqual(self.mine.feed.read_after(head, 10).changes, [])
+        self.assertEqual(statements, ["PRAGMA data_version"])
+        self.theirs.create("alice", {}, OTHER, 1.0)
+        self.assertEqual([c.login for _, c in self.mine.feed.read_after(head, 10).changes], ["alice"])
+        self.mine.create("bob", {}, ROOT, 2.0)
+        self.assertEqual([c.login for _, c in self.mine.feed.read_after(head, 10).changes], ["alice", "bob"])
 
     def test_stale_view(self) -> None:
         """
@@ -416,6 +445,8 @@ class PollTests(SynchronousTestCase):
         fails with L{NoSuchAccount}, creating one it created fails with L{AccountExists}, and the backend still
         writes afterwards.
         """
+        self.mine.open()
+        self.addCleanup(self.mine.close)
         self.mine.create("alice", {}, ROOT, 1.0)
         self.theirs.delete("alice", OTHER, 2.0)
         self.assertRaises(NoSuchAccount, self.mine.update, "alice", {"status": "x"}, ROOT, 3.0)
@@ -424,53 +455,75 @@ class PollTests(SynchronousTestCase):
         bob, _ = self.mine.update("bob", {"phone": "555"}, ROOT, 6.0)
         self.assertEqual((bob.status, bob.phone), ("theirs", "555"))
 
-    def test_own_writes_not_reported(self) -> None:
+    def test_horizon_recorded_not_inferred(self) -> None:
         """
-        Writes made through this backend are not reported by its own C{poll}, even when interleaved with
-        another connection's writes.
+        Pruning records how far it went: a follower at exactly that number reads on, one below it gets
+        L{FeedGap}; a hole in the ids (a missing row) above the horizon is no gap.
         """
-        self.mine.create("bob", {}, ROOT, 1.0)
-        self.assertEqual(self.mine.poll(), [])
-        carol, carol_changes = self.theirs.create("carol", {}, OTHER, 2.0)
-        self.mine.update("bob", {"status": "mine"}, ROOT, 3.0)
-        bob, bob_changes = self.theirs.update("bob", {"phone": "555"}, OTHER, 4.0)
-        self.assertEqual(self.mine.poll(), [("carol", carol, carol_changes), ("bob", bob, bob_changes)])
-        self.assertEqual(bob.status, "mine")
-        self.assertEqual(self.mine.poll(), [])
+        writer = SQLiteBackend(self.path, changes_keep=4)
+        writer.open()
+        self.addCleanup(writer.close)
+        writer.create("alice", {}, ROOT, 0.0)
+        for number in range(9):
+            writer.update("alice", {"status": f"s{number}"}, ROOT, float(number))
+        self.mine.open()
+        self.addCleanup(self.mine.close)
+        feed = self.mine.feed
+        self.assertEqual(feed.head(), 10)
+        self.assertEqual([seq for seq, _ in feed.read_after(6, 100).changes], [7, 8, 9, 10])
+        error = self.assertRaises(FeedGap, feed.read_after, 5, 100)
+        self.assertEqual((error.asked, error.horizon), (5, 6))
+        raw = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(raw.close)
+        raw.execute("DELETE FROM changes WHERE id = 8")
+        self.assertEqual([seq for seq, _ in feed.read_after(6, 100).changes], [7, 9, 10])
+        raw.execute("DELETE FROM changes WHERE id <= 7")
+        self.assertEqual([seq for seq, _ in feed.read_after(6, 100).changes], [9, 10])
 
-    def test_cached_store_poll(self) -> None:
+    def test_migrated_horizon(self) -> None:
         """
-        L{CachedStore.poll} applies another process's changes to the in-memory view and tells subscribers.
+        A version 2 file (pruned the old way, from the oldest) gets its horizon from its oldest change when it
+        is upgraded, and the size of each change it holds.
         """
-        store = CachedStore(self.mine, Clock().seconds)
-        store.open()
-        seen: list[Change] = []
-        store.subscribe(seen.append)
-        version = store.version
-        self.assertEqual(self.successResultOf(store.poll()), 0)
-        self.assertEqual(store.version, version)
-        _, changes = self.theirs.create("alice", {"status": "remote"}, OTHER, 5.0)
-        self.assertIsNone(store.peek("alice"))
-        self.assertEqual(self.successResultOf(store.poll()), 1)
-        self.assertEqual(store.peek("alice").status, "remote")  # type: ignore[union-attr]
-        self.assertEqual(seen, changes)
-        self.assertGreater(store.version, version)
-        version = store.version
-        self.theirs.delete("alice", OTHER, 6.0)
-        self.assertEqual(self.successResultOf(store.poll()), 1)
-        self.assertIsNone(store.peek("alice"))
-        self.assertGreater(store.version, version)
-        self.assertEqual([c.action for c in seen], ["create", "update", "delete"])
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        connection.execute("DROP TABLE IF EXISTS feed_state")
+        for table in ("changes", "history", "account_keys", "accounts", "version", "sqlite_sequence"):
+            if table != "sqlite_sequence":
+                connection.execute(f"DROP TABLE IF EXISTS {table}")
+        for name in ("v1.sql", "upgrade-to-v2.sql"):
+            for statement in split_statements(schema_script(name)):
+                connection.execute(statement)
+        connection.execute("UPDATE version SET version = 2")
+        connection.execute("INSERT INTO accounts (login) VALUES ('alice')")
+        for row_id in (4, 5, 6):
+            connection.execute(
+                "INSERT INTO changes (id, at, actor_login, actor_channel, login, action, field, old, new)"
+                " VALUES (?, 1.0, 'root', 'cli', 'alice', 'update', 'status', 'a', 'bb')",
+                (row_id,),
+            )
+        connection.close()
+        self.mine.open()
+        self.addCleanup(self.mine.close)
+        self.assertEqual(schema_version(self.path), SCHEMA_VERSION)
+        feed = self.mine.feed
+        self.assertEqual(feed.head(), 6)
+        self.assertRaises(FeedGap, feed.read_after, 2, 10)
+        self.assertEqual([seq for seq, _ in feed.read_after(3, 10).changes], [4, 5, 6])
+        raw = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(raw.close)
+        sizes = [size for (size,) in raw.execute("SELECT size FROM changes")]
+        self.assertEqual(sizes, [64 + 1 + 2 + 5 + 6 + 4] * 3)
+        self.assertEqual(raw.execute("SELECT pruned_through, bytes FROM feed_state").fetchone(), (3, sum(sizes)))
 
 
 class ChangesRetentionTests(SynchronousTestCase):
     """
-    The C{changes} table is pruned to about C{changes_keep} rows.
+    The C{changes} table is pruned to C{changes_keep} rows, exactly.
     """
 
     def test_pruned(self) -> None:
         """
-        After many changes only the newest ones remain: at least C{changes_keep}, and not many more.
+        After many changes only the newest C{changes_keep} remain.
         """
         backend = SQLiteBackend(self.mktemp(), changes_keep=5)
         backend.open()
@@ -479,9 +532,32 @@ class ChangesRetentionTests(SynchronousTestCase):
         for number in range(30):
             backend.update("alice", {"status": f"s{number}"}, ROOT, float(number))
         kept = backend.recent_changes(1000, None)
-        self.assertTrue(5 <= len(kept) < 10, len(kept))
+        self.assertEqual(len(kept), 5)
         self.assertEqual(kept[-1].new, "s29")
         self.assertNotIn("create", [c.action for c in kept])
+
+    def test_retention_recorded(self) -> None:
+        """
+        The retention a server opens the file with is recorded there, and the offline tool (which gives none)
+        applies it too; a later server's retention replaces it.
+        """
+        path = self.mktemp()
+        server = SQLiteBackend(path, changes_keep=3, changes_max_bytes=100_000)
+        server.open()
+        server.create("alice", {}, ROOT, 0.0)
+        server.close()
+        tool = SQLiteBackend(path)
+        tool.open()
+        self.addCleanup(tool.close)
+        for number in range(10):
+            tool.update("alice", {"status": f"s{number}"}, ROOT, float(number))
+        self.assertEqual([c.new for c in tool.recent_changes(100, None)], ["s7", "s8", "s9"])
+        tool.close()
+        SQLiteBackend(path, changes_keep=5).open()
+        tool.open()
+        for number in range(10, 20):
+            tool.update("alice", {"status": f"s{number}"}, ROOT, float(number))
+        self.assertEqual(len(tool.recent_changes(100, None)), 5)
 
 
 CHILD = """
@@ -545,7 +621,7 @@ class DurabilityTests(SynchronousTestCase):
         self.assertEqual(child.returncode, -signal.SIGKILL)
 
         backend = SQLiteBackend(path)
-        [alice] = backend.open()
+        [alice] = backend.open().accounts()
         self.addCleanup(backend.close)
         self.assertEqual(alice.status, f"n{count - 1}")
         updates = [c.new for c in backend.recent_changes(1000, "alice") if c.action == "update"]
@@ -602,42 +678,137 @@ class WriteFailureTests(SynchronousTestCase):
         self.assertEqual([c.new for c in seen], ["after"])
         check = SQLiteBackend(self.path)
         self.addCleanup(check.close)
-        self.assertEqual([a.login for a in check.open()], ["alice"])
+        self.assertEqual(sorted(check.open()), ["alice"])
 
 
 class MaintenanceTests(SynchronousTestCase):
     """
-    The integrity check and the online backup.
+    Backup, restore, integrity check, size and the files of a store: all created 0600 whatever the umask.
     """
+
+    def setUp(self) -> None:
+        """
+        Run each test under umask 022 (the usual one), restored afterwards.
+        """
+        self.addCleanup(os.umask, os.umask(0o022))
+        self.path = self.mktemp()
+
+    def open_store(self) -> SQLiteBackend:
+        """
+        Open a backend on the test's file holding two accounts, closed at cleanup.
+        """
+        backend = SQLiteBackend(self.path)
+        backend.open()
+        self.addCleanup(backend.close)
+        if not backend.open():
+            backend.create("alice", {"keys": (KEY,), "status": "here"}, ROOT, 1.0)
+            backend.create("bob", {"hidden": True}, ROOT, 2.0)
+        return backend
 
     def test_integrity_and_backup(self) -> None:
         """
-        A healthy file checks C{"ok"}, and a backup opens with every account, key and change.
+        A healthy file checks with no problems, and a backup (made 0600) opens with every account, key and
+        change; an existing file is never overwritten.
         """
-        backend = SQLiteBackend(self.mktemp())
-        backend.open()
-        self.addCleanup(backend.close)
-        backend.create("alice", {"keys": (KEY,), "status": "here"}, ROOT, 1.0)
-        backend.create("bob", {"hidden": True}, ROOT, 2.0)
+        backend = self.open_store()
+        maintenance = backend.maintenance
+        self.assertEqual(maintenance.check(), [])
         self.assertEqual(backend.integrity_check(), "ok")
-
         destination = self.mktemp()
-        backend.backup(destination)
+        maintenance.backup(destination)
+        self.assertEqual(stat_mode(destination), 0o600)
         copy = SQLiteBackend(destination)
         self.addCleanup(copy.close)
         self.assertEqual(copy.open(), backend.open())
         self.assertEqual(copy.recent_changes(100, None), backend.recent_changes(100, None))
-        self.assertEqual(copy.integrity_check(), "ok")
+        self.assertRaises(StoreError, maintenance.backup, destination)
 
     def test_backup_failure(self) -> None:
         """
         A backup to an impossible path fails with a one-line L{StoreError}.
         """
-        backend = SQLiteBackend(self.mktemp())
-        backend.open()
-        self.addCleanup(backend.close)
-        error = self.assertRaises(StoreError, backend.backup, os.path.join(self.mktemp(), "no", "dir", "copy.db"))
+        backend = self.open_store()
+        error = self.assertRaises(
+            StoreError, backend.maintenance.backup, os.path.join(self.mktemp(), "no", "dir", "copy.db")
+        )
         self.assertNotIn("\n", str(error))
+
+    def test_new_store_private(self) -> None:
+        """
+        Under umask 022 a new store, its journal files and its lock file are 0600; size counts the files.
+        """
+        backend = self.open_store()
+        files = backend.maintenance.files()
+        self.assertIn(self.path, files)
+        for name in files + [self.path + ".lock"]:
+            self.assertEqual(stat_mode(name), 0o600, name)
+        self.assertEqual(backend.maintenance.size(), sum(os.path.getsize(name) for name in files))
+
+    def test_restore_refused_while_open(self) -> None:
+        """
+        Restore is refused with one line while any backend has the store open (the store unchanged), and works
+        once it is closed; the restored file is 0600 and holds the backup's accounts.
+        """
+        backend = self.open_store()
+        backup = self.mktemp()
+        backend.maintenance.backup(backup)
+        backend.update("alice", {"status": "after the backup"}, ROOT, 3.0)
+        restorer = SQLiteBackend(self.path)
+        error = self.assertRaises(StoreError, restorer.maintenance.restore, backup)
+        self.assertIn("open in another process", str(error))
+        self.assertNotIn("\n", str(error))
+        self.assertEqual(backend.open()["alice"].status, "after the backup")
+        backend.close()
+        restorer.maintenance.restore(backup)
+        self.assertEqual(stat_mode(self.path), 0o600)
+        self.assertEqual(self.open_store().open()["alice"].status, "here")
+        self.assertFalse(os.path.exists(self.path + ".restore"))
+
+    def test_restore_refuses_foreign(self) -> None:
+        """
+        A file that is not an sshfinger store, not SQLite, empty or missing is refused and the store left alone.
+        """
+        backend = self.open_store()
+        backend.close()
+        garbage = self.mktemp()
+        Path(garbage).write_bytes(b"nope" * 1000)
+        foreign = self.mktemp()
+        connection = sqlite3.connect(foreign)
+        connection.execute("CREATE TABLE recipes (name TEXT)")
+        connection.commit()
+        connection.close()
+        empty = self.mktemp()
+        Path(empty).write_bytes(b"")
+        for source in (garbage, foreign, empty, self.mktemp()):
+            error = self.assertRaises(StoreError, SQLiteBackend(self.path).maintenance.restore, source)
+            self.assertNotIn("\n", str(error))
+        self.assertEqual(self.open_store().open()["alice"].status, "here")
+
+    def test_foreign_file_untouched(self) -> None:
+        """
+        Opening an SQLite file of another program (in rollback-journal mode) is refused and leaves it byte for
+        byte as it was, with no files created beside it.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        foreign = os.path.join(directory, "recipes.db")
+        connection = sqlite3.connect(foreign)
+        connection.execute("CREATE TABLE recipes (name TEXT)")
+        connection.execute("INSERT INTO recipes VALUES ('tea')")
+        connection.commit()
+        connection.close()
+        before = Path(foreign).read_bytes()
+        error = self.assertRaises(StoreError, SQLiteBackend(foreign).open)
+        self.assertIn("not an sshfinger database", str(error))
+        self.assertEqual(Path(foreign).read_bytes(), before)
+        self.assertEqual(os.listdir(directory), ["recipes.db"])
+
+
+def stat_mode(path: str) -> int:
+    """
+    The permission bits of C{path}.
+    """
+    return os.stat(path).st_mode & 0o777
 
 
 class RecordingBackend(SQLiteBackend):

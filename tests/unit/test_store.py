@@ -1,19 +1,36 @@
 """
-One behaviour suite for L{sshfinger.store.cached.CachedStore}, run over every L{IStoreBackend}.
+One behaviour suite for L{sshfinger.store.cached.CachedStore}, run over every L{IStoreBackend}, including the
+contract of its L{IChangeFeed}.
+
+Another backend's tests subclass L{StoreTestsMixin} with L{SynchronousTestCase} and define
+L{StoreTestsMixin.make_backend}.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from sshfinger.model.account import LOGIN_RULE, Account, Actor, Change
-from sshfinger.model.errors import AccountExists, InvalidValue, NoSuchAccount
+from sshfinger.model.errors import AccountExists, InvalidValue, NoSuchAccount, StoreUnavailable
 from sshfinger.store.cached import HISTORY_LINE_MAX, CachedStore
-from sshfinger.store.interfaces import IStoreBackend, IUserStore
+from sshfinger.store.interfaces import (
+    FeedBatch,
+    FeedGap,
+    IChangeFeed,
+    IStoreBackend,
+    IStoreMaintenance,
+    IUserStore,
+    feed_of,
+    maintenance_of,
+)
+from sshfinger.store.limits import change_size
 from sshfinger.store.memory import MemoryBackend
 from sshfinger.store.sqlite import SQLiteBackend
 
@@ -27,6 +44,10 @@ class StoreTestsMixin:
     """
     Tests every store must pass, whatever its backend.  Subclasses define L{make_backend}.
 
+    The feed tests run two or three stores over one storage, as several processes (or nodes) share one database:
+    each store follows its own backend's feed and catches up explicitly (C{catch_up}), which is what a wake from
+    the feed leads to.
+
     @ivar clock: the fake clock the store stamps changes with.
     @ivar backend: the backend under test.
     @ivar store: a L{CachedStore} over it, using the synchronous executor.
@@ -36,11 +57,39 @@ class StoreTestsMixin:
     backend: IStoreBackend
     store: CachedStore
 
-    def make_backend(self) -> IStoreBackend:
+    def make_backend(self, changes_keep: int | None = None, changes_max_bytes: int | None = None) -> IStoreBackend:
         """
-        Make a fresh, empty, unopened backend.
+        Make an unopened backend over this test's storage: the first call in a test makes fresh, empty storage;
+        each later call makes another backend over the same storage (as another process or node would open it).
+
+        @param changes_keep: if given, the audit entries this backend keeps (it prunes the shared storage to that).
+        @param changes_max_bytes: if given, the bytes of audit entries this backend keeps.
         """
         raise NotImplementedError()
+
+    def make_store(self, backend: IStoreBackend | None = None) -> CachedStore:
+        """
+        Open another store (a follower) over this test's storage, closed at cleanup.
+        """
+        store = CachedStore(backend or self.make_backend(), self.clock.seconds)
+        store.open()
+        self.addCleanup(store.close)  # type: ignore[attr-defined]
+        return store
+
+    def catch_up(self, store: CachedStore) -> int:
+        """
+        Have C{store} read and apply its feed now; return how many changes (or, after a reload, accounts) it
+        applied.
+        """
+        return self.successResultOf(store.catch_up())  # type: ignore[attr-defined,no-any-return]
+
+    def follow(self, store: CachedStore) -> list[Change]:
+        """
+        Subscribe to C{store}; return the list its changes are appended to.
+        """
+        seen: list[Change] = []
+        store.subscribe(seen.append)
+        return seen
 
     def setUp(self) -> None:
         """
@@ -67,11 +116,19 @@ class StoreTestsMixin:
 
     def test_interfaces(self) -> None:
         """
-        The cached store provides L{IUserStore} and its backend L{IStoreBackend}.
+        The cached store provides L{IUserStore}, its backend L{IStoreBackend}, the backend's feed L{IChangeFeed},
+        and its maintenance, if any, L{IStoreMaintenance}.
         """
         self.assertTrue(verifyObject(IUserStore, self.store))
         self.assertTrue(verifyObject(IStoreBackend, self.backend))
         self.assertEqual(self.store.description, self.backend.description)
+        feed = feed_of(self.backend)
+        self.assertIsNotNone(feed)
+        self.assertTrue(verifyObject(IChangeFeed, feed))
+        self.assertIs(self.store.feed, feed)
+        maintenance = maintenance_of(self.backend)
+        if maintenance is not None:
+            self.assertTrue(verifyObject(IStoreMaintenance, maintenance))
 
     def test_record_audit_event(self) -> None:
         """
@@ -361,16 +418,295 @@ class StoreTestsMixin:
         self.assertEqual((again.keys, again.status), ((), ""))
 
 
+    def test_recreated_login_inherits_nothing(self) -> None:
+        """
+        After C{del bob} and C{add bob}, the new account has no keys, no history, and its changes (as a user
+        sees them) start at its creation; C{everything=True} (admins) still shows the old account's too.
+        """
+        self.create("bob", {"plan": "old secret plan", "keys": [KEY_A]})
+        self.successResultOf(self.store.add_history("bob", "set plan old secret plan"))
+        self.successResultOf(self.store.delete("bob", ROOT))
+        self.clock.advance(1)
+        again = self.create("bob")
+        self.assertEqual((again.keys, again.plan), ((), ""))
+        self.assertEqual(self.successResultOf(self.store.history("bob")), [])
+        mine = self.changes(login="bob")
+        self.assertEqual([c.action for c in mine], ["create"])
+        self.assertNotIn("old secret plan", repr(mine))
+        everything = self.successResultOf(self.store.recent_changes(100, "bob", everything=True))
+        self.assertIn("old secret plan", [c.new for c in everything])
+        self.assertEqual(everything[-1], mine[-1])
+
+    def test_audit_keep_exact(self) -> None:
+        """
+        A backend keeping 3 audit entries keeps exactly the newest 3, whatever wrote the others (and its store
+        may update an account created elsewhere that it has not read yet).
+        """
+        writer = self.make_store(self.make_backend(changes_keep=3))
+        self.create("alice")
+        for number in range(10):
+            self.successResultOf(writer.update("alice", {"status": f"s{number}"}, ROOT))
+        kept = self.successResultOf(writer.recent_changes(1000))
+        self.assertEqual([c.new for c in kept], ["s7", "s8", "s9"])
+
+    def test_audit_max_bytes(self) -> None:
+        """
+        A backend bounded to 5000 bytes of audit entries keeps the newest entries that fit (and always the
+        newest one), so repeated long plans cannot grow the trail without bound.
+        """
+        writer = self.make_store(self.make_backend(changes_max_bytes=5000))
+        self.create("alice")
+        for number in range(20):
+            self.successResultOf(writer.update("alice", {"plan": f"{number:04d}" + "x" * 996}, ALICE))
+        kept = self.successResultOf(writer.recent_changes(1000))
+        self.assertLessEqual(sum(map(change_size, kept)), 5000)
+        self.assertGreaterEqual(len(kept), 2)
+        self.assertTrue(kept[-1].new.startswith("0019"))  # type: ignore[union-attr]
+        huge = self.make_store(self.make_backend(changes_max_bytes=10))
+        self.successResultOf(huge.update("alice", {"plan": "y" * 2000}, ALICE))
+        self.assertEqual([c.new for c in self.successResultOf(huge.recent_changes(1000))], ["y" * 2000])
+
+    # The change feed's contract.
+
+    def test_two_stores_see_each_others_changes(self) -> None:
+        """
+        Two stores over one storage each see the other's creates, updates and deletes, in commit order, with the
+        same accounts, and tell their subscribers of every change exactly once.
+        """
+        other = self.make_store()
+        mine, theirs = self.follow(self.store), self.follow(other)
+        self.create("alice", {"status": "in"})
+        self.assertEqual(self.catch_up(other), 2)
+        self.assertEqual(other.peek("alice"), self.store.peek("alice"))
+        self.clock.advance(1)
+        self.successResultOf(other.update("alice", {"status": "out"}, ALICE))
+        self.successResultOf(other.create("bob", ROOT))
+        self.catch_up(self.store)
+        self.assertEqual(self.store.peek("alice").status, "out")  # type: ignore[union-attr]
+        self.assertEqual(self.store.peek("bob"), other.peek("bob"))
+        self.successResultOf(self.store.delete("bob", ROOT))
+        self.catch_up(other)
+        self.assertIsNone(other.peek("bob"))
+        self.assertEqual(other.logins(), ["alice"])
+        trail = self.changes()
+        self.assertEqual(mine, trail)
+        self.assertEqual(theirs, trail)
+        self.assertEqual(self.catch_up(self.store), 0)
+        self.assertEqual(self.catch_up(other), 0)
+
+    def test_interleaved_writers(self) -> None:
+        """
+        Three stores write in turn (to the same account and to their own) without catching up in between: once
+        each catches up, each has seen every change once, in the order of the audit trail, and all three views
+        agree.
+        """
+        stores = [self.store, self.make_store(), self.make_store()]
+        seen = [self.follow(store) for store in stores]
+        self.create("shared")
+        for store in stores[1:]:
+            self.catch_up(store)
+        for number in range(30):
+            store = stores[number % 3]
+            self.clock.advance(0.25)
+            self.successResultOf(store.update("shared", {"status": f"n{number}"}, ROOT))
+            if number % 7 == 0:
+                self.successResultOf(store.create(f"user{number}", ROOT))
+        for store in stores:
+            self.catch_up(store)
+        trail = self.changes()
+        self.assertEqual(len(trail), 1 + 30 + 5)
+        for view, store in zip(seen, stores):
+            self.assertEqual(view, trail)
+            self.assertEqual(store.seq, stores[0].seq)
+            self.assertEqual(self.successResultOf(store.list()), self.successResultOf(stores[0].list()))
+        self.assertEqual(stores[2].peek("shared").status, "n29")  # type: ignore[union-attr]
+
+    def test_follower_reconnects(self) -> None:
+        """
+        A follower whose backend connection goes away while 50 changes are committed, and comes back, reads all
+        of them in order when it catches up.
+        """
+        backend = self.make_backend()
+        other = self.make_store(backend)
+        seen = self.follow(other)
+        self.create("alice")
+        before = len(self.changes())
+        backend.close()
+        for number in range(50):
+            self.successResultOf(self.store.update("alice", {"status": f"s{number}"}, ROOT))
+        backend.open()  # reconnected (what it loads is not used: the store follows from where it was)
+        self.assertEqual(self.catch_up(other), before + 50)
+        self.assertEqual(seen, self.changes())
+        self.assertEqual(other.peek("alice").status, "s49")  # type: ignore[union-attr]
+
+    def test_behind_the_horizon_reloads(self) -> None:
+        """
+        A follower that was away while changes it had not read were pruned gets L{FeedGap} from the feed, so it
+        reloads every account (and logs that it did), then follows from the head again.
+        """
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)  # type: ignore[attr-defined]
+        follower = self.make_store()
+        self.create("alice")
+        self.create("bob")
+        self.catch_up(follower)
+        writer = self.make_store(self.make_backend(changes_keep=3))
+        for number in range(10):
+            self.successResultOf(writer.update("alice", {"status": f"s{number}"}, ROOT))
+        self.successResultOf(writer.delete("bob", ROOT))
+        self.successResultOf(writer.create("carol", ROOT, {"status": "new"}))
+        feed = follower.feed
+        assert feed is not None
+        self.assertRaises(FeedGap, feed.read_after, follower.seq, 100)
+        self.assertEqual(self.catch_up(follower), 2)
+        self.assertEqual(follower.logins(), ["alice", "carol"])
+        self.assertEqual(follower.peek("alice").status, "s9")  # type: ignore[union-attr]
+        self.assertEqual(follower.seq, feed.head())
+        self.assertTrue([e for e in events if "reloaded" in e.get("log_format", "")], events)
+        self.successResultOf(writer.update("carol", {"status": "newer"}, ROOT))
+        self.assertEqual(self.catch_up(follower), 1)
+        self.assertEqual(follower.peek("carol").status, "newer")  # type: ignore[union-attr]
+
+    def test_reload_then_read_applied_in_order(self) -> None:
+        """
+        When the store's thread has already run a reload and a later read before the reactor applies either
+        (as with a real writer thread), both are applied in order: the change after the reload is not skipped.
+        """
+        follower_backend = self.make_backend()
+        pending: list[tuple[Deferred[Any], Any]] = []
+
+        def later(function: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            pending.append((d, function()))  # runs now, as the thread would; the reactor hears of it later
+            return d
+
+        follower = CachedStore(follower_backend, self.clock.seconds, later)
+        follower.open()
+        self.addCleanup(follower.close)
+        seen = self.follow(follower)
+        writer = self.make_store(self.make_backend(changes_keep=2))
+        self.create("alice")
+        for number in range(5):
+            self.successResultOf(writer.update("alice", {"status": f"s{number}"}, ROOT))
+        reloaded = follower.catch_up()
+        self.successResultOf(writer.update("alice", {"status": "after the reload"}, ROOT))
+        caught_up = follower.catch_up()
+        for d, result in pending:
+            d.callback(result)
+        self.assertEqual(self.successResultOf(reloaded), 1)
+        self.assertEqual(self.successResultOf(caught_up), 1)
+        self.assertEqual(follower.peek("alice").status, "after the reload")  # type: ignore[union-attr]
+        self.assertEqual([c.new for c in seen], ["after the reload"])
+
+    def test_head_and_read_after(self) -> None:
+        """
+        The feed's head is the newest change's sequence number; reading after any retained number returns
+        the later changes oldest first, at most C{limit} of them, with each touched account's current state;
+        reading after the head returns nothing.
+        """
+        feed = feed_of(self.backend)
+        assert feed is not None
+        start = feed.head()
+        self.create("alice")
+        self.successResultOf(self.store.update("alice", {"status": "a"}, ROOT))
+        self.successResultOf(self.store.update("alice", {"status": "b"}, ROOT))
+        head = feed.head()
+        self.assertGreater(head, start)
+        batch = feed.read_after(start, 2)
+        self.assertEqual([change.action for _, change in batch.changes], ["create", "update"])
+        self.assertEqual(batch.head, batch.changes[-1][0])
+        seqs = [seq for seq, _ in batch.changes]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(batch.accounts["alice"], self.store.peek("alice"))
+        rest = feed.read_after(batch.head, 100)
+        self.assertEqual([change.new for _, change in rest.changes], ["b"])
+        self.assertEqual(rest.head, head)
+        empty = feed.read_after(head, 100)
+        self.assertEqual((empty.head, empty.changes), (head, []))
+        self.assertRaises(FeedGap, feed.read_after, head + 1000, 100)
+
+
 class MemoryStoreTests(StoreTestsMixin, SynchronousTestCase):
     """
     The shared suite over a L{MemoryBackend}.
     """
 
-    def make_backend(self) -> IStoreBackend:
+    def make_backend(self, changes_keep: int | None = None, changes_max_bytes: int | None = None) -> IStoreBackend:
         """
-        Make an empty memory backend.
+        Make an empty memory backend, or a peer of the first one.
         """
-        return MemoryBackend()
+        first: MemoryBackend | None = getattr(self, "_first", None)
+        if first is None:
+            self._first = first = MemoryBackend()
+            if changes_keep is None and changes_max_bytes is None:
+                return first
+        return first.peer(changes_keep, changes_max_bytes)
+
+
+class FlakyFeedBackend(MemoryBackend):
+    """
+    A memory backend whose feed reads fail while C{failing} is set.
+    """
+
+    failing = False
+
+    def read_after(self, seq: int, limit: int) -> FeedBatch:
+        """
+        Fail with L{StoreUnavailable} while C{failing}, else read.
+        """
+        if self.failing:
+            raise StoreUnavailable("cannot read the store: disk I/O error")
+        return super().read_after(seq, limit)
+
+
+class FeedFailureTests(SynchronousTestCase):
+    """
+    What the cached store does when reading its feed fails.
+    """
+
+    def setUp(self) -> None:
+        """
+        A store over a flaky backend, and the log events.
+        """
+        self.clock = Clock()
+        self.backend = FlakyFeedBackend()
+        self.store = CachedStore(self.backend, self.clock.seconds)
+        self.store.open()
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def test_committed_write_acknowledged(self) -> None:
+        """
+        A write that committed is acknowledged and shown even if reading the feed after it fails; subscribers
+        hear of it once the feed reads again.
+        """
+        seen: list[Change] = []
+        self.store.subscribe(seen.append)
+        self.backend.failing = True
+        account = self.successResultOf(self.store.create("alice", ROOT, {"status": "here"}))
+        self.assertEqual(self.store.peek("alice"), account)
+        self.assertEqual(seen, [])
+        self.backend.failing = False
+        self.successResultOf(self.store.catch_up())
+        self.assertEqual([c.action for c in seen], ["create", "update"])
+
+    def test_failing_feed_logged_once(self) -> None:
+        """
+        Wakes while the feed keeps failing log one warning, not one per wake; recovery is logged too.
+        """
+        other = self.backend.peer()
+        self.store.start_following()
+        self.backend.failing = True
+        for number in range(5):
+            other.create(f"user{number}", {}, ROOT, 1.0)
+        warnings = [e for e in self.events if "change feed" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.backend.failing = False
+        other.create("last", {}, ROOT, 2.0)
+        self.assertIn("last", self.store.logins())
+        self.assertTrue([e for e in self.events if e.get("log_format") == "Reading the store's change feed again"])
 
 
 class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
@@ -378,12 +714,14 @@ class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
     The shared suite over an L{SQLiteBackend} in a temporary file, plus persistence across reopening.
     """
 
-    def make_backend(self) -> IStoreBackend:
+    def make_backend(self, changes_keep: int | None = None, changes_max_bytes: int | None = None) -> IStoreBackend:
         """
-        Make a backend over a new file.
+        Make a backend over a new file, or over the test's file after the first call.
         """
-        self.path = self.mktemp()
-        return SQLiteBackend(self.path)
+        if not hasattr(self, "path"):
+            self.path = self.mktemp()
+        limits = {"changes_keep": changes_keep, "changes_max_bytes": changes_max_bytes}
+        return SQLiteBackend(self.path, **{name: value for name, value in limits.items() if value is not None})
 
     def test_description(self) -> None:
         """
