@@ -30,6 +30,7 @@ from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.store.service import check_store_spec, make_store
+from sshfinger.web.service import make_web_service
 
 #: Defaults shared by the twistd plugin and the .tac file.
 DEFAULTS: Mapping[str, Any] = {
@@ -117,6 +118,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
+        [
+            "web",
+            None,
+            None,
+            "Serve the web face (pages, JSON, WebFinger for acct:LOGIN@HOSTNAME, live events) on this endpoint "
+            "(tcp:8079, ssl:443:privateKey=KEY:certKey=CERT); off by default.",
+        ],
+        ["metrics", None, None, "Serve /metrics, /healthz and /readyz on this endpoint (an admin interface)."],
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
         [
             "log-file",
@@ -209,6 +218,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         Check the endpoints and the store path; raise L{usage.UsageError} with one clear line.
         """
         self._check_endpoint("finger")
+        for option in ("web", "metrics"):
+            if self[option]:
+                self._check_endpoint(option)
         try:
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
@@ -292,6 +304,10 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
+
+    web = make_web_service(settings, store_service.store, reactor, access_log)
+    if web is not None:
+        web.setServiceParent(top)
 
     reload = ReloadService(
         reactor,
