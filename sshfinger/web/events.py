@@ -1,8 +1,8 @@
 """
 C{/events}: a Server-Sent Events stream of changes to visible accounts.
 
-One L{EventHub} follows the store (L{IUserStore.subscribe}) and turns each committed change into at most one
-message, encoded once and written to every open stream:
+One L{EventHub} follows the store (L{IUserStore.subscribe}) and turns the accounts each commit changed into at
+most one message per account, encoded once and written to every open stream:
 
     - C{event: user}, data the account's public fields (L{sshfinger.web.views.public_fields}), when a visible
       account was created or changed;
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import http
@@ -103,6 +103,9 @@ class EventHub:
         self.on_count: Callable[[int], None] = lambda count: None
         self._hidden: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._clock = clock
+        self._pending: dict[str, bool] = {}  # login: created by these changes
+        self._flush_call: IDelayedCall | None = None
         self._heartbeat = LoopingCall(self.heartbeat)
         self._heartbeat.clock = clock
 
@@ -127,37 +130,54 @@ class EventHub:
             self._unsubscribe = None
         if self._heartbeat.running:
             self._heartbeat.stop()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
         for subscriber in list(self.subscribers):
             self._close(subscriber)
 
-    def message_for(self, change: Change) -> bytes | None:
+    def message_for(self, login: str, created: bool = False) -> bytes | None:
         """
-        The event to send for C{change}, or L{None} (an audit event, or an account hidden before and after).
-        Updates the set of hidden logins.
+        The event to send now that C{login} changed, or L{None} (an account not shown before, and hidden or
+        deleted now).  Updates the set of hidden logins.
+
+        @param created: whether the account did not exist before these changes.
         """
-        if change.action not in ("create", "update", "delete"):
-            return None
-        login = change.login
-        was_hidden = login in self._hidden
+        was_shown = not created and login not in self._hidden
         account = self.store.peek(login)
-        if account is not None and account.hidden:
-            self._hidden.add(login)
-        else:
-            self._hidden.discard(login)
-        if change.action == "delete" or account is None:
-            self._hidden.discard(login)
-            return None if was_hidden else sse_message("gone", to_json({"login": login}))
-        if account.hidden:
-            return None if was_hidden else sse_message("gone", to_json({"login": login}))
+        if account is None or account.hidden:
+            if account is None:
+                self._hidden.discard(login)
+            else:
+                self._hidden.add(login)
+            return sse_message("gone", to_json({"login": login})) if was_shown else None
+        self._hidden.discard(login)
         return sse_message("user", to_json(public_fields(account)))
 
     def changed(self, change: Change) -> None:
         """
-        The store's subscriber: send the change's message (if any) to every stream.
+        The store's subscriber: note the account changed; the changes of one commit (a create is several) are
+        sent as one event, on the next turn of the reactor.
         """
-        message = self.message_for(change)
-        if message is not None:
-            self.broadcast(message)
+        if change.action not in ("create", "update", "delete"):
+            return
+        if change.action == "create":
+            self._pending[change.login] = True
+        else:
+            self._pending.setdefault(change.login, False)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Send one event per account changed since the last flush.
+        """
+        self._flush_call = None
+        pending, self._pending = self._pending, {}
+        for login, created in pending.items():
+            message = self.message_for(login, created)
+            if message is not None:
+                self.broadcast(message)
 
     def broadcast(self, data: bytes) -> None:
         """

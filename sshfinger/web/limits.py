@@ -177,6 +177,12 @@ class LimitedChannel(http.HTTPChannel):
             )
         super().lineReceived(line)
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """
+        A request or header line over L{MAX_LINE}: answer 431 and close (LineReceiver would just close).
+        """
+        self.refuse(b"431 Request Header Fields Too Large")
+
     def allHeadersReceived(self) -> None:
         """
         Stop the header deadline; refuse a request announcing a body larger than L{MAX_BODY}.
