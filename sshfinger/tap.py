@@ -30,7 +30,8 @@ from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.store.service import check_store_spec, make_store
-from sshfinger.web.service import make_web_service
+from sshfinger.web.limits import RATE_PER_SECOND
+from sshfinger.web.service import make_web_service, rate_option
 
 #: Defaults shared by the twistd plugin and the .tac file.
 DEFAULTS: Mapping[str, Any] = {
@@ -126,6 +127,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "(tcp:8079, ssl:443:privateKey=KEY:certKey=CERT); off by default.",
         ],
         ["metrics", None, None, "Serve /metrics, /healthz and /readyz on this endpoint (an admin interface)."],
+        [
+            "web-rate",
+            None,
+            RATE_PER_SECOND,
+            "Requests per second one address may make to the web face (bursts of twice that); 0 turns the limit "
+            "off (behind a proxy that hides client addresses).",
+            rate_option,
+        ],
         ["json-log", None, None, "Also write every event (info and above) as JSON lines to this file."],
         [
             "log-file",

@@ -34,9 +34,10 @@ IDLE_TIMEOUT = 30.0
 #: Most open connections from one address, and in all.
 MAX_PER_ADDRESS = 32
 MAX_CONNECTIONS = 4096
-#: Requests one address may make per second, sustained, and in a burst.
+#: Requests one address may make per second, sustained, and in a burst (C{--web-rate} sets both, the burst
+#: twice the rate).
 RATE_PER_SECOND = 200.0
-RATE_BURST = 400.0
+RATE_BURST = 2 * RATE_PER_SECOND
 
 # Server-Sent Events.
 #: Most open event streams in all and per address.
@@ -132,7 +133,7 @@ class LimitedRequest(server.Request):
             self.setHeader(name, value)
         site = self.channel.site  # type: ignore[attr-defined]
         site.count_request()
-        if not site.buckets.allow(address_key(self.getClientAddress())):
+        if site.buckets is not None and not site.buckets.allow(address_key(self.getClientAddress())):
             self.setResponseCode(TOO_MANY_REQUESTS)
             self.setHeader(b"Retry-After", b"1")
             self.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
@@ -247,14 +248,17 @@ class WebSite(server.Site):
     requestFactory = LimitedRequest
     displayTracebacks = False
 
-    def __init__(self, resource: IResource, clock: IReactorTime) -> None:
+    def __init__(self, resource: IResource, clock: IReactorTime, rate: float | None = None) -> None:
         """
         @param resource: the root resource.
         @param clock: the reactor, for timeouts and rates.
+        @param rate: requests per second one address may make (bursts of twice that; default
+            L{RATE_PER_SECOND}); C{0} for no limit.
         """
         super().__init__(resource, requestFactory=LimitedRequest, timeout=IDLE_TIMEOUT, reactor=clock)
         self.clock = clock
-        self.buckets = TokenBuckets(clock)
+        rate = RATE_PER_SECOND if rate is None else rate
+        self.buckets: TokenBuckets | None = TokenBuckets(clock, rate, 2 * rate) if rate > 0 else None
         self.per_address: dict[str, int] = {}
         self.open_connections = 0
         self.on_request: Callable[[], None] = lambda: None

@@ -65,6 +65,24 @@ class WebFaceService(MultiService):
         return d
 
 
+def rate_option(value: str) -> float:
+    """
+    Coerce C{--web-rate}: a number of requests per second, C{0} for no limit.
+
+    @raise ValueError: with one line, for anything else.
+    """
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"--web-rate takes a number, not {value!r}") from None
+    if not rate >= 0 or rate == float("inf"):
+        raise ValueError("--web-rate must be 0 (no limit) or a positive number")
+    return rate
+
+
+rate_option.coerceDoc = "0 for no limit."  # type: ignore[attr-defined]
+
+
 def web_root(store: IUserStore, hostname: str, reactor: IReactorTime, hub: EventHub, metrics: Metrics) -> Root:
     """
     The resource tree of the web face.
@@ -90,8 +108,8 @@ def make_web_service(
     settings: Mapping[str, Any], store: IUserStore, reactor: Any, access_log: Any = None
 ) -> WebFaceService | None:
     """
-    Build the web face from the options C{web}, C{metrics} and C{hostname}; L{None} when neither endpoint is
-    set.
+    Build the web face from the options C{web}, C{metrics}, C{hostname} and C{web-rate}; L{None} when neither
+    endpoint is set.
 
     @param access_log: the C{--access-log} query log, if any: finger queries then reach the metrics through its
         C{observers} instead of log events.
@@ -108,7 +126,7 @@ def make_web_service(
     if metrics_endpoint and access_log is not None and hasattr(access_log, "observers"):
         access_log.observers.append(metrics.query_observer)
     if web:
-        site = WebSite(web_root(store, hostname, reactor, hub, metrics), reactor)
+        site = WebSite(web_root(store, hostname, reactor, hub, metrics), reactor, rate=settings.get("web-rate"))
         site.on_response = metrics.response
         port = strports.service(web, site, reactor)
         port.setName("web")
@@ -120,4 +138,4 @@ def make_web_service(
     return service
 
 
-__all__ = ["WebFaceService", "make_web_service", "metrics_root", "web_root"]
+__all__ = ["WebFaceService", "make_web_service", "metrics_root", "rate_option", "web_root"]

@@ -174,6 +174,22 @@ class OptionTests(WebTestCase):
         [web] = [s for s in service if isinstance(s, WebFaceService)]
         self.assertEqual(sorted(s.name for s in web), ["metrics", "web"])
 
+    def test_web_rate(self) -> None:
+        """
+        C{--web-rate 0} turns the per-address limit off; a negative or non-numeric rate is refused in one line.
+        """
+        options = tap.Options()
+        options.parseOptions(["--store", "memory", "--no-ssh", "--web", "tcp:0", "--web-rate", "0"])
+        self.assertEqual(options["web-rate"], 0)
+        service = tap.makeService(options, self.reactor)
+        [web] = [s for s in service if isinstance(s, WebFaceService)]
+        self.assertIsNone(web.getServiceNamed("web").factory.buckets)  # type: ignore[attr-defined]
+        for bad in ("-1", "fast", "nan"):
+            with self.assertRaises(usage.UsageError) as caught:
+                tap.Options().parseOptions(["--store", "memory", "--no-ssh", "--web-rate", bad])
+            self.assertIn("--web-rate", str(caught.exception))
+            self.assertNotIn("\n", str(caught.exception))
+
     def test_bad_endpoint_one_line(self) -> None:
         """
         A bad C{--web} endpoint is refused with one line naming the option.
