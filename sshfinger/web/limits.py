@@ -3,9 +3,9 @@ The web face's limits, all in one place, and the twisted.web site that enforces 
 
 L{WebSite} builds L{LimitedChannel}s: shorter request and header lines than twisted.web's defaults, fewer
 headers, a small body cap (the face is read-only), a deadline for a request's headers to arrive (an idle timeout
-alone lets a client drip one byte at a time for ever), caps on connections per address and in all, and a
-per-address request rate.  Every response carries the security headers of L{SECURITY_HEADERS}; tracebacks never
-reach a client.
+alone lets a client drip one byte at a time for ever; one timer per connection, re-armed as it fires), caps on
+connections per address and in all, and a per-address request rate.  Every response carries the security
+headers of L{SECURITY_HEADERS}; tracebacks never reach a client.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http, server
+from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource
 
 # Connections and requests.
@@ -69,8 +70,10 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     ),
     (b"X-Content-Type-Options", b"nosniff"),
     (b"Referrer-Policy", b"no-referrer"),
-    (b"X-Frame-Options", b"DENY"),
 )
+
+
+_SECURITY_BLOCK = b"".join(name + b": " + value + b"\r\n" for name, value in SECURITY_HEADERS) + b"\r\n"
 
 
 def address_key(address: IAddress) -> str:
@@ -122,17 +125,27 @@ class TokenBuckets:
 
 class LimitedRequest(server.Request):
     """
-    A request that carries the security headers and is refused (429) when its address is over the rate.
+    A request refused (429) when its address is over the rate.
+
+    @ivar raw_head: header lines (each ending in CRLF) a resource wants sent as they are: cheaper than setting
+        them one by one in C{responseHeaders}, for the headers of a cached body.
     """
+
+    raw_head = b""
+
+    def write(self, data: bytes) -> None:
+        """
+        Hand L{raw_head} to the channel with the response's head, then write as usual.
+        """
+        if not self.startedWriting and self.raw_head:
+            self.channel.head_extra = self.raw_head  # type: ignore[attr-defined]
+        super().write(data)
 
     def process(self) -> None:
         """
-        Set the default headers, apply the rate limit, then render as usual.
+        Apply the rate limit, then render as usual.
         """
-        for name, value in SECURITY_HEADERS:
-            self.setHeader(name, value)
         site = self.channel.site  # type: ignore[attr-defined]
-        site.count_request()
         if site.buckets is not None and not site.buckets.allow(address_key(self.getClientAddress())):
             self.setResponseCode(TOO_MANY_REQUESTS)
             self.setHeader(b"Retry-After", b"1")
@@ -166,17 +179,53 @@ class LimitedChannel(http.HTTPChannel):
     totalHeadersSize = MAX_HEADER_BYTES
 
     _deadline: IDelayedCall | None = None
+    _head_started: float | None = None
+    #: Header lines the request being answered adds (L{LimitedRequest.raw_head}), sent once and cleared.
+    head_extra = b""
     _refused = False
+
+    def connectionMade(self) -> None:
+        """
+        Start the connection's one header-deadline timer (re-armed as it fires, not per request).
+        """
+        super().connectionMade()
+        self._deadline = self.site.clock.callLater(HEADER_DEADLINE, self._check_head)  # type: ignore[attr-defined]
 
     def lineReceived(self, line: bytes) -> None:
         """
-        Start the header deadline at a request's first line, then parse as usual.
+        Note when a request's head starts, then parse as usual.
         """
-        if self._deadline is None and not self._refused:
-            self._deadline = self.site.clock.callLater(  # type: ignore[attr-defined]
-                HEADER_DEADLINE, self._too_slow
-            )
+        if self._head_started is None:
+            self._head_started = self.site.clock.seconds()  # type: ignore[attr-defined]
         super().lineReceived(line)
+
+    def _check_head(self) -> None:
+        clock = self.site.clock  # type: ignore[attr-defined]
+        started = self._head_started
+        if started is not None and clock.seconds() - started >= HEADER_DEADLINE:
+            self._deadline = None
+            self.refuse(b"408 Request Timeout")
+            return
+        wait = HEADER_DEADLINE if started is None else started + HEADER_DEADLINE - clock.seconds()
+        self._deadline = clock.callLater(wait, self._check_head)
+
+    def writeHeaders(self, version: bytes, code: bytes, reason: bytes, headers: Any) -> None:
+        """
+        Write a response head as L{http.HTTPChannel} does, with L{SECURITY_HEADERS} appended as one block
+        (cheaper than setting them through each request's header map).
+        """
+        if not isinstance(headers, Headers):
+            super().writeHeaders(version, code, reason, [*headers, *SECURITY_HEADERS])
+            return
+        sequence = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                sequence.extend((name, b": ", value, b"\r\n"))
+        if self.head_extra:
+            sequence.append(self.head_extra)
+            self.head_extra = b""
+        sequence.append(_SECURITY_BLOCK)
+        self.transport.writeSequence(sequence)  # type: ignore[union-attr]
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """
@@ -186,9 +235,9 @@ class LimitedChannel(http.HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         """
-        Stop the header deadline; refuse a request announcing a body larger than L{MAX_BODY}.
+        The head is complete; refuse a request announcing a body larger than L{MAX_BODY}.
         """
-        self._cancel_deadline()
+        self._head_started = None
         if self.length is not None and self.length > MAX_BODY:
             self.refuse(b"413 Content Too Large")
             return
@@ -207,10 +256,6 @@ class LimitedChannel(http.HTTPChannel):
             if self._deadline.active():
                 self._deadline.cancel()
             self._deadline = None
-
-    def _too_slow(self) -> None:
-        self._deadline = None
-        self.refuse(b"408 Request Timeout")
 
     def refuse(self, status: bytes) -> None:
         """
@@ -240,7 +285,6 @@ class WebSite(server.Site):
     The web face's site: L{LimitedChannel}s and L{LimitedRequest}s, counted per address and in all, with no
     tracebacks shown and no per-request log line (requests are counted in the metrics instead).
 
-    @ivar on_request: called with no argument for every request (metrics); by default nothing.
     @ivar on_response: called with the status code of every finished response (metrics).
     """
 
@@ -261,7 +305,6 @@ class WebSite(server.Site):
         self.buckets: TokenBuckets | None = TokenBuckets(clock, rate, 2 * rate) if rate > 0 else None
         self.per_address: dict[str, int] = {}
         self.open_connections = 0
-        self.on_request: Callable[[], None] = lambda: None
         self.on_response: Callable[[int], None] = lambda code: None
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
@@ -292,12 +335,6 @@ class WebSite(server.Site):
             self.per_address[key] = left
         else:
             self.per_address.pop(key, None)
-
-    def count_request(self) -> None:
-        """
-        Tell L{on_request} of a request.
-        """
-        self.on_request()
 
     def log(self, request: server.Request) -> None:  # type: ignore[override]
         """

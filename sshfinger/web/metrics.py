@@ -70,6 +70,7 @@ class Metrics:
         self.reactor_lag = Gauge("sshfinger_reactor_lag_seconds", "How late the last 1 s timer fired.", registry=r)
         self.last_feed_lag = 0.0
         self.last_feed_lag_at = 0.0
+        self._by_code: dict[int, Any] = {}
         self._lag_timer = LoopingCall(self._tick)
         self._lag_timer.clock = clock
         self._due = 0.0
@@ -100,9 +101,12 @@ class Metrics:
 
     def response(self, code: int) -> None:
         """
-        Count one web response.
+        Count one web response (the labelled child counters are kept: C{labels()} costs a lock and a lookup).
         """
-        self.web_requests.labels(str(code)).inc()
+        counter = self._by_code.get(code)
+        if counter is None:
+            counter = self._by_code[code] = self.web_requests.labels(str(code))
+        counter.inc()
 
     # The reactor's lag.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from twisted.internet.defer import Deferred
@@ -24,6 +24,9 @@ from sshfinger.model.account import Account, is_valid_login
 from sshfinger.store.interfaces import IUserStore
 from sshfinger.web import views
 from sshfinger.web.assets import LIVE_JS, STYLE_CSS
+from sshfinger.web.limits import LimitedRequest
+
+T = TypeVar("T")
 
 #: Entries the rendered-body cache holds before it starts over.
 CACHE_ENTRIES = 10_000
@@ -34,6 +37,7 @@ JRD = b"application/jrd+json"
 TEXT = b"text/plain; charset=utf-8"
 
 ALLOWED = (b"GET", b"HEAD", b"OPTIONS")
+CORS_LINE = b"Access-Control-Allow-Origin: *\r\n"
 
 _HOST_HEADER = re.compile(rb"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?\Z|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?\Z")
 
@@ -43,7 +47,7 @@ class Rendered:
     A body ready to send, with its ETag and the time it last changed.
     """
 
-    __slots__ = ("body", "etag", "modified")
+    __slots__ = ("body", "etag", "modified", "last_modified", "_head", "_head_type")
 
     def __init__(self, body: bytes, modified: float) -> None:
         """
@@ -53,11 +57,26 @@ class Rendered:
         self.body = body
         self.etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
         self.modified = modified
+        self.last_modified = http.datetimeToString(int(modified)) if modified else None
+        self._head = b""
+        self._head_type = b""
+
+    def head(self, content_type: bytes) -> bytes:
+        """
+        The C{Content-Type}, C{ETag} and C{Last-Modified} header lines, encoded once.
+        """
+        if content_type != self._head_type:
+            lines = [b"Content-Type: " + content_type, b"ETag: " + self.etag]
+            if self.last_modified is not None:
+                lines.append(b"Last-Modified: " + self.last_modified)
+            self._head, self._head_type = b"".join(line + b"\r\n" for line in lines), content_type
+        return self._head
 
 
 class VersionCache:
     """
-    Rendered bodies, kept while the store's L{IUserStore.version} stays the same.
+    Rendered bodies (or whatever a page derives from the store), kept while the store's L{IUserStore.version}
+    stays the same; it starts over past L{CACHE_ENTRIES} entries, so hostile keys cannot grow it without bound.
     """
 
     def __init__(self, store: IUserStore) -> None:
@@ -66,9 +85,9 @@ class VersionCache:
         """
         self.store = store
         self._version = -1
-        self._entries: dict[Hashable, Rendered | None] = {}
+        self._entries: dict[Hashable, Any] = {}
 
-    def get(self, key: Hashable, make: Callable[[], Rendered | None]) -> Rendered | None:
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
         """
         Return the cached value for C{key}, or make, keep and return it.
         """
@@ -85,12 +104,9 @@ class VersionCache:
 
 def is_fresh(request: Request, rendered: Rendered) -> bool:
     """
-    Set C{ETag} and C{Last-Modified}, and answer 304 (return L{True}) if the client's copy is current.
-    If-None-Match wins over If-Modified-Since (RFC 9110 section 13.2.2).
+    Tell whether the client's copy is current (then set 304).  If-None-Match wins over If-Modified-Since
+    (RFC 9110 section 13.2.2).
     """
-    request.setHeader(b"ETag", rendered.etag)
-    if rendered.modified:
-        request.setHeader(b"Last-Modified", http.datetimeToString(int(rendered.modified)))
     match = request.getHeader(b"if-none-match")
     if match is not None:
         tags = [tag.strip().removeprefix(b"W/") for tag in match.split(b",")]
@@ -122,7 +138,10 @@ class Page(Resource):
         Check the method and path, then call L{get}.
         """
         if self.cors:
-            request.setHeader(b"Access-Control-Allow-Origin", b"*")
+            if isinstance(request, LimitedRequest):
+                request.raw_head = CORS_LINE
+            else:
+                request.setHeader(b"Access-Control-Allow-Origin", b"*")
         if request.method not in ALLOWED:
             request.setHeader(b"Allow", b", ".join(ALLOWED))
             return plain(request, http.NOT_ALLOWED, "method not allowed")
@@ -164,11 +183,19 @@ def not_found(request: Request) -> bytes:
 
 def send(request: Request, rendered: Rendered | None, content_type: bytes) -> bytes:
     """
-    Answer with C{rendered} (304 when the client's copy is current), or 404 when it is L{None}.
+    Answer with C{rendered}, its C{Content-Type}, C{ETag} and C{Last-Modified} (304 when the client's copy is
+    current), or 404 when it is L{None}.
     """
     if rendered is None:
         return not_found(request)
-    request.setHeader(b"Content-Type", content_type)
+    if isinstance(request, LimitedRequest):
+        request.raw_head += rendered.head(content_type)
+        request.defaultContentType = None
+    else:
+        request.setHeader(b"Content-Type", content_type)
+        request.setHeader(b"ETag", rendered.etag)
+        if rendered.last_modified is not None:
+            request.setHeader(b"Last-Modified", rendered.last_modified)
     if is_fresh(request, rendered):
         return b""
     return rendered.body
@@ -329,31 +356,34 @@ class WebFinger(Page):
     def get(self, request: Request) -> bytes:
         """
         Answer the account's JRD, 400 for a missing or malformed resource, 404 for anything not shown here.
+        The answer is kept per raw query and C{Host} (until the store changes), so a repeated query is one
+        lookup.
         """
         args: dict[bytes, list[bytes]] = request.args or {}
         resources = args.get(b"resource", [])
+        rels = args.get(b"rel", [])
+        key = ("jrd", tuple(resources), tuple(rels), request.isSecure(), request.getHeader(b"host"))
+        answer = self.site.cache.get(key, lambda: self._answer(request, resources, rels))
+        if isinstance(answer, str):
+            return plain(request, http.BAD_REQUEST, answer)
+        return send(request, answer, JRD)
+
+    def _answer(self, request: Request, resources: list[bytes], rels: list[bytes]) -> Rendered | str | None:
+        """
+        The JRD to send, a 400 message, or L{None} for the 404.
+        """
         if len(resources) != 1 or not resources[0]:
-            return plain(request, http.BAD_REQUEST, "exactly one resource parameter is required")
+            return "exactly one resource parameter is required"
         try:
-            resource = resources[0].decode("utf-8")
-            login = parse_resource(resource, self.site.hostname)
+            login = parse_resource(resources[0].decode("utf-8"), self.site.hostname)
+            wanted = tuple(sorted({rel.decode("utf-8") for rel in rels}))
         except (UnicodeDecodeError, ValueError) as e:
-            return plain(request, http.BAD_REQUEST, f"malformed resource: {e}"[:200])
-        if login is None:
-            return not_found(request)
-        try:
-            rels = tuple(sorted({rel.decode("utf-8") for rel in args.get(b"rel", [])}))
-        except UnicodeDecodeError:
-            return plain(request, http.BAD_REQUEST, "malformed rel")
+            return f"malformed resource or rel: {e}"[:200]
+        account = None if login is None else self.site.visible(login)
+        if account is None:
+            return None
         base = base_url(request, self.site.hostname)
-
-        def make() -> Rendered | None:
-            account = self.site.visible(login)
-            if account is None:
-                return None
-            return Rendered(views.jrd(account, self.site.hostname, base, rels), account.updated_at)
-
-        return send(request, self.site.cache.get(("jrd", login, base, rels), make), JRD)
+        return Rendered(views.jrd(account, self.site.hostname, base, wanted), account.updated_at)
 
 
 def base_url(request: Request, hostname: str) -> str:
