@@ -28,7 +28,7 @@ th { color: var(--muted); font-weight: 600; }
 td.updated, .abs, .never { color: var(--muted); white-space: nowrap; }
 tr.flash td { animation: flash 1.5s ease-out; }
 @keyframes flash { from { background: rgba(255, 200, 0, 0.35); } to { background: transparent; } }
-.status { font-size: 1.1rem; }
+p.status { font-size: 1.1rem; }
 pre.plan { white-space: pre-wrap; overflow-wrap: anywhere; padding: 0.75rem; border: 1px solid var(--line);
            font: 14px/1.4 ui-monospace, monospace; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.25rem 1rem; }
