@@ -5,7 +5,8 @@ the change-feed lag, and a timer measures the reactor's lag.
 
     - C{sshfinger_finger_queries_total{outcome}}; C{sshfinger_finger_query_seconds} (observed when an event
       carries an C{elapsed} field);
-    - C{sshfinger_ssh_logins_total{method,result}};
+    - C{sshfinger_ssh_logins_total{method,result}}; C{sshfinger_ssh_open_connections} (logged in, not yet
+      closed);
     - C{sshfinger_store_roundtrip_seconds}: the last store round trip (the writer queue, measured by C{/readyz});
     - C{sshfinger_change_feed_lag_seconds}: from a change's commit stamp to this process applying it;
     - C{sshfinger_web_requests_total{code}}, C{sshfinger_sse_subscribers};
@@ -17,6 +18,7 @@ access log (L{sshfinger.finger.accesslog.AccessLog.observers}).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +58,13 @@ class Metrics:
         self.ssh_logins = Counter(
             "sshfinger_ssh_logins", "SSH login attempts by method and result.", ["method", "result"], registry=r
         )
+        #: The SSH transports with an accepted login and no "connection lost" event yet (weakly held: a missed
+        #: event cannot keep one counted after it is gone).
+        self.ssh_open: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.ssh_sessions = Gauge(
+            "sshfinger_ssh_open_connections", "Open SSH connections with an accepted login.", registry=r
+        )
+        self.ssh_sessions.set_function(lambda: len(self.ssh_open))
         self.store_roundtrip = Gauge(
             "sshfinger_store_roundtrip_seconds", "Last round trip through the store's writer queue.", registry=r
         )
@@ -71,6 +80,8 @@ class Metrics:
         self.last_feed_lag = 0.0
         self.last_feed_lag_at = 0.0
         self._by_code: dict[int, Any] = {}
+        #: A twisted.logger observer counting finger queries and SSH logins from their events.
+        self.log_observer: ILogObserver = LogEventMetrics(self)
         self._lag_timer = LoopingCall(self._tick)
         self._lag_timer.clock = clock
         self._due = 0.0
@@ -83,12 +94,6 @@ class Metrics:
         """
         self.finger_queries.labels(outcome).inc()
 
-    @property
-    def log_observer(self) -> ILogObserver:
-        """
-        A twisted.logger observer counting finger queries and SSH logins from their events.
-        """
-        return LogEventMetrics(self)
 
     def change_applied(self, change: Change) -> None:
         """
@@ -140,7 +145,8 @@ class Metrics:
 class LogEventMetrics:
     """
     Turns log events into metrics: a finger query event has C{peer}, C{query} and C{outcome}; an SSH login event
-    has C{method} and an C{outcome} of C{"accepted"} or C{"refused"}.  Cheap for every other event.
+    has C{method} and an C{outcome} of C{"accepted"} or C{"refused"}, and its source's transport is an open
+    connection until that transport logs C{"connection lost"}.  Cheap for every other event.
     """
 
     def __init__(self, metrics: Metrics) -> None:
@@ -152,6 +158,10 @@ class LogEventMetrics:
         """
         outcome = event.get("outcome")
         if outcome is None:
+            if event.get("log_format") == "connection lost":
+                source = event.get("log_source")
+                if source is not None:
+                    self.metrics.ssh_open.discard(source)
             return
         if "query" in event:
             self.metrics.finger_queries.labels(str(outcome)).inc()
@@ -160,6 +170,9 @@ class LogEventMetrics:
                 self.metrics.finger_seconds.observe(elapsed)
         elif "method" in event and outcome in ("accepted", "refused"):
             self.metrics.ssh_logins.labels(str(event["method"]), str(outcome)).inc()
+            transport = getattr(event.get("log_source"), "transport", None)
+            if outcome == "accepted" and transport is not None:
+                self.metrics.ssh_open.add(transport)
 
 
 def readiness(

@@ -6,9 +6,11 @@ options.
 
 from __future__ import annotations
 
+import gc
+
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
 from sshfinger import tap
@@ -74,6 +76,40 @@ class MetricsTests(WebTestCase):
         samples = self.scrape()
         self.assertEqual(samples[("sshfinger_ssh_logins_total", (("method", "publickey"), ("result", "accepted")))], 1)
         self.assertEqual(samples[("sshfinger_ssh_logins_total", (("method", "password"), ("result", "refused")))], 1)
+
+    def test_open_ssh_connections(self) -> None:
+        """
+        An accepted login's transport counts as open until that transport logs C{"connection lost"}; a refused
+        login does not count; a transport that is gone without the event stops counting.
+        """
+
+        class Transport:
+            log = Logger()
+
+            def lost(self) -> None:
+                self.log.info("connection lost")
+
+        class Auth:
+            log = Logger()
+
+            def __init__(self, transport: Transport) -> None:
+                self.transport = transport
+
+            def login(self, outcome: str) -> None:
+                self.log.info("SSH login", outcome=outcome, method="password", login="alice", peer="x")
+
+        globalLogPublisher.addObserver(self.metrics.log_observer)
+        self.addCleanup(globalLogPublisher.removeObserver, self.metrics.log_observer)
+        one, two, three = Transport(), Transport(), Transport()
+        Auth(one).login("accepted")
+        Auth(two).login("accepted")
+        Auth(three).login("refused")
+        self.assertEqual(self.scrape()[("sshfinger_ssh_open_connections", ())], 2)
+        one.lost()
+        self.assertEqual(self.scrape()[("sshfinger_ssh_open_connections", ())], 1)
+        del two
+        gc.collect()
+        self.assertEqual(self.scrape()[("sshfinger_ssh_open_connections", ())], 0)
 
     def test_web_requests_and_streams(self) -> None:
         """
