@@ -9,10 +9,10 @@ most one message per account, encoded once and written to every open stream:
     - C{event: gone}, data C{{"login": ...}}, when a visible account was hidden or deleted.
 
 Nothing is ever sent about an account that was hidden before the change: the hub keeps the set of hidden logins
-(read once at start, then kept up to date from the changes).  Streams are bounded (L{MAX_SUBSCRIBERS} in all,
-L{MAX_SUBSCRIBERS_PER_ADDRESS} per address), get a heartbeat comment every L{HEARTBEAT} seconds, and a reader
-too slow to take what is written (the transport asks its producer to pause) is dropped at the next message
-instead of being buffered without limit.
+(read when the first stream opens, then kept up to date from the changes).  Streams are bounded
+(L{MAX_SUBSCRIBERS} in all, L{MAX_SUBSCRIBERS_PER_ADDRESS} per address), get a heartbeat comment every
+L{HEARTBEAT} seconds, and a reader too slow to take what is written (the transport asks its producer to pause)
+is dropped at the next message instead of being buffered without limit.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class EventHub:
         self.per_address: dict[str, int] = {}
         self.dropped = 0
         self.on_count: Callable[[int], None] = lambda count: None
-        self._hidden: set[str] = set()
+        self._hidden: set[str] | None = None  # read at the first stream: a large store costs nothing until then
         self._unsubscribe: Callable[[], None] | None = None
         self._clock = clock
         self._pending: dict[str, bool] = {}  # login: created by these changes
@@ -111,13 +111,8 @@ class EventHub:
 
     def start(self) -> None:
         """
-        Read the hidden logins, subscribe to the store and start the heartbeats.
+        Subscribe to the store and start the heartbeats.
         """
-        self._hidden = set()
-        for login in self.store.logins():
-            account = self.store.peek(login)
-            if account is not None and account.hidden:
-                self._hidden.add(login)
         self._unsubscribe = self.store.subscribe(self.changed)
         self._heartbeat.start(HEARTBEAT, now=False)
 
@@ -136,6 +131,15 @@ class EventHub:
         for subscriber in list(self.subscribers):
             self._close(subscriber)
 
+    def _hidden_logins(self) -> set[str]:
+        if self._hidden is None:
+            self._hidden = set()
+            for login in self.store.logins():
+                account = self.store.peek(login)
+                if account is not None and account.hidden:
+                    self._hidden.add(login)
+        return self._hidden
+
     def message_for(self, login: str, created: bool = False) -> bytes | None:
         """
         The event to send now that C{login} changed, or L{None} (an account not shown before, and hidden or
@@ -143,15 +147,16 @@ class EventHub:
 
         @param created: whether the account did not exist before these changes.
         """
-        was_shown = not created and login not in self._hidden
+        hidden = self._hidden_logins()
+        was_shown = not created and login not in hidden
         account = self.store.peek(login)
         if account is None or account.hidden:
             if account is None:
-                self._hidden.discard(login)
+                hidden.discard(login)
             else:
-                self._hidden.add(login)
+                hidden.add(login)
             return sse_message("gone", to_json({"login": login})) if was_shown else None
-        self._hidden.discard(login)
+        hidden.discard(login)
         return sse_message("user", to_json(public_fields(account)))
 
     def changed(self, change: Change) -> None:
@@ -174,6 +179,8 @@ class EventHub:
         """
         self._flush_call = None
         pending, self._pending = self._pending, {}
+        if self._hidden is None:  # no stream was ever opened: nothing to keep up to date yet
+            return
         for login, created in pending.items():
             message = self.message_for(login, created)
             if message is not None:
@@ -203,6 +210,7 @@ class EventHub:
         key = address_key(request.getClientAddress())
         if len(self.subscribers) >= MAX_SUBSCRIBERS or self.per_address.get(key, 0) >= MAX_SUBSCRIBERS_PER_ADDRESS:
             return False
+        self._hidden_logins()
         subscriber = Subscriber(request, key)
         self.subscribers.append(subscriber)
         self.per_address[key] = self.per_address.get(key, 0) + 1

@@ -40,6 +40,9 @@ MAX_CONNECTIONS = 4096
 RATE_PER_SECOND = 200.0
 RATE_BURST = 2 * RATE_PER_SECOND
 
+#: Most accounts the list page and C{/api/users} show (in login order; the rest are reached by login).
+LIST_LIMIT = 1000
+
 # Server-Sent Events.
 #: Most open event streams in all and per address.
 MAX_SUBSCRIBERS = 2000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Hashable
+from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +25,7 @@ from sshfinger.model.account import Account, is_valid_login
 from sshfinger.store.interfaces import IUserStore
 from sshfinger.web import views
 from sshfinger.web.assets import LIVE_JS, STYLE_CSS
-from sshfinger.web.limits import LimitedRequest
+from sshfinger.web.limits import LIST_LIMIT, LimitedRequest
 
 T = TypeVar("T")
 
@@ -221,6 +222,13 @@ class Site:
         self.clock = clock
         self.cache = VersionCache(store)
 
+    def listed(self) -> tuple[list[Account], bool]:
+        """
+        The first L{LIST_LIMIT} visible accounts in login order, and whether there are more.
+        """
+        accounts = list(islice(self.store.visible_accounts(), LIST_LIMIT + 1))
+        return accounts[:LIST_LIMIT], len(accounts) > LIST_LIMIT
+
     def visible(self, login: str) -> Account | None:
         """
         The visible account C{login}, or L{None} (unknown, hidden or not a login at all).
@@ -241,8 +249,9 @@ class ListingPage(Page):
         self.site = site
 
     def _make(self) -> Rendered:
-        accounts = list(self.site.store.visible_accounts())
-        return Rendered(views.listing_page(accounts, self.site.hostname, self.site.clock()), _modified(accounts))
+        accounts, more = self.site.listed()
+        page = views.listing_page(accounts, self.site.hostname, self.site.clock(), more)
+        return Rendered(page, _modified(accounts))
 
     def get(self, request: Request) -> bytes:
         """
@@ -288,8 +297,8 @@ class UsersApi(Page):
         self.site = site
 
     def _make(self) -> Rendered:
-        accounts = list(self.site.store.visible_accounts())
-        return Rendered(views.users_json(accounts), _modified(accounts))
+        accounts, more = self.site.listed()
+        return Rendered(views.users_json(accounts, more), _modified(accounts))
 
     def get(self, request: Request) -> bytes:
         """

@@ -76,11 +76,12 @@ def user_json(account: Account) -> bytes:
     return to_json(public_fields(account))
 
 
-def users_json(accounts: Iterable[Account]) -> bytes:
+def users_json(accounts: Iterable[Account], more: bool = False) -> bytes:
     """
-    The body of C{/api/users}: C{{"users": [...]}} of every visible account in C{accounts}.
+    The body of C{/api/users}: C{{"users": [...], "more": false}} of every visible account in C{accounts};
+    C{more} says the list was cut.
     """
-    return to_json({"users": [public_fields(a) for a in accounts if not a.hidden]})
+    return to_json({"users": [public_fields(a) for a in accounts if not a.hidden], "more": more})
 
 
 def jrd(account: Account, host: str, base_url: str, rels: Iterable[str] = ()) -> bytes:
@@ -140,9 +141,10 @@ def _time_html(stamp: float, now: float) -> str:
     return f'<time datetime="{when}" title="{when}">{_e(age_text(now - stamp))}</time>'
 
 
-def listing_page(accounts: Iterable[Account], host: str, now: float) -> bytes:
+def listing_page(accounts: Iterable[Account], host: str, now: float, more: bool = False) -> bytes:
     """
-    The page at C{/}: a table of the visible accounts with their name, status and the age of the last update.
+    The page at C{/}: a table of the visible accounts with their name, status and the age of the last update;
+    C{more} adds a line saying the list was cut.
     """
     rows = []
     for account in accounts:
@@ -162,6 +164,7 @@ def listing_page(accounts: Iterable[Account], host: str, now: float) -> bytes:
         + "<tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table>\n"
+        + (f'<p class="more">Only the first {len(rows)} accounts are listed.</p>\n' if more else "")
         + _FOOT
     )
     return body.encode("utf-8", "replace")

@@ -15,7 +15,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.process import ServerProcess, free_port
+from tests.process import ServerProcess, free_port, run_tool
 from tests.sshclient import setup_site, ssh_run
 from tests.webdriver import Browser
 
@@ -101,8 +101,9 @@ class RawHTTPTests(WebServerTestCase):
 
     def test_pages_api_webfinger(self) -> None:
         """
-        Status codes, headers, CORS, the rel filter, 304s, escaping of a hostile status set over SSH, and a
-        hidden account absent from pages, JSON, WebFinger and events.
+        Status codes, headers, CORS, the rel filter, 304s, escaping of a hostile status set over SSH, a hidden
+        account absent from pages, JSON, WebFinger and events, and events for edits over SSH and from another
+        process.
         """
         self.ssh("alice", "set", "alice", "fediverse", "https://mastodon.example/@alice")
         self.ssh("alice", "status", shlex.quote(HOSTILE))
@@ -155,6 +156,14 @@ class RawHTTPTests(WebServerTestCase):
         self.assertIn(b"visible edit", received)
         self.assertNotIn(b"secret plans", received)
         self.assertNotIn(b"bob", received)
+
+        # A change committed by another process (the offline tool) reaches the stream too.
+        result = run_tool("set", "alice", "status", "from another process", "--store", self.store)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        deadline = time.monotonic() + 5
+        while b"from another process" not in received and time.monotonic() < deadline:
+            received += events.recv(65536)
+        self.assertIn(b"from another process", received)
 
     def test_limits(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from sshfinger.model.account import Actor
+from sshfinger.web import resources
 from sshfinger.web.views import ACTIVITY_JSON, PROFILE_REL
 from tests.unit.webhelpers import BREAKOUT, HOST, SCRIPT, WebTestCase
 
@@ -155,6 +156,7 @@ class ApiTests(WebTestCase):
         self.assertEqual(response.header("access-control-allow-origin"), "*")
         users = json.loads(response.body)["users"]
         self.assertEqual([u["login"] for u in users], ["alice", "mallory", "root"])
+        self.assertFalse(json.loads(response.body)["more"])
         self.assertEqual(
             set(users[0]), {"login", "name", "status", "plan", "office", "phone", "fediverse", "updated"}
         )
@@ -174,6 +176,18 @@ class ApiTests(WebTestCase):
         self.assertEqual(json.loads(raw)["name"], BREAKOUT)
         self.assertEqual(self.get("/api/users/secret").status, 404)
         self.assertEqual(self.get("/api/users/nobody").status, 404)
+
+    def test_list_capped(self) -> None:
+        """
+        The list page and C{/api/users} show at most L{resources.LIST_LIMIT} accounts and say there are more.
+        """
+        self.patch(resources, "LIST_LIMIT", 2)
+        body = json.loads(self.get("/api/users").body)
+        self.assertEqual(([u["login"] for u in body["users"]], body["more"]), (["alice", "mallory"], True))
+        page = self.get("/").body
+        self.assertIn(b"Only the first 2 accounts are listed.", page)
+        self.assertNotIn(b"/~root", page)
+        self.assertEqual(self.get("/~root").status, 200)
 
     def test_conditional(self) -> None:
         """
