@@ -1,6 +1,6 @@
 """
-The web face's resources: C{/}, C{/~LOGIN}, C{/api/users[/LOGIN]}, C{/.well-known/webfinger}, C{/events},
-C{/static/...}, C{/healthz} and C{/readyz}.
+The web face's resources: C{/}, C{/~LOGIN}, C{/api/users[/LOGIN]}, C{/static/...}, C{/healthz} and C{/readyz}
+(WebFinger is in L{sshfinger.web.webfinger}, C{/events} in L{sshfinger.web.events}).
 
 Everything is read from the store's in-memory view (L{IUserStore.peek}, L{IUserStore.visible_accounts}); the
 bodies are rendered once per L{IUserStore.version} and kept (L{VersionCache}), so a busy page costs a dict
@@ -10,11 +10,9 @@ lookup.  Hidden and unknown accounts get the same 404.  Only GET and HEAD (and O
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Hashable
 from itertools import islice
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.web import http
@@ -40,7 +38,6 @@ TEXT = b"text/plain; charset=utf-8"
 ALLOWED = (b"GET", b"HEAD", b"OPTIONS")
 CORS_LINE = b"Access-Control-Allow-Origin: *\r\n"
 
-_HOST_HEADER = re.compile(rb"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?\Z|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?\Z")
 
 
 class Rendered:
@@ -330,82 +327,6 @@ class UserApi(Page):
         return send(request, self.site.cache.get(("user", self.login), self._make), JSON)
 
 
-def parse_resource(resource: str, hostname: str) -> str | None:
-    """
-    The login a WebFinger C{resource} names on this host, or L{None} for another host or an unknown form.
-
-    @raise ValueError: for a malformed resource.
-    """
-    if resource.startswith("acct:"):
-        user, at, host = resource[5:].rpartition("@")
-        if not at or not user or not host:
-            raise ValueError("acct: resource without user@host")
-        if host.lower().rstrip(".") != hostname.lower():
-            return None
-        return unquote(user).lower()
-    parts = urlsplit(resource)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("resource is neither acct: nor an http(s) URL")
-    if parts.hostname.lower() != hostname.lower() or not parts.path.startswith("/~"):
-        return None
-    return unquote(parts.path[2:]).lower()
-
-
-class WebFinger(Page):
-    """
-    C{/.well-known/webfinger?resource=acct:LOGIN@HOST[&rel=...]}: RFC 7033.
-    """
-
-    cors = True
-
-    def __init__(self, site: Site) -> None:
-        super().__init__()
-        self.site = site
-
-    def get(self, request: Request) -> bytes:
-        """
-        Answer the account's JRD, 400 for a missing or malformed resource, 404 for anything not shown here.
-        The answer is kept per raw query and C{Host} (until the store changes), so a repeated query is one
-        lookup.
-        """
-        args: dict[bytes, list[bytes]] = request.args or {}
-        resources = args.get(b"resource", [])
-        rels = args.get(b"rel", [])
-        key = ("jrd", tuple(resources), tuple(rels), request.isSecure(), request.getHeader(b"host"))
-        answer = self.site.cache.get(key, lambda: self._answer(request, resources, rels))
-        if isinstance(answer, str):
-            return plain(request, http.BAD_REQUEST, answer)
-        return send(request, answer, JRD)
-
-    def _answer(self, request: Request, resources: list[bytes], rels: list[bytes]) -> Rendered | str | None:
-        """
-        The JRD to send, a 400 message, or L{None} for the 404.
-        """
-        if len(resources) != 1 or not resources[0]:
-            return "exactly one resource parameter is required"
-        try:
-            login = parse_resource(resources[0].decode("utf-8"), self.site.hostname)
-            wanted = tuple(sorted({rel.decode("utf-8") for rel in rels}))
-        except (UnicodeDecodeError, ValueError) as e:
-            return f"malformed resource or rel: {e}"[:200]
-        account = None if login is None else self.site.visible(login)
-        if account is None:
-            return None
-        base = base_url(request, self.site.hostname)
-        return Rendered(views.jrd(account, self.site.hostname, base, wanted), account.updated_at)
-
-
-def base_url(request: Request, hostname: str) -> str:
-    """
-    The scheme and authority the client used (its C{Host} header if well-formed, else C{hostname}).
-    """
-    scheme = "https" if request.isSecure() else "http"
-    host = request.getHeader(b"host")
-    if host is None or not _HOST_HEADER.match(host):
-        return f"{scheme}://{hostname}"
-    return f"{scheme}://{host.decode('ascii')}"
-
-
 class Asset(Page):
     """
     A static file kept in memory.
@@ -507,9 +428,8 @@ class Root(Folder):
         api = Folder()
         api.putChild(b"users", UsersFolder(site))
         self.putChild(b"api", api)
-        well_known = Folder()
-        well_known.putChild(b"webfinger", WebFinger(site))
-        self.putChild(b".well-known", well_known)
+        self.well_known = Folder()  # WebFinger (sshfinger.web.webfinger) is put here by the service
+        self.putChild(b".well-known", self.well_known)
         static = Folder()
         static.putChild(b"style.css", Asset(STYLE_CSS, b"text/css; charset=utf-8"))
         static.putChild(b"live.js", Asset(LIVE_JS, b"text/javascript; charset=utf-8"))
@@ -558,8 +478,8 @@ __all__ = [
     "UserPage",
     "UsersApi",
     "VersionCache",
-    "WebFinger",
-    "base_url",
     "is_fresh",
-    "parse_resource",
+    "not_found",
+    "plain",
+    "send",
 ]

@@ -19,6 +19,7 @@ from sshfinger.web.events import EventHub, EventsResource
 from sshfinger.web.limits import WebSite
 from sshfinger.web.metrics import Metrics, MetricsPage, readiness
 from sshfinger.web.resources import Folder, Health, Ready, Root, Site
+from sshfinger.web.webfinger import WebFinger
 
 
 class WebFaceService(MultiService):
@@ -87,7 +88,9 @@ def web_root(store: IUserStore, hostname: str, reactor: IReactorTime, hub: Event
     """
     The resource tree of the web face.
     """
-    root = Root(Site(store, hostname, reactor.seconds))
+    site = Site(store, hostname, reactor.seconds)
+    root = Root(site)
+    root.well_known.putChild(b"webfinger", WebFinger(site))
     root.putChild(b"events", EventsResource(hub))
     root.putChild(b"readyz", Ready(readiness(store, metrics, reactor)))
     return root

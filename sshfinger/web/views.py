@@ -42,7 +42,7 @@ def public_fields(account: Account) -> dict[str, Any]:
         "plan": "\n".join(_line(line) for line in account.plan.split("\n")) if account.plan else "",
         "office": _line(account.office),
         "phone": _line(account.phone),
-        "fediverse": _line(getattr(account, "fediverse", "") or ""),
+        "fediverse": _line(account.fediverse),
         "updated": iso_time(account.updated_at),
     }
 
@@ -98,7 +98,7 @@ def jrd(account: Account, host: str, base_url: str, rels: Iterable[str] = ()) ->
         {"rel": PROFILE_REL, "type": "text/html", "href": f"{base_url}/~{quote(login)}"},
     ]
     document: dict[str, Any] = {"subject": f"acct:{login}@{host}"}
-    alias = sanitize(getattr(account, "fediverse", "") or "")
+    alias = sanitize(account.fediverse)
     if alias:
         document["aliases"] = [alias]
         links.append({"rel": "self", "type": ACTIVITY_JSON, "href": alias})
