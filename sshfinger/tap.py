@@ -118,12 +118,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ],
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
-        [
-            "hostname",
-            None,
-            None,
-            "Host name shown in the shell prompt and answered for by WebFinger (default: this machine's name).",
-        ],
+        ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
         [
             "web",
             None,
