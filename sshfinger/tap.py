@@ -36,6 +36,8 @@ from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.store.limits import CHANGES_KEEP, CHANGES_MAX_BYTES
 from sshfinger.store.service import check_store_spec, make_store
+from sshfinger.web.limits import RATE_PER_SECOND
+from sshfinger.web.service import make_web_service, rate_option
 
 #: Defaults shared by the twistd plugin and the .tac file.
 DEFAULTS: Mapping[str, Any] = {
@@ -140,6 +142,22 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["ssh", None, DEFAULTS["ssh"], "Endpoint the SSH service listens on (the same syntax as --finger)."],
         ["keys", None, DEFAULTS["keys"], "Directory of the SSH host keys (generated there on first start)."],
         ["hostname", None, None, "Host name shown in the shell prompt (default: this machine's name)."],
+        [
+            "web",
+            None,
+            None,
+            "Serve the web face (pages, JSON, WebFinger for acct:LOGIN@HOSTNAME, live events) on this endpoint "
+            "(tcp:8079, ssl:443:privateKey=KEY:certKey=CERT); off by default.",
+        ],
+        ["metrics", None, None, "Serve /metrics, /healthz and /readyz on this endpoint (an admin interface)."],
+        [
+            "web-rate",
+            None,
+            RATE_PER_SECOND,
+            "Requests per second one address may make to the web face (bursts of twice that); 0 turns the limit "
+            "off (behind a proxy that hides client addresses).",
+            rate_option,
+        ],
         [
             "json-log",
             None,
@@ -306,6 +324,9 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         Check the endpoints and the store path; raise L{usage.UsageError} with one clear line.
         """
         self._check_endpoint("finger")
+        for option in ("web", "metrics"):
+            if self[option]:
+                self._check_endpoint(option)
         try:
             self["store"] = check_store_spec(self["store"])
         except ValueError as e:
@@ -450,6 +471,9 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         system_users = SystemUsersService(store_service.store, reactor, float(settings["system-users-interval"]))
         system_users.setName("system-users")
         system_users.setServiceParent(top)  # after the store: it is open by the first import
+    web = make_web_service(settings, store_service.store, reactor, access_log)
+    if web is not None:
+        web.setServiceParent(top)
 
     reload = ReloadService(
         reactor,

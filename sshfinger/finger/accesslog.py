@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from io import FileIO
 
 from twisted.application.service import Service
@@ -95,6 +96,8 @@ class AccessLog(Service):
         self._second = -1
         self._stamp = ""
         self._failing = False
+        #: Callables given each query as well (the web face's metrics hook), with L{IQueryLog.query}'s arguments.
+        self.observers: list[Callable[[str, str, str], None]] = []
 
     def query(self, peer: str, query: str, outcome: str) -> None:
         """
@@ -104,6 +107,8 @@ class AccessLog(Service):
         if second != self._second:
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
         line = f"{self._stamp} [finger] {peer} {query} -> {outcome}\n"
+        for observer in self.observers:
+            observer(peer, query, outcome)
         self._pending.append(line)
         self._size += len(line)
         if self._size >= BUFFER_LIMIT:

@@ -234,6 +234,8 @@ def render_record(account: Account, verbose: bool, now: float) -> list[str]:
         phone = sanitize(account.phone) or "(none)"
         lines.append(_pair(f"Office: {office}", f"Phone: {phone}"))
         lines.append(f"Role: {sanitize(account.role)}")
+        if account.fediverse:
+            lines.append(f"Fediverse: {sanitize(account.fediverse)}")
     status = sanitize(account.status)
     lines.append(f"Status: {status}" if status else "No status.")
     lines.append(format_update(account, now, with_author=verbose))

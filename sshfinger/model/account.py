@@ -31,10 +31,14 @@ TEXT_LIMITS: Mapping[str, int] = {
 }
 
 #: Fields a change may name, in display order.
-EDITABLE_FIELDS = ("real_name", "status", "plan", "office", "phone", "hidden", "role", "keys")
+EDITABLE_FIELDS = ("real_name", "status", "plan", "office", "phone", "fediverse", "hidden", "role", "keys")
 
 #: Short names accepted wherever a person types a field name.
 FIELD_ALIASES: Mapping[str, str] = {"name": "real_name", "realname": "real_name"}
+
+#: Longest fediverse alias (an https URL), in characters.
+MAX_FEDIVERSE = 300
+_FEDIVERSE_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?\Z")
 
 #: Largest number of authorized keys one account may hold, and the longest key line.
 MAX_KEYS = 32
@@ -89,7 +93,8 @@ def normalize_field(name: str, value: object) -> object:
     Check a new value for one field and return it in stored form.
 
     Text fields keep what was typed (control characters are removed only on output) but are bounded in length;
-    C{status}, C{real_name}, C{office} and C{phone} are single lines.  C{hidden} takes yes/no words, C{role} one
+    C{status}, C{real_name}, C{office} and C{phone} are single lines; C{fediverse} is an https URL or empty
+    (see L{_normalize_fediverse}).  C{hidden} takes yes/no words, C{role} one
     of L{ROLES}, C{keys} a sequence of C{authorized_keys} lines (syntax is checked by the SSH layer).
 
     @raise InvalidValue: with a one-line reason.
@@ -105,6 +110,8 @@ def normalize_field(name: str, value: object) -> object:
         if len(text) > TEXT_LIMITS[name]:
             raise InvalidValue(f"{name} is longer than {TEXT_LIMITS[name]} characters")
         return text
+    if name == "fediverse":
+        return _normalize_fediverse(value)
     if name == "hidden":
         return _parse_bool(value)
     if name == "role":
@@ -123,6 +130,23 @@ def normalize_field(name: str, value: object) -> object:
                 raise InvalidValue("each key must be one non-empty authorized_keys line")
         return lines
     raise InvalidValue(f"unknown field {name!r}: choose from {', '.join(EDITABLE_FIELDS)}")
+
+
+def _normalize_fediverse(value: object) -> str:
+    """
+    A fediverse alias is empty (unset) or an https URL of printable ASCII (C{https://mastodon.example/@alice}),
+    no longer than L{MAX_FEDIVERSE}: it is shown on the web and returned by WebFinger as a link.
+    """
+    if not isinstance(value, str):
+        raise InvalidValue("fediverse must be text")
+    text = value.strip()
+    if not text:
+        return ""
+    if len(text) > MAX_FEDIVERSE:
+        raise InvalidValue(f"fediverse is longer than {MAX_FEDIVERSE} characters")
+    if not _FEDIVERSE_RE.match(text) or '"' in text or "<" in text or ">" in text or "\\" in text:
+        raise InvalidValue("fediverse must be an https URL, such as https://mastodon.example/@alice")
+    return text
 
 
 def normalize_changes(changes: Mapping[str, object]) -> dict[str, object]:
@@ -156,6 +180,7 @@ class Account(NamedTuple):
     @ivar keys: the account's SSH public keys as C{authorized_keys} lines.
     @ivar updated_at: POSIX time of the last change.
     @ivar updated_by: login (or tool) that made the last change.
+    @ivar fediverse: the account's fediverse alias (an https URL, or empty), shown by C{/W} and WebFinger.
     """
 
     login: str
@@ -169,6 +194,7 @@ class Account(NamedTuple):
     keys: tuple[str, ...] = ()
     updated_at: float = 0.0
     updated_by: str = ""
+    fediverse: str = ""
 
     def with_changes(self, changes: Mapping[str, object], by: str, at: float) -> Account:
         """

@@ -24,7 +24,7 @@ from sshfinger.store.interfaces import IUserStore
 LOG = Logger(namespace="sshfinger.shell")
 
 #: Fields a user (not an admin) may change on their own account.
-USER_FIELDS = frozenset({"real_name", "status", "plan", "keys"})
+USER_FIELDS = frozenset({"real_name", "status", "plan", "keys", "fediverse"})
 
 
 class CommandError(Exception):

@@ -24,11 +24,12 @@ ACCOUNT_COLUMNS = (
     "role",
     "updated_at",
     "updated_by",
+    "fediverse",
 )
 SELECT_ACCOUNT = f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"
 #: Selects the plain accounts: plan, office, phone, hidden flag and role at their defaults (typically most
 #: accounts, which set only a name and a status).  As every column is NOT NULL, C{NOT (PLAIN)} selects the others.
-PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user'"
+PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user' AND fediverse = ''"
 INSERT_ACCOUNT = (
     f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join('?' * len(ACCOUNT_COLUMNS))})"
 )
@@ -87,12 +88,12 @@ class LazyAccounts(dict[str, Any]):
 
 
 def account_from_row(row: tuple, keys: Iterable[str] = ()) -> Account:
-    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by = row
+    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse = row
     # Positional (fields in declaration order) and interned role and author: loading a million accounts is
     # start-up time, and repeated strings are memory.
     return Account(
         login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
-        intern(updated_by),
+        intern(updated_by), fediverse,
     )  # fmt: skip
 
 
@@ -108,6 +109,7 @@ def account_values(account: Account) -> tuple:
         account.role,
         account.updated_at,
         account.updated_by,
+        account.fediverse,
     )
 
 
@@ -151,8 +153,8 @@ def load_all(connection: sqlite3.Connection) -> LazyAccounts:
     new = tuple.__new__  # skips the Python frame of the generated Account.__new__: values complete, in order
     accounts.update(
         (login, new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
-                              keys.get(login, ()), updated_at, intern(updated_by))))
-        for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by
+                              keys.get(login, ()), updated_at, intern(updated_by), fediverse)))
+        for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse
         in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({PLAIN})")
     )  # fmt: skip
     return accounts
