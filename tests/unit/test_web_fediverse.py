@@ -78,7 +78,7 @@ class MigrationTests(SynchronousTestCase):
         backend.close()
         again = SQLiteBackend(path)
         self.assertEqual(again.open()["alice"].fediverse, ALIAS)
-        self.assertEqual(again.open_by_login()["alice"], account)
+        self.assertEqual(again.open()["alice"], account)
         again.close()
         with sqlite3.connect(path) as check:
             self.assertEqual(check.execute("SELECT version FROM version").fetchone()[0], 3)
