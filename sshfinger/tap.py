@@ -22,7 +22,9 @@ from twisted.python import usage
 
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.finger.onaccept import AnsweringEndpoint
-from sshfinger.finger.protocol import FingerFactory, FingerService
+from sshfinger.finger import constants as finger_constants
+from sshfinger.finger.protocol import FingerFactory
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
 from sshfinger.ops.endpoints import with_backlog
 from sshfinger.ops.reload import ReloadService
@@ -46,6 +48,9 @@ DEFAULTS: Mapping[str, Any] = {
     "login-grace": 60.0,
     "max-auth-failures": 6,
     "audit-keep": 100_000,
+    "max-finger-connections": finger_constants.MAX_CONNECTIONS,
+    "ipv6-prefix": 64,
+    "no-answer-on-accept": False,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -67,6 +72,19 @@ def _positive(kind: type, name: str) -> Any:
 
     coerce.coerceDoc = "Must be greater than zero."  # type: ignore[attr-defined]
     return coerce
+
+
+def _prefix_length(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"--ipv6-prefix takes a prefix length, not {value!r}") from None
+    if not 1 <= number <= 128:
+        raise ValueError("--ipv6-prefix must be between 1 and 128")
+    return number
+
+
+_prefix_length.coerceDoc = "Between 1 and 128."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -106,6 +124,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["max-per-peer"],
             "Most concurrent finger connections from one address.",
             _positive(int, "max-per-peer"),
+        ],
+        [
+            "max-finger-connections",
+            None,
+            DEFAULTS["max-finger-connections"],
+            "Most concurrent finger connections in all; past it the oldest open one is closed to make room.",
+            _positive(int, "max-finger-connections"),
+        ],
+        [
+            "ipv6-prefix",
+            None,
+            DEFAULTS["ipv6-prefix"],
+            "IPv6 clients are one address per network of this prefix length, for per-address limits (1-128).",
+            _prefix_length,
         ],
         [
             "audit-keep",
@@ -159,6 +191,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["no-list", None, "Refuse the empty query (the list of all users)."],
         ["ascii", None, "Send ASCII-only answers (for old finger clients); the default is UTF-8."],
         ["no-ssh", None, "Serve finger only."],
+        [
+            "no-answer-on-accept",
+            None,
+            "Do not answer a finger query on the accepted socket (the fast path); always use Twisted's transport.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -287,9 +324,12 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
         query_log=access_log,
+        max_connections=int(settings["max-finger-connections"]),
+        ipv6_prefix=int(settings["ipv6-prefix"]),
     )
     endpoint = strports.service(with_backlog(settings["finger"]), factory, reactor)
-    endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
+    if not settings["no-answer-on-accept"]:
+        endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 

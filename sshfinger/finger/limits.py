@@ -22,9 +22,7 @@ class ConnectionLimits:
     @ivar total: connections counted now.
     """
 
-    def __init__(
-        self, max_per_peer: int = constants.MAX_PER_PEER, max_total: int = constants.MAX_CONNECTIONS
-    ) -> None:
+    def __init__(self, max_per_peer: int = constants.MAX_PER_PEER, max_total: int = constants.MAX_CONNECTIONS) -> None:
         self.max_per_peer = max_per_peer
         self.max_total = max_total
         self.total = 0
@@ -83,6 +81,12 @@ class ListingLimiter:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        """
+        The number of keys whose budget is remembered.
+        """
+        return len(self._buckets)
 
     def allow(self, key: str) -> bool:
         """

@@ -28,8 +28,8 @@ from sshfinger.finger.accesslog import IQueryLog
 from sshfinger.finger.constants import FORWARD_DENIED, INTERNAL_ERROR, LIST_DENIED, QUERY_TOO_LONG, TOO_MANY
 from sshfinger.finger.protocol import FingerFactory, FingerProtocol, send_with_fin
 from sshfinger.finger.query import Query, QueryError, escape_query, parse_query
-from sshfinger.finger.service import FingerService
 from sshfinger.finger.render import TRUNCATED
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account, Actor
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
