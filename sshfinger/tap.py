@@ -20,9 +20,9 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from sshfinger.finger import constants as finger_constants
 from sshfinger.finger.accesslog import AccessLog
 from sshfinger.finger.onaccept import AnsweringEndpoint
-from sshfinger.finger import constants as finger_constants
 from sshfinger.finger.protocol import FingerFactory
 from sshfinger.finger.service import FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
