@@ -45,6 +45,9 @@ MAX_CONNECTIONS = 512
 LIST_RATE = 2.0
 #: ... and in a burst.
 LIST_BURST = 10.0
+#: Seconds a listing query past its address's budget waits for its refusal: a client flooding listings one
+#: after another then makes one a second, instead of keeping the server busy accepting its connections.
+LIST_PENALTY = 1.0
 #: Addresses whose listing budget is remembered; past this many the full ones are forgotten.
 LIST_PEERS_MAX = 10_000
 

@@ -4,7 +4,8 @@ accept-time path both call.
 
 It is pure in the sense that matters here: no transport, no socket, no log line per query (the caller records
 the query), no timer.  It reads the reply cache first, then parses the query, asks the service, caps and
-encodes the answer; a listing query spends its peer's listing budget; an error in the service becomes the
+encodes the answer; a listing query spends its peer's listing budget (past it, the refusal comes after a
+pause); an error in the service becomes the
 internal-error line (its traceback logged), never an exception.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -46,6 +48,7 @@ class Responder:
         ascii_only: bool = False,
     ) -> None:
         self.service = service
+        self.clock = clock
         self.cache = ReplyCache(lambda answer, now: self.service.is_current(answer, now), clock)
         self.listings = ListingLimiter(clock)
         self.max_output = max_output
@@ -63,7 +66,9 @@ class Responder:
         reply = self.cache.get(line)
         if reply is not None:
             if reply.outcome == "list" and not self.listings.allow(peer):
-                return self._reply(reply.query, "list-limited", [constants.TOO_MANY_LISTINGS], escaped=True)
+                return self._limited(
+                    self._reply(reply.query, "list-limited", [constants.TOO_MANY_LISTINGS], escaped=True)
+                )
             return reply
         text = line.decode("utf-8", errors="replace")
         try:
@@ -71,7 +76,7 @@ class Responder:
         except QueryError as error:
             return self._reply(text, "bad-query", [f"finger: bad query: {sanitize(str(error))}"])
         if query.is_listing and getattr(self.service, "allow_list", True) and not self.listings.allow(peer):
-            return self._reply(text, "list-limited", [constants.TOO_MANY_LISTINGS])
+            return self._limited(self._reply(text, "list-limited", [constants.TOO_MANY_LISTINGS]))
         try:
             result = self.service.answer(query)
         except Exception:
@@ -81,6 +86,13 @@ class Responder:
         return result.addCallbacks(
             self._answered, self._failed, callbackArgs=(line, text, query, peer), errbackArgs=(peer, text)
         )
+
+    def _limited(self, reply: Reply) -> Deferred[Reply]:
+        """
+        Give C{reply} (a refused listing) after L{constants.LIST_PENALTY} seconds, so that a client flooding
+        listings one after another slows down to one a second rather than keeping the server busy.
+        """
+        return deferLater(self.clock, constants.LIST_PENALTY, lambda: reply)
 
     def _answered(self, lines: list[str], line: bytes, text: str, query: Query, peer: str) -> Reply:
         outcome = getattr(lines, "outcome", None)

@@ -169,20 +169,35 @@ class ResponderTests(SynchronousTestCase):
         self.assertEqual((reply.outcome, reply.query), ("user", "'alice'"))
         self.assertIs(self.responder.respond(b"alice", "192.0.2.7"), reply)
 
+    def reply(self, line: bytes, peer: str) -> Reply:
+        """
+        Return the reply to C{line} from C{peer}, waiting on the clock for one that comes later.
+        """
+        result = self.responder.respond(line, peer)
+        if isinstance(result, Reply):
+            return result
+        self.assertNoResult(result)
+        self.clock.advance(constants.LIST_PENALTY)
+        return self.successResultOf(result)
+
     def test_listings_rate_limited_per_peer(self) -> None:
         """
         Listing queries (the empty query, C{/W} alone), kept or not, spend their peer's budget: past it the peer
-        gets a one-line refusal, while other peers and user queries are served.
+        gets a one-line refusal after L{constants.LIST_PENALTY} seconds, while other peers and user queries are
+        served at once.
         """
-        outcomes = [self.responder.respond(line, "a").outcome for line in [b"", b"/W"] * 6]  # type: ignore[union-attr]
-        self.assertEqual(outcomes.count("list"), int(constants.LIST_BURST))
-        self.assertEqual(outcomes[-1], "list-limited")
-        limited = self.responder.respond(b"", "a")
-        self.assertEqual(limited.data, constants.TOO_MANY_LISTINGS.encode() + b"\r\n")  # type: ignore[union-attr]
-        self.assertEqual(self.responder.respond(b"", "b").outcome, "list")  # type: ignore[union-attr]
+        burst = int(constants.LIST_BURST)
+        results = [self.responder.respond(line, "a") for line in [b"", b"/W"] * burst]
+        self.assertEqual([r.outcome for r in results[:burst]], ["list"] * burst)  # type: ignore[union-attr]
+        later = results[burst:]
+        self.assertTrue(all(isinstance(r, Deferred) for r in later))
+        self.assertIsInstance(self.responder.respond(b"", "b"), Reply)
         self.assertEqual(self.responder.respond(b"alice", "a").outcome, "user")  # type: ignore[union-attr]
-        self.clock.advance(1)
-        self.assertEqual(self.responder.respond(b"", "a").outcome, "list")  # type: ignore[union-attr]
+        self.assertNoResult(later[0])  # type: ignore[arg-type]
+        self.clock.advance(constants.LIST_PENALTY)
+        refused = {self.successResultOf(r).data for r in later}  # type: ignore[arg-type]
+        self.assertEqual(refused, {constants.TOO_MANY_LISTINGS.encode() + b"\r\n"})
+        self.assertEqual(self.reply(b"", "a").outcome, "list")
 
     def test_listing_denied_not_limited(self) -> None:
         """
