@@ -263,9 +263,10 @@ class FingerFactory(ServerFactory[FingerProtocol]):
 
     def stopFactory(self) -> None:
         """
-        Stop checking deadlines: the port is closing.
+        Stop checking deadlines and write out the queries not logged yet: the port is closing.
         """
         self.deadlines.stop()
+        self.query_log.flush()
 
 
 __all__ = ["FingerFactory", "FingerProtocol", "FingerService", "read_at_once", "send_with_fin"]
