@@ -89,8 +89,9 @@ class EventQueryLog:
 class BatchedEventLog:
     """
     Record queries in the main log, batched: at the end of each reactor turn that had queries (or once
-    L{BATCH_LINES} are waiting), one info event whose text is one line per query, C{"finger {peer} {query} -> {outcome}"} (twistd's
-    text observer indents every line after the first with a tab), with the lines also as its C{queries} field.
+    L{BATCH_LINES} are waiting), one info event whose text is one line per query,
+    C{"finger {peer} {query} -> {outcome}"} (twistd's text observer indents every line after the first with a
+    tab), with the lines also as its C{queries} field.
     The finger factory flushes it when its port closes.
 
     @ivar log: the logger the events go through.
