@@ -41,6 +41,9 @@ MAX_PER_PEER = 20
 #: connection still open is closed to make room, so idle connections cannot lock out real queries.
 MAX_CONNECTIONS = 512
 
+#: IPv6 hosts whose network (their per-address key) is remembered rather than worked out again.
+PEER_KEYS_MAX = 65536
+
 #: Listing queries (the empty query, C{/W} alone) one address may make per second, on average...
 LIST_RATE = 2.0
 #: ... and in a burst.

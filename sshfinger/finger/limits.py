@@ -8,9 +8,39 @@ network is one peer.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 
 from sshfinger.finger import constants
+from sshfinger.model.peers import IPV6_PREFIX, peer_key
+
+
+class PeerKeys:
+    """
+    L{peer_key} for the finger server, fast: an IPv4 host is its own key, and an IPv6 host's network (parsing it
+    costs more than answering a finger query) is remembered, for at most L{constants.PEER_KEYS_MAX} hosts.
+
+    @ivar ipv6_prefix: IPv6 hosts are keyed by their network of this prefix length.
+    """
+
+    def __init__(self, ipv6_prefix: int = IPV6_PREFIX) -> None:
+        self.ipv6_prefix = ipv6_prefix
+        self._ipv6: dict[str, str] = {}
+
+    def __call__(self, address: IAddress | None) -> str:
+        """
+        Return C{address}'s key, as L{peer_key} gives it.
+        """
+        host = getattr(address, "host", None)
+        if isinstance(host, str) and ":" not in host:
+            return host  # an IPv4 host (or a name): what peer_key gives, without parsing it
+        key = self._ipv6.get(host) if isinstance(host, str) else None
+        if key is None:
+            key = peer_key(address, self.ipv6_prefix)
+            if isinstance(host, str):
+                if len(self._ipv6) >= constants.PEER_KEYS_MAX:
+                    self._ipv6.clear()
+                self._ipv6[host] = key
+        return key
 
 
 class ConnectionLimits:
@@ -112,4 +142,4 @@ class ListingLimiter:
         self._buckets = kept if len(kept) < constants.LIST_PEERS_MAX else {}
 
 
-__all__ = ["ConnectionLimits", "ListingLimiter"]
+__all__ = ["ConnectionLimits", "ListingLimiter", "PeerKeys"]

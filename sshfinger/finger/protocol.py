@@ -22,12 +22,12 @@ from sshfinger.finger import constants
 from sshfinger.finger.accesslog import EventQueryLog, IQueryLog
 from sshfinger.finger.cache import Reply
 from sshfinger.finger.deadlines import Deadlines
-from sshfinger.finger.limits import ConnectionLimits
+from sshfinger.finger.limits import ConnectionLimits, PeerKeys
 from sshfinger.finger.query import escape_query
 from sshfinger.finger.render import encode_lines
 from sshfinger.finger.respond import Responder
 from sshfinger.finger.service import FingerService, IFingerService
-from sshfinger.model.peers import IPV6_PREFIX, LOCAL_PEER, describe_peer, peer_key
+from sshfinger.model.peers import IPV6_PREFIX, LOCAL_PEER, describe_peer
 
 #: Linux's option to hold partial segments until uncorked or closed (L{None} elsewhere).
 TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
@@ -117,7 +117,7 @@ class FingerProtocol(Protocol):
         Count this connection against the limit of C{address}'s network; if that is at its limit, refuse it.
         """
         self._peer = describe_peer(address)
-        key = peer_key(address, self.factory.ipv6_prefix)
+        key = self.factory.peer_key(address)
         if not self.factory.admit(key, self):
             self._finish(self.factory.too_many)
             return False
@@ -210,7 +210,7 @@ class FingerFactory(ServerFactory[FingerProtocol]):
     @ivar limits: connections per peer key and in all.
     @ivar deadlines: every open connection's deadline.
     @ivar query_log: where each query is recorded (L{IQueryLog}).
-    @ivar ipv6_prefix: IPv6 peers are counted by this prefix (L{peer_key}).
+    @ivar peer_key: gives a peer's counting key (L{PeerKeys}: IPv6 peers by their network).
     """
 
     protocol = FingerProtocol
@@ -234,7 +234,7 @@ class FingerFactory(ServerFactory[FingerProtocol]):
         self.limits = ConnectionLimits(max_per_peer, max_connections)
         self.deadlines = Deadlines(clock, timeout)
         self.query_log = query_log if query_log is not None else EventQueryLog(FingerProtocol.log)
-        self.ipv6_prefix = ipv6_prefix
+        self.peer_key = PeerKeys(ipv6_prefix)
         self.too_many = Reply(encode_lines([constants.TOO_MANY]), "too-many", escape_query(""))
 
     def admit(self, key: str, protocol: FingerProtocol) -> bool:
