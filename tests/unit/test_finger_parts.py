@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import task
-from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,12 +16,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.finger import constants
 from sshfinger.finger.cache import Reply, ReplyCache
 from sshfinger.finger.deadlines import Deadlines
-from sshfinger.finger.limits import ConnectionLimits, ListingLimiter
+from sshfinger.finger.limits import ConnectionLimits, ListingLimiter, PeerKeys
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory, FingerProtocol
 from sshfinger.finger.respond import Responder
 from sshfinger.finger.service import Answer, FingerService, IFingerService
 from sshfinger.model.account import Actor
+from sshfinger.model.peers import peer_key
 from sshfinger.tap import Options, makeService
 from tests.unit.test_finger import ALICE, HATTER, make_clock, make_store
 
@@ -44,6 +45,32 @@ class ConnectionLimitsTests(SynchronousTestCase):
         limits.release("a")
         limits.release("nobody")
         self.assertEqual((limits.connections_from("a"), limits.total, limits.over_total()), (1, 3, False))
+
+
+class PeerKeysTests(SynchronousTestCase):
+    """
+    L{PeerKeys} gives what L{peer_key} gives, remembering IPv6 networks in bounded memory.
+    """
+
+    def test_same_as_peer_key(self) -> None:
+        """
+        IPv4, IPv6 (by /64 or another prefix), IPv4-mapped IPv6, UNIX and missing addresses get L{peer_key}'s key,
+        asked once or many times, however many hosts were asked before.
+        """
+        self.patch(constants, "PEER_KEYS_MAX", 3)
+        addresses = [
+            IPv4Address("TCP", "192.0.2.7", 1),
+            IPv6Address("TCP", "2001:db8:1:2::7", 1),
+            IPv6Address("TCP", "2001:db8:1:3::7", 1),
+            IPv6Address("TCP", "::ffff:192.0.2.9", 1),
+            IPv6Address("TCP", "fe80::1%eth0", 1),
+            UNIXAddress(b"/run/finger.sock"),
+            None,
+        ]
+        for prefix in (64, 48, 128):
+            keys = PeerKeys(prefix)
+            for _ in range(3):
+                self.assertEqual([keys(a) for a in addresses], [peer_key(a, prefix) for a in addresses])
 
 
 class ListingLimiterTests(SynchronousTestCase):
