@@ -22,6 +22,7 @@ from twisted.python import usage
 
 from sshfinger.finger import constants as finger_constants
 from sshfinger.finger.accesslog import AccessLog, BatchedEventLog
+from sshfinger.finger.forward import Forwarder
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory
 from sshfinger.finger.service import FingerService
@@ -85,6 +86,25 @@ def _prefix_length(value: str) -> int:
 
 
 _prefix_length.coerceDoc = "Between 1 and 128."  # type: ignore[attr-defined]
+
+
+def parse_forward(target: str) -> tuple[str, int]:
+    """
+    Split a C{--forward} value into host and port: C{HOST}, C{HOST:PORT}, C{[IPV6]:PORT} or a bare IPv6 address.
+
+    @raise ValueError: with one line, for an empty host or a bad port.
+    """
+    host, port = target, "79"
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port = rest.removeprefix(":") or "79"
+    elif target.count(":") == 1:
+        host, port = target.split(":")
+    if not host or any(char.isspace() or char in "@/" for char in host):
+        raise ValueError(f"bad host in {target!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port in {target!r}")
+    return host, int(port)
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -191,6 +211,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["no-list", None, "Refuse the empty query (the list of all users)."],
         ["ascii", None, "Send ASCII-only answers (for old finger clients); the default is UTF-8."],
         ["no-ssh", None, "Serve finger only."],
+        ["exact", None, "A finger query matches logins only, not words of real names as well."],
         [
             "no-answer-on-accept",
             None,
@@ -205,6 +226,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()
         self["admin"] = []
         self["passwd_files"] = []
+        self["forward"] = {}
 
     def opt_admin(self, login: str) -> None:
         """
@@ -234,6 +256,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["credCheckers"][-1] = BytesUsernameChecker(self["credCheckers"][-1])
 
     opt_a = opt_auth
+
+    def opt_forward(self, target: str) -> None:
+        """
+        Forward finger queries for user@HOST to HOST (port 79, or HOST:PORT; [ADDR]:PORT for IPv6), one hop
+        (repeatable); user@host queries to any other host are refused.
+        """
+        try:
+            host, port = parse_forward(target)
+        except ValueError as e:
+            raise usage.UsageError(f"--forward: {e}") from None
+        self["forward"][host] = port
 
     def _check_endpoint(self, option: str) -> None:
         try:
@@ -317,7 +350,14 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         access_log.setName("access-log")
         access_log.setServiceParent(top)  # before the finger port: opened before it, closed after it
 
-    finger = FingerService(store_service.store, reactor, allow_list=not settings["no-list"])
+    forwarder = Forwarder(reactor, settings["forward"]) if settings.get("forward") else None
+    finger = FingerService(
+        store_service.store,
+        reactor,
+        allow_list=not settings["no-list"],
+        match_names=not settings.get("exact"),
+        forwarder=forwarder,
+    )
     factory = FingerFactory(
         finger,
         reactor,

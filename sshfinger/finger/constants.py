@@ -15,6 +15,8 @@ LIST_MAX = 1000
 LONG_LIST_MAX = 50
 #: Most accounts a query matching real names returns.
 MATCH_MAX = 20
+#: Most accounts whose real names are indexed for matching queries; a larger store matches logins only.
+NAME_INDEX_MAX = 200_000
 #: Answers kept for reuse (the cache is emptied when it grows past this many or L{CACHE_BYTES}).
 CACHE_SIZE = 10_000
 #: Bytes of encoded answers kept for reuse.
@@ -44,7 +46,8 @@ MAX_CONNECTIONS = 512
 #: IPv6 hosts whose network (their per-address key) is remembered rather than worked out again.
 PEER_KEYS_MAX = 65536
 
-#: Listing queries (the empty query, C{/W} alone) one address may make per second, on average...
+#: Listing queries (the empty query, C{/W} alone) and forwarded queries one address may make per second, on
+#: average...
 LIST_RATE = 2.0
 #: ... and in a burst.
 LIST_BURST = 10.0
@@ -54,10 +57,19 @@ LIST_PENALTY = 1.0
 #: Addresses whose listing budget is remembered; past this many the full ones are forgotten.
 LIST_PEERS_MAX = 10_000
 
+#: Seconds to connect to a host a query is forwarded to (C{--forward}), and then to read its whole answer.
+FORWARD_CONNECT_TIMEOUT = 3.0
+FORWARD_READ_TIMEOUT = 5.0
+#: Bytes of a forwarded answer kept; the rest is cut.
+FORWARD_MAX_BYTES = 16384
+#: Forwarded queries under way at once; past this, refused.
+FORWARD_IN_FLIGHT = 16
+
 #: The fixed lines a peer may receive.
 LIST_DENIED = "Finger online user list denied"
 FORWARD_DENIED = "Finger forwarding service denied"
+FORWARD_BUSY = "finger: too many forwarded queries under way, try again later"
 QUERY_TOO_LONG = "finger: query too long"
 TOO_MANY = "finger: too many connections from your address, try again later"
-TOO_MANY_LISTINGS = "finger: too many user lists asked from your address, try again later"
+TOO_MANY_LISTINGS = "finger: too many user lists or forwarded queries from your address, try again later"
 INTERNAL_ERROR = "Internal error in server"

@@ -65,7 +65,7 @@ class Responder:
             return self._reply(text, "too-long", [constants.QUERY_TOO_LONG])
         reply = self.cache.get(line)
         if reply is not None:
-            if reply.outcome == "list" and not self.listings.allow(peer):
+            if reply.outcome in ("list", "long-list") and not self.listings.allow(peer):
                 return self._limited(
                     self._reply(reply.query, "list-limited", [constants.TOO_MANY_LISTINGS], escaped=True)
                 )
@@ -75,7 +75,11 @@ class Responder:
             query = parse_query(text)
         except QueryError as error:
             return self._reply(text, "bad-query", [f"finger: bad query: {sanitize(str(error))}"])
-        if query.is_listing and getattr(self.service, "allow_list", True) and not self.listings.allow(peer):
+        service = self.service
+        costly = (query.is_listing and getattr(service, "allow_list", True)) or (
+            query.hosts and getattr(service, "forwarder", None) is not None
+        )
+        if costly and not self.listings.allow(peer):
             return self._limited(self._reply(text, "list-limited", [constants.TOO_MANY_LISTINGS]))
         try:
             result = self.service.answer(query)

@@ -18,9 +18,27 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import Attribute, Interface, implementer
 
 from sshfinger.finger import constants
+from sshfinger.finger.names import NameIndex
 from sshfinger.finger.query import Query
 from sshfinger.finger.render import render_listing, render_record, sanitize
+from sshfinger.model.account import Account
 from sshfinger.store.interfaces import IUserStore
+
+
+class IForwarder(Interface):
+    """
+    Forwards C{user@host} queries to the hosts it allows (L{sshfinger.finger.forward.Forwarder}).
+    """
+
+    def allows(host: str) -> bool:
+        """
+        Whether queries may be forwarded to C{host}.
+        """
+
+    def forward(query: Query) -> Deferred[list[str]]:
+        """
+        Ask C{query.hosts[0]} for C{query}'s user; fire with the answer's lines (sanitised and capped), never fail.
+        """
 
 
 class Answer(list[str]):
@@ -60,8 +78,9 @@ class IFingerService(Interface):
 
     def answer(query: Query) -> Answer | Deferred[list[str]]:
         """
-        Answer a query from an anonymous peer (no roles, no editors' logins): a forwarding query is refused,
-        an empty query lists the users, a user query describes the user, verbosely with C{/W}.
+        Answer a query from an anonymous peer (no roles, no editors' logins): a forwarding query is forwarded
+        or refused, an empty query lists the users (C{/W} alone: their long entries), a user query describes the
+        accounts it matches, verbosely with C{/W}.
         """
 
     def user(login: str, verbose: bool, for_public: bool = False) -> Answer:
@@ -87,17 +106,30 @@ class FingerService:
 
     @ivar store: the user store.
     @ivar allow_list: whether an empty query lists the users.
+    @ivar names: matches queries against real names (L{NameIndex}), or L{None} (C{--exact}).
+    @ivar forwarder: forwards C{user@host} queries to the hosts it allows, or L{None} (all refused).
     """
 
-    def __init__(self, store: IUserStore, clock: IReactorTime, allow_list: bool = True) -> None:
+    def __init__(
+        self,
+        store: IUserStore,
+        clock: IReactorTime,
+        allow_list: bool = True,
+        match_names: bool = True,
+        forwarder: IForwarder | None = None,
+    ) -> None:
         """
         @param store: the user store.
         @param clock: anything with C{seconds()}, for the age of updates (the reactor, or a L{task.Clock}).
         @param allow_list: whether an empty query lists the users; when false it gets L{constants.LIST_DENIED}.
+        @param match_names: whether a query matches real names as well as logins.
+        @param forwarder: see L{forwarder}.
         """
         self.store = store
         self.clock = clock
         self.allow_list = allow_list
+        self.names = NameIndex(store) if match_names else None
+        self.forwarder = forwarder
 
     def user(self, login: str, verbose: bool, for_public: bool = False) -> Answer:
         """
@@ -140,11 +172,65 @@ class FingerService:
             lines.append(f"... more accounts than the {constants.LIST_MAX} listed; ask for one by name")
         return Answer(lines, "list", version)
 
-    def forward(self, query: Query) -> Answer:
+    def long_listing(self) -> Answer:
         """
-        Refuse a forwarding query (C{user@host}) with L{constants.FORWARD_DENIED}, as RFC 1288 section 3.2.1
-        recommends.
+        The long entry of each visible account (at most L{constants.LONG_LIST_MAX}), for C{/W} alone (what
+        C{finger -l @host} sends), as an anonymous peer may see them; or L{constants.LIST_DENIED}.
         """
+        if not self.allow_list:
+            return Answer([constants.LIST_DENIED], "list-denied")
+        version = self.store.version
+        accounts = list(islice(self.store.visible_accounts(), constants.LONG_LIST_MAX + 1))
+        more = f"... more accounts than the {constants.LONG_LIST_MAX} shown; ask for one by name"
+        return self._records(accounts, constants.LONG_LIST_MAX, more, version, "long-list")
+
+    def matching(self, word: str, verbose: bool) -> Answer:
+        """
+        Describe, as an anonymous peer may see them, the account whose login is C{word} and (unless L{names} is
+        L{None}) every other visible account whose real name has the word C{word}, at most
+        L{constants.MATCH_MAX}; or say C{"finger: WORD: no such user."}.
+        """
+        version = self.store.version
+        account = self.store.peek(word)
+        found = [account] if account is not None and not account.hidden else []
+        if self.names is not None:
+            for login in self.names.find(word):
+                if len(found) > constants.MATCH_MAX:
+                    break
+                other = self.store.peek(login)
+                if other is not None and not other.hidden and (account is None or other.login != account.login):
+                    found.append(other)
+        if not found:
+            return Answer([f"finger: {sanitize(word)}: no such user."], "no-such-user", version)
+        more = f"... more than {constants.MATCH_MAX} accounts match; ask for one by login"
+        return self._records(found, constants.MATCH_MAX, more, version, "user", verbose)
+
+    def _records(
+        self, accounts: list[Account], limit: int, more: str, version: int, outcome: str, verbose: bool = True
+    ) -> Answer:
+        """
+        The public records of the first C{limit} of C{accounts}, an empty line between two, and C{more} if there
+        were more; the answer holds until the store changes or the first of their "N minutes ago" texts does.
+        """
+        now = self.clock.seconds()
+        lines: list[str] = []
+        expires = math.inf
+        for account in accounts[:limit]:
+            if lines:
+                lines.append("")
+            lines.extend(render_record(account, verbose, now, for_public=True))
+            expires = min(expires, account.updated_at + 60 * ((now - account.updated_at) // 60 + 1))
+        if len(accounts) > limit:
+            lines.append(more)
+        return Answer(lines, outcome, version, expires)
+
+    def forward(self, query: Query) -> Answer | Deferred[list[str]]:
+        """
+        Forward a query for C{user@host} to C{host} if the L{forwarder} allows that host (one hop only);
+        otherwise refuse with L{constants.FORWARD_DENIED}, as RFC 1288 section 3.2.1 recommends.
+        """
+        if self.forwarder is not None and len(query.hosts) == 1 and self.forwarder.allows(query.hosts[0]):
+            return self.forwarder.forward(query)
         return Answer([constants.FORWARD_DENIED], "forward-denied")
 
     def answer(self, query: Query) -> Answer | Deferred[list[str]]:
@@ -154,8 +240,8 @@ class FingerService:
         if query.hosts:
             return self.forward(query)
         if query.user is None:
-            return self.listing()
-        return self.user(query.user, query.verbose, for_public=True)
+            return self.long_listing() if query.verbose else self.listing()
+        return self.matching(query.user, query.verbose)
 
 
-__all__ = ["Answer", "FingerService", "IFingerService"]
+__all__ = ["Answer", "FingerService", "IFingerService", "IForwarder"]

@@ -401,7 +401,9 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         listing = self.query(b"\r\n")
         self.assertTrue(listing.startswith(b"Login"))
         self.assertIn(b"\r\nalice ", listing)
-        self.assertEqual(self.query(b"/W\r\n"), listing)
+        long_list = self.query(b"/W\r\n")  # issue 23: the long entry of each visible account
+        self.assertIn(b"Login: alice", long_list)
+        self.assertIn(b"Phone: 555-0100", long_list)
         for forward in (b"alice@host\r\n", b"alice@a@b\r\n", b"@host\r\n"):
             self.assertEqual(self.query(forward), FORWARD_DENIED.encode() + b"\r\n")
 

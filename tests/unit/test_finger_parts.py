@@ -215,7 +215,7 @@ class ResponderTests(SynchronousTestCase):
         """
         burst = int(constants.LIST_BURST)
         results = [self.responder.respond(line, "a") for line in [b"", b"/W"] * burst]
-        self.assertEqual([r.outcome for r in results[:burst]], ["list"] * burst)  # type: ignore[union-attr]
+        self.assertEqual([r.outcome for r in results[:burst]], ["list", "long-list"] * (burst // 2))  # type: ignore[union-attr]
         later = results[burst:]
         self.assertTrue(all(isinstance(r, Deferred) for r in later))
         self.assertIsInstance(self.responder.respond(b"", "b"), Reply)
