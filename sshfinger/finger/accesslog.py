@@ -29,14 +29,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-#: Most seconds a line waits in memory before it is written.
-FLUSH_INTERVAL = 0.1
-
-#: Characters waiting in memory that cause an immediate write.
-BUFFER_LIMIT = 65536
-
-#: Queries waiting in memory that cause an immediate event (L{BatchedEventLog}).
-BATCH_LINES = 1000
+from sshfinger.finger import constants
+from sshfinger.finger.constants import BATCH_LINES, BUFFER_LIMIT, FLUSH_INTERVAL
 
 
 class IQueryLog(Interface):
@@ -112,7 +106,7 @@ class BatchedEventLog:
         See L{IQueryLog.query}: queue the query's line (logged once the reactor's turn ends).
         """
         self._pending.append(f"finger {peer} {query} -> {outcome}")
-        if len(self._pending) >= BATCH_LINES:
+        if len(self._pending) >= constants.BATCH_LINES:
             self.flush()
         elif self._timer is None:
             self._timer = self.clock.callLater(0, self.flush)
@@ -166,10 +160,10 @@ class AccessLog(Service):
         line = f"{self._stamp} [finger] {peer} {query} -> {outcome}\n"
         self._pending.append(line)
         self._size += len(line)
-        if self._size >= BUFFER_LIMIT:
+        if self._size >= constants.BUFFER_LIMIT:
             self.flush()
         elif self._timer is None and self._file is not None:
-            self._timer = self.clock.callLater(FLUSH_INTERVAL, self.flush)
+            self._timer = self.clock.callLater(constants.FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """

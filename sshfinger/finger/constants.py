@@ -65,6 +65,13 @@ FORWARD_MAX_BYTES = 16384
 #: Forwarded queries under way at once; past this, refused.
 FORWARD_IN_FLIGHT = 16
 
+#: Most seconds a line of the access log (C{--access-log}) waits in memory before it is written.
+FLUSH_INTERVAL = 0.1
+#: Characters of the access log waiting in memory that cause an immediate write.
+BUFFER_LIMIT = 65536
+#: Queries waiting in memory that cause an immediate event (the default query log, in the main log).
+BATCH_LINES = 1000
+
 #: The fixed lines a peer may receive.
 LIST_DENIED = "Finger online user list denied"
 FORWARD_DENIED = "Finger forwarding service denied"

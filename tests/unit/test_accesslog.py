@@ -13,7 +13,7 @@ from twisted.logger import Logger, formatEventAsClassicLogText
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sshfinger.finger import accesslog
+from sshfinger.finger import constants
 from sshfinger.finger.accesslog import (
     BUFFER_LIMIT,
     FLUSH_INTERVAL,
@@ -79,10 +79,10 @@ class BatchedEventLogTests(SynchronousTestCase):
 
     def test_full_batch_and_flush(self) -> None:
         """
-        L{accesslog.BATCH_LINES} waiting queries are logged at once; L{BatchedEventLog.flush} logs the rest and
+        L{constants.BATCH_LINES} waiting queries are logged at once; L{BatchedEventLog.flush} logs the rest and
         cancels the timer.
         """
-        self.patch(accesslog, "BATCH_LINES", 3)
+        self.patch(constants, "BATCH_LINES", 3)
         for n in range(4):
             self.log.query("local", f"'u{n}'", "user")
         self.assertEqual([len(e["queries"]) for e in self.events], [3])
