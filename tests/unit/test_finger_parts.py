@@ -12,6 +12,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from sshfinger.finger import constants
 from sshfinger.finger.cache import Reply, ReplyCache
@@ -262,7 +263,7 @@ class ResponderTests(SynchronousTestCase):
         """
         L{FingerService} provides L{IFingerService}, the seam front ends adapt.
         """
-        self.assertTrue(IFingerService.providedBy(self.service))
+        verifyObject(IFingerService, self.service)
 
 
 class FactoryFloodTests(SynchronousTestCase):

@@ -14,10 +14,12 @@ from twisted.internet import tcp
 from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReadDescriptor, ITransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from sshfinger.finger import constants, onaccept
 from sshfinger.finger.onaccept import AcceptedTransport, AnsweringEndpoint, AnsweringTransports
@@ -411,6 +413,8 @@ class AcceptedTransportTests(ProtocolTestsMixin, SynchronousTestCase):
         transport.write(b"more")
         self.assertEqual(len(lost), 1)
         self.assertIs(transport.getPeer(), PEER)
+        verifyObject(ITransport, transport)
+        verifyObject(IReadDescriptor, transport)
 
     def test_answer_leaves_with_the_fin(self) -> None:
         """
