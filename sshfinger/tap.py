@@ -22,7 +22,7 @@ from twisted.python import usage
 
 from sshfinger.finger import constants as finger_constants
 from sshfinger.finger.accesslog import AccessLog, BatchedEventLog
-from sshfinger.finger.forward import Forwarder
+from sshfinger.finger.forward import Forwarder, parse_forward
 from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory
 from sshfinger.finger.service import FingerService
@@ -86,25 +86,6 @@ def _prefix_length(value: str) -> int:
 
 
 _prefix_length.coerceDoc = "Between 1 and 128."  # type: ignore[attr-defined]
-
-
-def parse_forward(target: str) -> tuple[str, int]:
-    """
-    Split a C{--forward} value into host and port: C{HOST}, C{HOST:PORT}, C{[IPV6]:PORT} or a bare IPv6 address.
-
-    @raise ValueError: with one line, for an empty host or a bad port.
-    """
-    host, port = target, "79"
-    if target.startswith("["):
-        host, _, rest = target[1:].partition("]")
-        port = rest.removeprefix(":") or "79"
-    elif target.count(":") == 1:
-        host, port = target.split(":")
-    if not host or any(char.isspace() or char in "@/" for char in host):
-        raise ValueError(f"bad host in {target!r}")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port in {target!r}")
-    return host, int(port)
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):

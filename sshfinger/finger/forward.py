@@ -101,6 +101,25 @@ def answer_lines(host: str, data: bytes, max_bytes: int) -> list[str]:
     return lines
 
 
+def parse_forward(target: str) -> tuple[str, int]:
+    """
+    Split a C{--forward} value into host and port: C{HOST}, C{HOST:PORT}, C{[IPV6]:PORT} or a bare IPv6 address.
+
+    @raise ValueError: with one line, for an empty host or a bad port.
+    """
+    host, port = target, "79"
+    if target.startswith("["):
+        host, _, rest = target[1:].partition("]")
+        port = rest.removeprefix(":") or "79"
+    elif target.count(":") == 1:
+        host, port = target.split(":")
+    if not host or any(char.isspace() or char in "@/" for char in host):
+        raise ValueError(f"bad host in {target!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad port in {target!r}")
+    return host, int(port)
+
+
 @implementer(IForwarder)
 class Forwarder:
     """
@@ -175,4 +194,4 @@ class Forwarder:
         return d.addCallback(connected).addCallbacks(answered, failed).addBoth(finish)  # type: ignore[return-value]
 
 
-__all__ = ["ForwardFactory", "ForwardProtocol", "Forwarder", "answer_lines"]
+__all__ = ["ForwardFactory", "ForwardProtocol", "Forwarder", "answer_lines", "parse_forward"]

@@ -13,12 +13,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisc
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.finger import constants
-from sshfinger.finger.forward import Forwarder, answer_lines
+from sshfinger.finger.forward import Forwarder, answer_lines, parse_forward
 from sshfinger.finger.query import parse_query
 from sshfinger.finger.render import TRUNCATED
 from sshfinger.finger.respond import Responder
 from sshfinger.finger.service import FingerService
-from sshfinger.tap import Options, parse_forward
+from sshfinger.tap import Options
 from tests.unit.test_finger import ALICE, make_clock, make_store
 
 
