@@ -27,6 +27,7 @@ from sshfinger.finger.onaccept import AnsweringEndpoint
 from sshfinger.finger.protocol import FingerFactory
 from sshfinger.finger.service import FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
+from sshfinger.model.peers import IPV6_PREFIX
 from sshfinger.ops.endpoints import with_backlog
 from sshfinger.ops.reload import ReloadService
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
@@ -50,7 +51,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max-auth-failures": 6,
     "audit-keep": 100_000,
     "max-finger-connections": finger_constants.MAX_CONNECTIONS,
-    "ipv6-prefix": 64,
+    "ipv6-prefix": IPV6_PREFIX,
     "no-answer-on-accept": False,
 }
 
