@@ -45,7 +45,7 @@ class Deadlines:
     def __init__(self, clock: IReactorTime, timeout: float) -> None:
         self.clock = clock
         self.timeout = timeout
-        self._watched: dict[Timed, None] = {}  # in the order their deadlines were (re)started
+        self._watched: dict[Timed, None] = {}  # in the order they were first watched
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = clock
 
@@ -55,7 +55,8 @@ class Deadlines:
         L{unwatch} comes first.
         """
         item.deadline = self.clock.seconds() + self.timeout
-        self._watched.pop(item, None)
+        if item in self._watched:
+            return
         self._watched[item] = None
         if not self._sweeper.running:
             self._sweeper.start(min(constants.SWEEP_INTERVAL, self.timeout / 4), now=False)
@@ -74,7 +75,7 @@ class Deadlines:
 
     def oldest(self, but: Timed | None = None) -> Timed | None:
         """
-        Return the watched connection whose deadline was started first (other than C{but}), if any.
+        Return the connection watched longest without a break (other than C{but}), if any.
         """
         for item in self._watched:
             if item is not but:

