@@ -531,11 +531,16 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
             def query(self, peer: str, query: str, outcome: str) -> None:
                 received.append((peer, query, outcome))
 
+            def flush(self) -> None:
+                received.append(("flushed",))  # type: ignore[arg-type]
+
         factory = FingerFactory(self.service, self.clock, query_log=Recorder())
         self.query(b"alice\r\n", factory=factory)
         self.query(b"alice\r\n", factory=factory)
         self.assertEqual(received, [("192.0.2.7:40000", "'alice'", "user")] * 2)
         self.assertEqual(self.outcomes(), [])
+        factory.stopFactory()  # the port closes: the log writes out what waits
+        self.assertEqual(received[-1], ("flushed",))
 
     def test_timeout_error_does_not_stop_the_sweep(self) -> None:
         """
