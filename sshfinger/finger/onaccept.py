@@ -38,6 +38,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
     ITransport,
 )
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -63,6 +64,7 @@ class AcceptedTransport:
     @ivar disconnecting: whether the connection is closing (as L{ITransport} users expect).
     """
 
+    log = Logger(namespace="sshfinger.finger")
     disconnecting = False
     _server: tcp.Server | None = None  # the usual transport, once one is needed (see _usual)
 
@@ -85,7 +87,8 @@ class AcceptedTransport:
 
     def doRead(self) -> None:
         """
-        Take the waiting query line and give it to the protocol.
+        Take the waiting query line and give it to the protocol.  A socket that fails now is closed; an error in
+        the protocol is logged and closes the connection, as the reactor would for a transport of its own.
         """
         if not self.waiting:
             return
@@ -94,7 +97,14 @@ class AcceptedTransport:
         except OSError:
             data = b""
         self.waiting = 0
-        self.protocol.dataReceived(data)
+        if not data:
+            self._close(Failure(ConnectionLost()))
+            return
+        try:
+            self.protocol.dataReceived(data)
+        except Exception:
+            self.log.failure("finger: error answering on accept")
+            self.abortConnection()
 
     def write(self, data: bytes) -> None:
         """

@@ -416,6 +416,34 @@ class AcceptedTransportTests(ProtocolTestsMixin, SynchronousTestCase):
         verifyObject(ITransport, transport)
         verifyObject(IReadDescriptor, transport)
 
+    def test_peer_gone_before_the_read(self) -> None:
+        """
+        A socket that fails when the waiting line is taken is closed at once, nothing logged but the connection
+        released.
+        """
+
+        class Gone(FakeSocket):
+            def recv(self, size: int, flags: int = 0) -> bytes:
+                raise ConnectionResetError()
+
+        skt = Gone(b"")
+        _, _, lost = self.connect_accepted(skt)
+        self.assertTrue(skt.closed)
+        self.assertEqual((len(lost), len(self.outcomes())), (1, 1))
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("192.0.2.7")), (0, 0))
+
+    def test_protocol_error(self) -> None:
+        """
+        An error in the protocol while it answers is logged and closes the connection; it does not reach the
+        port's accept loop.
+        """
+        self.patch(FingerProtocol, "dataReceived", lambda protocol, data: 1 / 0)
+        skt = FakeSocket(b"alice\r\n")
+        _, _, lost = self.connect_accepted(skt)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(skt.closed)
+        self.assertEqual(len(lost), 1)
+
     def test_answer_leaves_with_the_fin(self) -> None:
         """
         On a real TCP socket, the answer written is held until the close (like a cork): the client sees nothing
