@@ -64,7 +64,8 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     """
     Section 1: finger throughput and latency at 16 and 128 connections: the tutorial server against sshfinger
     --no-ssh as the systemd unit runs it (queries in an C{--access-log} file, the rest through the unit's
-    C{--logger}) and with the queries in twistd's own log (no option); both tutorial and sshfinger listen with a
+    C{--logger}) and as a newcomer starts it (no logging option: the queries in twistd's own log), that one with and
+    without the accept-time path (C{--no-answer-on-accept}); both tutorial and sshfinger listen with a
     backlog of 1024 (sshfinger's default).  Plus diagnostics: sshfinger with no per-query log at all, the tutorial
     with Twisted's default backlog of 50, and both with a user name never asked before in every query (a query
     sshfinger cannot answer from a kept reply: it is parsed, looked up and rendered).
@@ -77,6 +78,9 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
         "baseline": servers.start_baseline(backlog=1024),
         "sshfinger": servers.start_sshfinger("sshfinger", ssh=False, as_unit=True)[0],
         "sshfinger-mainlog": servers.start_sshfinger("sshfinger-mainlog", ssh=False)[0],
+        "sshfinger-noaccept": servers.start_sshfinger(
+            "sshfinger-noaccept", ssh=False, extra=("--no-answer-on-accept",)
+        )[0],
         "sshfinger-quietlog": servers.start_sshfinger("sshfinger-quietlog", ssh=False, quiet_log=True)[0],
         "baseline-50": servers.start_baseline("baseline-50"),
     }
@@ -88,8 +92,11 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
     names_asked = itertools.count()
     new_names = {"query": lambda: b"nobody%d\r\n" % next(names_asked), "expect": b"such user"}
     plan = {
-        16: ["baseline", "sshfinger", "sshfinger-mainlog", "sshfinger-quietlog"],
-        128: ["baseline", "sshfinger", "sshfinger-mainlog", "baseline-50", "baseline-new", "sshfinger-new"],
+        16: ["baseline", "sshfinger", "sshfinger-mainlog", "sshfinger-noaccept", "sshfinger-quietlog"],
+        128: [
+            "baseline", "sshfinger", "sshfinger-mainlog", "sshfinger-noaccept", "baseline-50", "baseline-new",
+            "sshfinger-new",
+        ],
     }
     measured: dict[tuple[int, str], dict[str, Any]] = {}
     for concurrency, names in plan.items():
@@ -116,10 +123,16 @@ def measure_finger(servers: Servers, table: Table, quick: bool, results: dict[st
         )  # fmt: skip
         ratio_row(table, f"c={concurrency} ratio sshfinger/baseline", mine, base,
                   round_ratios(measured[concurrency, "sshfinger"], measured[concurrency, "baseline"]), RATE_TARGET)
-        main = finger_row(table, f"c={concurrency} sshfinger, queries in twistd's log",
-                          measured[concurrency, "sshfinger-mainlog"], "no --access-log")  # fmt: skip
-        ratio_row(table, f"c={concurrency} ratio main-log/baseline", main, base,
-                  round_ratios(measured[concurrency, "sshfinger-mainlog"], measured[concurrency, "baseline"]))
+        main = finger_row(table, f"c={concurrency} sshfinger default", measured[concurrency, "sshfinger-mainlog"],
+                          "no logging options: queries in twistd's log, an event per reactor turn")  # fmt: skip
+        ratio_row(table, f"c={concurrency} ratio default/baseline", main, base,
+                  round_ratios(measured[concurrency, "sshfinger-mainlog"], measured[concurrency, "baseline"]),
+                  RATE_TARGET)  # fmt: skip
+        slow = finger_row(table, f"c={concurrency} sshfinger default, no answer on accept",
+                          measured[concurrency, "sshfinger-noaccept"], "--no-answer-on-accept")  # fmt: skip
+        ratio_row(table, f"c={concurrency} ratio default-no-accept-path/baseline", slow, base,
+                  round_ratios(measured[concurrency, "sshfinger-noaccept"], measured[concurrency, "baseline"]),
+                  RATE_TARGET)  # fmt: skip
     table.section("1. finger diagnostics, interleaved with the rows above")
     quiet = finger_row(table, "c=16 sshfinger, no query log at all", measured[16, "sshfinger-quietlog"],
                        "twistd --logger quiet_log.observer")  # fmt: skip

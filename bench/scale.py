@@ -99,7 +99,8 @@ def measure(path: str, count: int) -> dict[str, float]:
     from twisted.logger import Logger
 
     from sshfinger.finger.accesslog import EventQueryLog
-    from sshfinger.finger.protocol import FingerFactory, FingerService
+    from sshfinger.finger.protocol import FingerFactory
+    from sshfinger.finger.service import FingerService
     from sshfinger.store.cached import CachedStore
     from sshfinger.store.sqlite import SQLiteBackend
 

@@ -140,6 +140,7 @@ class Servers:
         quiet_log: bool = False,
         as_unit: bool = False,
         launcher: tuple[str, ...] = (),
+        extra: tuple[str, ...] = (),
     ) -> tuple[int, int | None]:
         """
         C{twistd -n --pidfile= sshfinger}, finger only or with SSH; return the finger and SSH ports.
@@ -149,6 +150,7 @@ class Servers:
             the store) rather than in twistd's log, and the rest through C{--logger sshfinger.ops.logs.observer}.
         @param launcher: a command that runs the Python script named by its next argument, here the venv's
             C{twistd} (L{phase_probe}); by default that script runs by itself.
+        @param extra: more C{twistd sshfinger} options (C{--no-answer-on-accept}).
         """
         finger = free_port()
         ssh_port = free_port() if ssh else None
@@ -167,6 +169,7 @@ class Servers:
         ]  # fmt: skip
         if as_unit:
             args += ["--access-log", str(self.store.parent / f"{name}-access.log")]
+        args += list(extra)
         if ssh:
             args += ["--ssh", f"tcp:{ssh_port}:interface={HOST}", "--keys", str(self.keys_dir),
                      "--auth", f"file:{self.passwd}"]  # fmt: skip

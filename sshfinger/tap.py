@@ -23,10 +23,14 @@ from twisted.python import usage
 
 from sshfinger import __version__
 from sshfinger.cli.system_users import SystemUsersService
-from sshfinger.finger.accesslog import AccessLog
+from sshfinger.finger import constants as finger_constants
+from sshfinger.finger.accesslog import AccessLog, BatchedEventLog
+from sshfinger.finger.forward import Forwarder, parse_forward
 from sshfinger.finger.onaccept import AnsweringEndpoint
-from sshfinger.finger.protocol import FingerFactory, FingerService
+from sshfinger.finger.protocol import FingerFactory
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
+from sshfinger.model.peers import IPV6_PREFIX
 from sshfinger.ops import config as config_file
 from sshfinger.ops.endpoints import check_description, listen_description
 from sshfinger.ops.notify import notify
@@ -57,6 +61,9 @@ DEFAULTS: Mapping[str, Any] = {
     "system-users-interval": 300.0,
     "audit-keep": CHANGES_KEEP,
     "audit-max-bytes": CHANGES_MAX_BYTES,
+    "max-finger-connections": finger_constants.MAX_CONNECTIONS,
+    "ipv6-prefix": IPV6_PREFIX,
+    "no-answer-on-accept": False,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -78,6 +85,19 @@ def _positive(kind: type, name: str) -> Any:
 
     coerce.coerceDoc = "Must be greater than zero."  # type: ignore[attr-defined]
     return coerce
+
+
+def _prefix_length(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"--ipv6-prefix takes a prefix length, not {value!r}") from None
+    if not 1 <= number <= 128:
+        raise ValueError("--ipv6-prefix must be between 1 and 128")
+    return number
+
+
+_prefix_length.coerceDoc = "Between 1 and 128."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -123,6 +143,20 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["max-per-peer"],
             "Most concurrent finger connections from one address.",
             _positive(int, "max-per-peer"),
+        ],
+        [
+            "max-finger-connections",
+            None,
+            DEFAULTS["max-finger-connections"],
+            "Most concurrent finger connections in all; past it the oldest open one is closed to make room.",
+            _positive(int, "max-finger-connections"),
+        ],
+        [
+            "ipv6-prefix",
+            None,
+            DEFAULTS["ipv6-prefix"],
+            "IPv6 clients are one address per network of this prefix length, for per-address limits (1-128).",
+            _prefix_length,
         ],
         [
             "audit-keep",
@@ -176,8 +210,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "access-log",
             None,
             None,
-            "Write the one line per finger query to this file instead of the main log, in batches every 0.1 s "
-            "(much cheaper on a busy server); SIGHUP reopens it.",
+            "Write the one line per finger query to this file (in batches every 0.1 s) instead of the main log "
+            "(where they are one event per reactor turn); SIGHUP reopens it.",
         ],
         [
             "idle-timeout",
@@ -220,6 +254,12 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "and ~/.pgpkey, as classic fingerd does (~/.nofinger hides a user); re-read every "
             "--system-users-interval seconds, keeping fields edited over SSH.",
         ],
+        ["exact", None, "A finger query matches logins only, not words of real names as well."],
+        [
+            "no-answer-on-accept",
+            None,
+            "Do not answer a finger query on the accepted socket (the fast path); always use Twisted's transport.",
+        ],
     ]
 
     #: Check values only: skip what needs the host (host keys are neither loaded nor generated).
@@ -233,6 +273,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["admin"] = []
         self["passwd_files"] = []
         self["config"] = None
+        self["forward"] = {}
         for name, doc in self.docs.items():  # a docstring's line breaks and indentation are not --help's
             self.docs[name] = " ".join(doc.split())
 
@@ -309,6 +350,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             self["credCheckers"][-1] = BytesUsernameChecker(self["credCheckers"][-1])
 
     opt_a = opt_auth
+
+    def opt_forward(self, target: str) -> None:
+        """
+        Forward finger queries for user@HOST to HOST (port 79, or HOST:PORT; [ADDR]:PORT for IPv6), one hop
+        (repeatable); user@host queries to any other host are refused.
+        """
+        try:
+            host, port = parse_forward(target)
+        except ValueError as e:
+            raise usage.UsageError(f"--forward: {e}") from None
+        self["forward"][host] = port
 
     def _check_endpoint(self, option: str) -> None:
         if self.check_only and self[option].startswith("systemd:"):
@@ -448,22 +500,33 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     store_service.setServiceParent(top)
 
     access_log = None
+    query_log: AccessLog | BatchedEventLog = BatchedEventLog(reactor)  # in the main log, an event per batch
     if settings.get("access-log"):
-        access_log = AccessLog(settings["access-log"], reactor)
+        query_log = access_log = AccessLog(settings["access-log"], reactor)
         access_log.setName("access-log")
         access_log.setServiceParent(top)  # before the finger port: opened before it, closed after it
 
-    finger = FingerService(store_service.store, reactor, allow_list=not settings["no-list"])
+    forwarder = Forwarder(reactor, settings["forward"]) if settings.get("forward") else None
+    finger = FingerService(
+        store_service.store,
+        reactor,
+        allow_list=not settings["no-list"],
+        match_names=not settings.get("exact"),
+        forwarder=forwarder,
+    )
     factory = FingerFactory(
         finger,
         reactor,
         timeout=float(settings["finger-timeout"]),
         max_per_peer=int(settings["max-per-peer"]),
         ascii_only=bool(settings["ascii"]),
-        query_log=access_log,
+        query_log=query_log,
+        max_connections=int(settings["max-finger-connections"]),
+        ipv6_prefix=int(settings["ipv6-prefix"]),
     )
     endpoint = strports.service(listen_description(settings["finger"]), factory, reactor)
-    endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
+    if not settings["no-answer-on-accept"]:
+        endpoint.endpoint = AnsweringEndpoint(endpoint.endpoint)
     endpoint.setName("finger")
     endpoint.setServiceParent(top)
 

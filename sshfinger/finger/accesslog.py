@@ -1,10 +1,12 @@
 """
 Where finger queries are recorded: one line per query, through an L{IQueryLog}.
 
-By default (L{EventQueryLog}) each query is an info event of twisted.logger, with the fields C{peer}, C{query}
-and C{outcome}, and lands wherever twistd's log goes.  twistd's text observer formats every event field by field
-and writes it at once, which costs a finger query about as much again as answering it; so with
-C{--access-log FILE} queries go to an L{AccessLog} instead, the way L{twisted.web.http.HTTPFactory} keeps its
+By default (L{BatchedEventLog}, what C{twistd sshfinger} uses without C{--access-log}) the queries land where
+twistd's log goes, as one info event per reactor turn listing that turn's queries one line each: twistd's text
+observer formats every event field by field and writes it at once, which for an event per query
+(L{EventQueryLog}) costs a finger query about as much again as answering it, while a busy server answers many
+queries per turn (a burst of connections is accepted and answered in one loop).  With C{--access-log FILE} queries
+go to an L{AccessLog} instead, the way L{twisted.web.http.HTTPFactory} keeps its
 access log: each query is formatted with one f-string and a timestamp computed once per second, and what piled
 up is written every L{FLUSH_INTERVAL} seconds (or as soon as L{BUFFER_LIMIT} characters are waiting).  A crash
 can lose the last L{FLUSH_INTERVAL} seconds of lines; a clean stop loses none.  SIGHUP reopens the file
@@ -28,11 +30,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-#: Most seconds a line waits in memory before it is written.
-FLUSH_INTERVAL = 0.1
-
-#: Characters waiting in memory that cause an immediate write.
-BUFFER_LIMIT = 65536
+from sshfinger.finger import constants
+from sshfinger.finger.constants import BATCH_LINES, BUFFER_LIMIT, FLUSH_INTERVAL
 
 
 class IQueryLog(Interface):
@@ -47,6 +46,11 @@ class IQueryLog(Interface):
         @param peer: who asked, as L{sshfinger.model.peers.describe_peer} gives it.
         @param query: the query, escaped (L{sshfinger.finger.protocol.escape_query}).
         @param outcome: what kind of answer it got (see L{sshfinger.finger.protocol.FingerProtocol}).
+        """
+
+    def flush() -> None:
+        """
+        Write out the queries recorded but not written yet (the finger port is closing).
         """
 
 
@@ -69,6 +73,56 @@ class EventQueryLog:
         See L{IQueryLog.query}.
         """
         self.log.info("finger {peer} {query} -> {outcome}", peer=peer, query=query, outcome=outcome)
+
+    def flush(self) -> None:
+        """
+        See L{IQueryLog.flush}: nothing waits.
+        """
+
+
+@implementer(IQueryLog)
+class BatchedEventLog:
+    """
+    Record queries in the main log, batched: at the end of each reactor turn that had queries (or once
+    L{BATCH_LINES} are waiting), one info event whose text is one line per query,
+    C{"finger {peer} {query} -> {outcome}"} (twistd's text observer indents every line after the first with a
+    tab), with the lines also as its C{queries} field.
+    The finger factory flushes it when its port closes.
+
+    @ivar log: the logger the events go through.
+    """
+
+    def __init__(self, clock: IReactorTime, log: Logger | None = None) -> None:
+        """
+        @param clock: the reactor (or a L{task.Clock}), for the batching timer.
+        @param log: the logger (by default one in the finger protocol's namespace, as the events per query had).
+        """
+        self.clock = clock
+        self.log = log if log is not None else Logger(namespace="sshfinger.finger.protocol.FingerProtocol")
+        self._pending: list[str] = []
+        self._timer: IDelayedCall | None = None
+
+    def query(self, peer: str, query: str, outcome: str) -> None:
+        """
+        See L{IQueryLog.query}: queue the query's line (logged once the reactor's turn ends).
+        """
+        self._pending.append(f"finger {peer} {query} -> {outcome}")
+        if len(self._pending) >= constants.BATCH_LINES:
+            self.flush()
+        elif self._timer is None:
+            self._timer = self.clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Log the waiting lines now, as one event.
+        """
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self.log.info("{text}", text="\n".join(lines), queries=lines)
 
 
 @implementer(IQueryLog)
@@ -111,10 +165,10 @@ class AccessLog(Service):
             observer(peer, query, outcome)
         self._pending.append(line)
         self._size += len(line)
-        if self._size >= BUFFER_LIMIT:
+        if self._size >= constants.BUFFER_LIMIT:
             self.flush()
         elif self._timer is None and self._file is not None:
-            self._timer = self.clock.callLater(FLUSH_INTERVAL, self.flush)
+            self._timer = self.clock.callLater(constants.FLUSH_INTERVAL, self.flush)
 
     def flush(self) -> None:
         """
@@ -179,4 +233,12 @@ class AccessLog(Service):
             self._file = None
 
 
-__all__ = ["AccessLog", "BUFFER_LIMIT", "EventQueryLog", "FLUSH_INTERVAL", "IQueryLog"]
+__all__ = [
+    "AccessLog",
+    "BATCH_LINES",
+    "BUFFER_LIMIT",
+    "BatchedEventLog",
+    "EventQueryLog",
+    "FLUSH_INTERVAL",
+    "IQueryLog",
+]

@@ -133,7 +133,12 @@ def to_ascii(text: str) -> str:
     return "".join(out)
 
 
-def _char_width(char: str) -> int:
+def char_width(char: str) -> int:
+    """
+    Columns a character takes on a terminal: 2 for East Asian wide and full-width, 0 for combining marks and
+    other non-spacing marks and format characters (such as variation selectors), else 1.  The one width table
+    of sshfinger: the shell's line editor uses it too.
+    """
     if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
         return 0
     if unicodedata.east_asian_width(char) in ("W", "F"):
@@ -148,7 +153,7 @@ def display_width(text: str) -> int:
     """
     if text.isascii():
         return len(text)
-    return sum(_char_width(char) for char in text)
+    return sum(char_width(char) for char in text)
 
 
 def fit(text: str, width: int, pad: bool = True) -> str:
@@ -165,11 +170,11 @@ def fit(text: str, width: int, pad: bool = True) -> str:
         used = 0
         limit = width - len(_CUT_MARK)
         for char in text:
-            char_width = _char_width(char)
-            if used + char_width > limit:
+            columns = char_width(char)
+            if used + columns > limit:
                 break
             kept.append(char)
-            used += char_width
+            used += columns
         text = "".join(kept) + _CUT_MARK
         used += len(_CUT_MARK)
     if pad and used < width:
@@ -216,16 +221,18 @@ def format_update(account: Account, now: float, with_author: bool) -> str:
     return line
 
 
-def render_record(account: Account, verbose: bool, now: float) -> list[str]:
+def render_record(account: Account, verbose: bool, now: float, for_public: bool = False) -> list[str]:
     """
     Render one account as a classic fingerd would, for a C{user} or C{/W user} query.
 
     The short form shows the login and name (C{"Login: alice   ...   Name: Alice Liddell"}), the status, the time
     of the last update and the plan (or C{"No plan."}); the verbose form adds the office, phone, role and the
-    author of the last update.  Keys and the hidden flag are never shown.  Every stored text passes through
-    L{sanitize}; the plan is split on newlines first.
+    author of the last update, except C{for_public}: an anonymous peer never learns who is an admin, so the role
+    and the author (often an admin's login) are left out.  Keys and the hidden flag are never shown.  Every
+    stored text passes through L{sanitize}; the plan is split on newlines first.
 
     @param now: the current POSIX time, for the age of the last update.
+    @param for_public: render for an anonymous peer (finger, the web): no role, no author.
     @return: lines without line endings.
     """
     lines = [_pair(f"Login: {sanitize(account.login)}", f"Name: {sanitize(account.real_name)}")]
@@ -233,12 +240,13 @@ def render_record(account: Account, verbose: bool, now: float) -> list[str]:
         office = sanitize(account.office) or "(none)"
         phone = sanitize(account.phone) or "(none)"
         lines.append(_pair(f"Office: {office}", f"Phone: {phone}"))
-        lines.append(f"Role: {sanitize(account.role)}")
+        if not for_public:
+            lines.append(f"Role: {sanitize(account.role)}")
         if account.fediverse:
             lines.append(f"Fediverse: {sanitize(account.fediverse)}")
     status = sanitize(account.status)
     lines.append(f"Status: {status}" if status else "No status.")
-    lines.append(format_update(account, now, with_author=verbose))
+    lines.append(format_update(account, now, with_author=verbose and not for_public))
     if account.plan:
         lines.append("Plan:")
         lines.extend(sanitize(line) for line in account.plan.split("\n"))
@@ -316,6 +324,7 @@ __all__ = [
     "LISTING_HEADER",
     "TRUNCATED",
     "cap_lines",
+    "char_width",
     "display_width",
     "encode_line",
     "encode_lines",

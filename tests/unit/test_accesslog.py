@@ -9,11 +9,19 @@ import time
 from typing import Any
 
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, formatEventAsClassicLogText
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sshfinger.finger.accesslog import BUFFER_LIMIT, FLUSH_INTERVAL, AccessLog, EventQueryLog, IQueryLog
+from sshfinger.finger import constants
+from sshfinger.finger.accesslog import (
+    BUFFER_LIMIT,
+    FLUSH_INTERVAL,
+    AccessLog,
+    BatchedEventLog,
+    EventQueryLog,
+    IQueryLog,
+)
 
 
 class EventQueryLogTests(SynchronousTestCase):
@@ -34,6 +42,53 @@ class EventQueryLogTests(SynchronousTestCase):
         self.assertEqual((event["peer"], event["query"], event["outcome"]), ("192.0.2.7:40000", "'alice'", "user"))
         self.assertEqual(event["log_namespace"], "sshfinger.test")
         self.assertEqual(event["log_format"], "finger {peer} {query} -> {outcome}")
+
+
+class BatchedEventLogTests(SynchronousTestCase):
+    """
+    L{BatchedEventLog}: the default, queries in the main log, one event per batch.
+    """
+
+    def setUp(self) -> None:
+        """
+        A batched log over a captured logger and a clock.
+        """
+        self.events: list[dict[str, Any]] = []
+        self.clock = Clock()
+        self.log = BatchedEventLog(self.clock, Logger(namespace="sshfinger.test", observer=self.events.append))
+        verifyObject(IQueryLog, self.log)
+
+    def test_one_event_per_turn(self) -> None:
+        """
+        Queries within one reactor turn become one info event, its text one line per query, each line as the
+        event-per-query log wrote it; the text observer writes the first on the event's line, the others indented.
+        """
+        self.log.query("192.0.2.7:40000", "'alice'", "user")
+        self.log.query("192.0.2.8:40000", "'bob'", "no-such-user")
+        self.assertEqual(self.events, [])
+        self.clock.advance(0)
+        [event] = self.events
+        self.assertEqual(event["queries"], ["finger 192.0.2.7:40000 'alice' -> user",
+                                            "finger 192.0.2.8:40000 'bob' -> no-such-user"])  # fmt: skip
+        self.assertEqual(event["log_level"].name, "info")
+        text = formatEventAsClassicLogText(event)
+        self.assertIn("] finger 192.0.2.7:40000 'alice' -> user\n\tfinger 192.0.2.8:40000 'bob' -> no-such-user\n", text)
+        self.clock.advance(10)
+        self.assertEqual(len(self.events), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_full_batch_and_flush(self) -> None:
+        """
+        L{constants.BATCH_LINES} waiting queries are logged at once; L{BatchedEventLog.flush} logs the rest and
+        cancels the timer.
+        """
+        self.patch(constants, "BATCH_LINES", 3)
+        for n in range(4):
+            self.log.query("local", f"'u{n}'", "user")
+        self.assertEqual([len(e["queries"]) for e in self.events], [3])
+        self.log.flush()
+        self.assertEqual([len(e["queries"]) for e in self.events], [3, 1])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class AccessLogTests(SynchronousTestCase):

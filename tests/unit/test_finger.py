@@ -22,24 +22,14 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from sshfinger.finger import constants
 from sshfinger.finger import protocol as finger
 from sshfinger.finger.accesslog import IQueryLog
-from sshfinger.finger.protocol import (
-    FORWARD_DENIED,
-    INTERNAL_ERROR,
-    LIST_DENIED,
-    QUERY_TOO_LONG,
-    TOO_MANY,
-    FingerFactory,
-    FingerProtocol,
-    FingerService,
-    Query,
-    QueryError,
-    escape_query,
-    parse_query,
-    send_with_fin,
-)
+from sshfinger.finger.constants import FORWARD_DENIED, INTERNAL_ERROR, LIST_DENIED, QUERY_TOO_LONG, TOO_MANY
+from sshfinger.finger.protocol import FingerFactory, FingerProtocol, send_with_fin
+from sshfinger.finger.query import Query, QueryError, escape_query, parse_query
 from sshfinger.finger.render import TRUNCATED
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account, Actor
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
@@ -241,8 +231,9 @@ class FingerServiceTests(SynchronousTestCase):
         """
         C{/W} adds the verbose fields.
         """
-        self.assertNotIn("Role: user", self.answer("alice"))
-        self.assertIn("Role: user", self.answer("/W alice"))
+        self.assertNotIn("Office: Room 4", " ".join(self.answer("alice")))
+        self.assertIn("Phone: 555-0100", " ".join(self.answer("/W alice")))
+        self.assertIn("Role: user", self.service.user("alice", True))
 
     def test_unknown_hidden_invalid_same_answer(self) -> None:
         """
@@ -410,7 +401,9 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         listing = self.query(b"\r\n")
         self.assertTrue(listing.startswith(b"Login"))
         self.assertIn(b"\r\nalice ", listing)
-        self.assertEqual(self.query(b"/W\r\n"), listing)
+        long_list = self.query(b"/W\r\n")  # issue 23: the long entry of each visible account
+        self.assertIn(b"Login: alice", long_list)
+        self.assertIn(b"Phone: 555-0100", long_list)
         for forward in (b"alice@host\r\n", b"alice@a@b\r\n", b"@host\r\n"):
             self.assertEqual(self.query(forward), FORWARD_DENIED.encode() + b"\r\n")
 
@@ -468,7 +461,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol, transport = self.connect(factory)
         protocol.dataReceived(b"alice\r\nbob\r\n")
         protocol.dataReceived(b"carol\r\n")
-        service: ManualService = factory.service  # type: ignore[assignment]
+        service: ManualService = factory.responder.service  # type: ignore[assignment]
         self.assertEqual(len(service.pending), 1)
         service.pending[0].callback(["one"])
         self.assertEqual(transport.value(), b"one\r\n")
@@ -509,7 +502,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertLessEqual(len(answer), 65536)
         self.assertGreater(len(answer), 65000)
         self.assertTrue(answer.endswith(TRUNCATED.encode() + b"\r\n"))
-        small = FingerFactory(factory.service, self.clock, max_output=200)
+        small = FingerFactory(factory.responder.service, self.clock, max_output=200)
         self.assertLessEqual(len(self.query(b"bigmouth\r\n", factory=small)), 200)
 
     def test_idle_timeout(self) -> None:
@@ -538,11 +531,16 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
             def query(self, peer: str, query: str, outcome: str) -> None:
                 received.append((peer, query, outcome))
 
+            def flush(self) -> None:
+                received.append(("flushed",))  # type: ignore[arg-type]
+
         factory = FingerFactory(self.service, self.clock, query_log=Recorder())
         self.query(b"alice\r\n", factory=factory)
         self.query(b"alice\r\n", factory=factory)
         self.assertEqual(received, [("192.0.2.7:40000", "'alice'", "user")] * 2)
         self.assertEqual(self.outcomes(), [])
+        factory.stopFactory()  # the port closes: the log writes out what waits
+        self.assertEqual(received[-1], ("flushed",))
 
     def test_timeout_error_does_not_stop_the_sweep(self) -> None:
         """
@@ -557,7 +555,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(transport.connected)
         self.clock.advance(5)
         self.assertFalse(transport.connected)
-        self.assertEqual(self.factory.watched(), 0)
+        self.assertEqual(len(self.factory.deadlines), 0)
 
     def test_timeout_not_reset_by_data(self) -> None:
         """
@@ -578,7 +576,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol.dataReceived(b"alice\r\n")
         self.clock.advance(10)
         self.assertFalse(transport.connected)
-        factory.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
+        factory.responder.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
         self.assertEqual(transport.value(), b"")
         self.assertEqual([event["outcome"] for event in self.outcomes()], ["timeout"])
 
@@ -591,7 +589,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol, transport = self.connect(factory)
         protocol.dataReceived(b"alice\r\n")
         self.clock.advance(10)
-        factory.service.pending[0].errback(RuntimeError("too late"))  # type: ignore[attr-defined]
+        factory.responder.service.pending[0].errback(RuntimeError("too late"))  # type: ignore[attr-defined]
         self.assertEqual(transport.value(), b"")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual([event["outcome"] for event in self.outcomes()], ["timeout"])
@@ -605,7 +603,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol, _ = self.connect(factory, transport=transport)
         protocol.dataReceived(b"alice\r\n")
         protocol.connectionLost()
-        factory.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
+        factory.responder.service.pending[0].callback(["late"])  # type: ignore[attr-defined]
         self.assertEqual(transport.value(), b"")
         self.assertFalse(transport.disconnecting)
         self.assertEqual([event["outcome"] for event in self.outcomes()], ["user"])
@@ -697,7 +695,7 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         protocol, transport = self.connect()
         transport.loseConnection()
         self.assertEqual(self.outcomes(), [])
-        self.assertEqual(self.factory.watched(), 0)
+        self.assertEqual(len(self.factory.deadlines), 0)
         self.clock.advance(1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
@@ -714,23 +712,23 @@ class PerPeerLimitTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         opened = [self.connect() for _ in range(20)]
         self.assertTrue(all(transport.connected for _, transport in opened))
-        self.assertEqual(self.factory.connections_from("192.0.2.7"), 20)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.7"), 20)
         _, refused = self.connect(peer=IPv4Address("TCP", "192.0.2.7", 50000))
         self.assertEqual(refused.value(), TOO_MANY.encode() + b"\r\n")
         self.assertFalse(refused.connected)
-        self.assertEqual(self.factory.connections_from("192.0.2.7"), 20)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.7"), 20)
         self.assertEqual(self.outcomes()[-1]["outcome"], "too-many")
         _, again = self.connect()
         self.assertFalse(again.connected)
         _, other = self.connect(peer=IPv4Address("TCP", "198.51.100.1", 40000))
         self.assertTrue(other.connected)
         opened[0][1].loseConnection()
-        self.assertEqual(self.factory.connections_from("192.0.2.7"), 19)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.7"), 19)
         protocol, freed = self.connect()
         self.assertTrue(freed.connected)
         protocol.dataReceived(b"alice\r\n")
         self.assertIn(b"Login: alice", freed.value())
-        self.assertEqual(self.factory.connections_from("192.0.2.7"), 19)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.7"), 19)
 
     def test_answered_connections_free_slots(self) -> None:
         """
@@ -738,7 +736,7 @@ class PerPeerLimitTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         for _ in range(30):
             self.assertTrue(self.query(b"alice\r\n").startswith(b"Login: alice"))
-        self.assertEqual(self.factory.connections_from("192.0.2.7"), 0)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.7"), 0)
 
     def test_unix_peers_share_a_key(self) -> None:
         """
@@ -783,13 +781,13 @@ class ProxyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         opened = [self.proxied(client) for client in ("192.0.2.1 40000", "192.0.2.1 40001", "192.0.2.2 40000")]
         opened.append(self.proxied("192.0.2.3 40000"))
         self.assertTrue(all(transport.connected for transport in opened))
-        self.assertEqual([self.factory.connections_from(f"192.0.2.{n}") for n in (1, 2, 3)], [2, 1, 1])
-        self.assertEqual(self.factory.connections_from("10.0.0.1"), 0)
+        self.assertEqual([self.factory.limits.connections_from(f"192.0.2.{n}") for n in (1, 2, 3)], [2, 1, 1])
+        self.assertEqual(self.factory.limits.connections_from("10.0.0.1"), 0)
         refused = self.proxied("192.0.2.1 40002")
         self.assertEqual(refused.value(), TOO_MANY.encode() + b"\r\n")
         self.assertEqual(self.outcomes()[-1]["peer"], "192.0.2.1:40002")
         opened[0].loseConnection()
-        self.assertEqual(self.factory.connections_from("192.0.2.1"), 1)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.1"), 1)
 
     def test_logged_as_the_client(self) -> None:
         """
@@ -798,7 +796,7 @@ class ProxyProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
         transport = self.proxied("192.0.2.9 40001", b"alice\r\n")
         self.assertIn(b"Login: alice", transport.value())
         self.assertEqual([(e["peer"], e["outcome"]) for e in self.outcomes()], [("192.0.2.9:40001", "user")])
-        self.assertEqual(self.factory.connections_from("192.0.2.9"), 0)
+        self.assertEqual(self.factory.limits.connections_from("192.0.2.9"), 0)
 
 
 class EscapeQueryTests(SynchronousTestCase):
@@ -841,10 +839,10 @@ class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
         The same line twice gets the very same reply object, and both queries are logged.
         """
         first = self.query(b"alice\r\n")
-        reply = self.factory.cached_reply(b"alice")
+        reply = self.factory.responder.cache.get(b"alice")
         self.assertIsNotNone(reply)
         self.assertEqual(self.query(b"alice\n"), first)
-        self.assertIs(self.factory.cached_reply(b"alice"), reply)
+        self.assertIs(self.factory.responder.cache.get(b"alice"), reply)
         self.assertEqual([(e["query"], e["outcome"]) for e in self.outcomes()], [("'alice'", "user")] * 2)
 
     def test_edit_refreshes(self) -> None:
@@ -891,24 +889,37 @@ class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         first = self.query(b"alice@elsewhere\r\n")
         self.assertEqual(first, FORWARD_DENIED.encode() + b"\r\n")
-        reply = self.factory.cached_reply(b"alice@elsewhere")
+        reply = self.factory.responder.cache.get(b"alice@elsewhere")
         self.assertIsNotNone(reply)
         self.clock.advance(10 * 365 * 86400)
-        self.assertIs(self.factory.cached_reply(b"alice@elsewhere"), reply)
+        self.assertIs(self.factory.responder.cache.get(b"alice@elsewhere"), reply)
         self.assertEqual(self.query(b"alice@elsewhere\r\n"), first)
 
     def test_not_kept(self) -> None:
         """
-        The listing (which any account's change alters), bad queries and errors are never kept.
+        Bad queries and errors are never kept.
         """
-        self.query(b"\r\n")
         self.query(b"/X\r\n")
-        self.assertIsNone(self.factory.cached_reply(b""))
-        self.assertIsNone(self.factory.cached_reply(b"/X"))
+        self.assertIsNone(self.factory.responder.cache.get(b"/X"))
         broken = FingerFactory(FingerService(BrokenStore(), self.clock), self.clock)  # type: ignore[arg-type]
         self.assertEqual(self.query(b"alice\r\n", factory=broken), INTERNAL_ERROR.encode() + b"\r\n")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertIsNone(broken.cached_reply(b"alice"))
+        self.assertIsNone(broken.responder.cache.get(b"alice"))
+
+    def test_listing_kept_until_a_change(self) -> None:
+        """
+        The user list is kept like any other reply (issue 17 #7), however much time passes, until any account
+        changes; then the next listing shows the change.
+        """
+        first = self.query(b"\r\n")
+        reply = self.factory.responder.cache.get(b"")
+        self.assertIsNotNone(reply)
+        self.clock.advance(3600)
+        self.assertIs(self.factory.responder.cache.get(b""), reply)
+        self.assertEqual(self.query(b"\r\n"), first)
+        self.successResultOf(self.service.store.update("alice", {"status": "Asleep"}, Actor("t", "cli")))
+        self.assertIsNone(self.factory.responder.cache.get(b""))
+        self.assertIn(b"Asleep", self.query(b"\r\n"))
 
     def test_store_broken_after_caching(self) -> None:
         """
@@ -927,20 +938,20 @@ class ReplyCacheTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_bounded(self) -> None:
         """
-        The cache starts afresh past L{finger.CACHE_SIZE} replies or L{finger.CACHE_BYTES} bytes, so distinct
+        The cache starts afresh past L{constants.CACHE_SIZE} replies or L{constants.CACHE_BYTES} bytes, so distinct
         queries cannot grow it without bound.
         """
-        self.patch(finger, "CACHE_SIZE", 3)
+        self.patch(constants, "CACHE_SIZE", 3)
         for n in range(7):
             self.query(f"nobody{n}\r\n".encode())
-            self.assertLessEqual(len(self.factory._replies), 3)
-        self.assertIsNotNone(self.factory.cached_reply(b"nobody6"))
-        self.patch(finger, "CACHE_SIZE", 1000)
-        self.patch(finger, "CACHE_BYTES", 100)
+            self.assertLessEqual(len(self.factory.responder.cache), 3)
+        self.assertIsNotNone(self.factory.responder.cache.get(b"nobody6"))
+        self.patch(constants, "CACHE_SIZE", 1000)
+        self.patch(constants, "CACHE_BYTES", 100)
         for n in range(7):
             self.query(f"nobody{n}\r\n".encode())
-            self.assertLessEqual(self.factory._reply_bytes, 100)
-            self.assertEqual(self.factory._reply_bytes, sum(len(r.data) for r in self.factory._replies.values()))
+            self.assertLessEqual(self.factory.responder.cache.size, 100)
+            self.assertIsNotNone(self.factory.responder.cache.get(f"nobody{n}".encode()))
 
 
 class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
@@ -948,40 +959,49 @@ class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
     L{send_with_fin}: the answer is corked so that it leaves with the FIN.
     """
 
-    def test_corked_before_the_answer(self) -> None:
+    def test_answer_leaves_with_the_fin(self) -> None:
         """
-        The protocol corks the socket before it writes the answer (so the answer is held for the FIN).
+        On a real TCP connection the answer is held until the connection closes: the client sees nothing while
+        the protocol's transport is open, then the whole answer and the end of the stream together.
         """
-        calls: list[tuple[Any, ...]] = []
-
-        class Handle:
-            def setsockopt(self, *args: Any) -> None:
-                calls.append(("setsockopt", *args))
+        if finger.TCP_CORK is None:
+            raise self.skipTest("TCP_CORK is Linux-only")  # pragma: no cover
+        client, server, _ = self.sockets()
+        client.setblocking(False)
 
         class Transport(StringTransportWithDisconnection):
-            def getHandle(self) -> Handle:
-                return Handle()
+            def getHandle(self) -> socket.socket:
+                return server
 
             def write(self, data: bytes) -> None:
-                calls.append(("write",))
-                super().write(data)
+                server.send(data)
+
+            def loseConnection(self) -> None:
+                self.held = self.peek()
+                server.close()
+                super().loseConnection()
+
+            def peek(self) -> bytes:
+                try:
+                    return client.recv(65536)
+                except BlockingIOError:
+                    return b""
 
         transport = Transport(peerAddress=PEER)
         protocol, _ = self.connect(transport=transport)
         transport.protocol = protocol
         protocol.dataReceived(b"alice\r\n")
-        if finger._TCP_CORK is None:
-            self.assertEqual(calls, [("write",)])  # pragma: no cover
-        else:
-            self.assertEqual(calls, [("setsockopt", socket.IPPROTO_TCP, finger._TCP_CORK, 1), ("write",)])
-        self.assertIn(b"Down the rabbit hole", transport.value())
+        self.assertEqual(transport.held, b"")  # nothing had left before the close
+        client.setblocking(True)
+        client.settimeout(5)
+        self.assertIn(b"Down the rabbit hole", b"".join(iter(lambda: client.recv(65536), b"")))
 
     def test_real_sockets(self) -> None:
         """
         On a real TCP socket the option is set; a UNIX socket (which refuses it) and a transport without a socket
         are left alone without an error.
         """
-        if finger._TCP_CORK is None:
+        if finger.TCP_CORK is None:
             raise self.skipTest("TCP_CORK is Linux-only")  # pragma: no cover
         _, server, _ = self.sockets()
 
@@ -992,9 +1012,9 @@ class SendWithFinTests(ProtocolTestsMixin, SynchronousTestCase):
             def getHandle(self) -> socket.socket:
                 return self.sock
 
-        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger._TCP_CORK), 0)
+        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger.TCP_CORK), 0)
         send_with_fin(Transport(server))  # type: ignore[arg-type]
-        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger._TCP_CORK), 1)
+        self.assertEqual(server.getsockopt(socket.IPPROTO_TCP, finger.TCP_CORK), 1)
         left, right = socket.socketpair(socket.AF_UNIX)
         self.addCleanup(left.close)
         self.addCleanup(right.close)
@@ -1064,14 +1084,14 @@ class ReadAtOnceTests(ProtocolTestsMixin, SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.finish(transport)
         self.assertEqual(self.outcomes(), [])
-        self.assertEqual(self.factory.watched(), 0)
+        self.assertEqual(len(self.factory.deadlines), 0)
 
     def test_not_in_a_burst(self) -> None:
         """
-        With more than L{finger.READ_AT_ONCE_MAX} connections open, counting the new one, its query is left for
+        With more than L{constants.READ_AT_ONCE_MAX} connections open, counting the new one, its query is left for
         the reactor to read; at the limit it is read at once.
         """
-        self.patch(finger, "READ_AT_ONCE_MAX", 2)
+        self.patch(constants, "READ_AT_ONCE_MAX", 2)
         self.connect()  # one open connection, waiting for its query
         _, transport = self.accept(b"alice\r\n")
         self.assertEqual(len(self.outcomes()), 1)
@@ -1110,7 +1130,7 @@ class ListingLimitTests(SynchronousTestCase):
         A store larger than L{LIST_MAX} lists the first accounts in order and says there are more; hidden
         accounts are skipped; a new account shows in the next listing.
         """
-        from sshfinger.finger.protocol import LIST_MAX
+        from sshfinger.finger.constants import LIST_MAX
 
         clock = task.Clock()
         accounts = [Account(f"user{n:05d}", hidden=n == 0) for n in range(LIST_MAX + 50)]

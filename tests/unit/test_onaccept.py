@@ -14,14 +14,17 @@ from twisted.internet import tcp
 from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReadDescriptor, ITransport
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
-from sshfinger.finger import protocol as finger
-from sshfinger.finger.onaccept import AnsweredTransport, AnsweringEndpoint, AnsweringTransports
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger import constants, onaccept
+from sshfinger.finger.onaccept import AcceptedTransport, AnsweringEndpoint, AnsweringTransports
+from sshfinger.finger.protocol import FingerProtocol
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Actor
 from sshfinger.tap import Options, makeService
 from tests.unit.test_finger import PEER, BrokenStore, ManualService, ProtocolTestsMixin
@@ -152,20 +155,26 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
     def test_answered_on_accept(self) -> None:
         """
         A query that came with its connection is answered on accept: no transport, logged with its peer, nothing
-        left counted or watched.  The same query again gets the same bytes, from the reply kept the first time.
+        left counted or watched, and the protocol's C{connectionLost} called once for each connection.  The same
+        query again gets the same bytes, from the reply kept the first time.
         """
+        lost: list[FingerProtocol] = []
+        connection_lost = FingerProtocol.connectionLost
+        self.patch(FingerProtocol, "connectionLost", lambda p, reason: lost.append(p) or connection_lost(p, reason))
         first = self.client(b"alice\r\n")
+        self.assertEqual(len(lost), 1)
         self.assertEqual(self.transports(), [])
         expected = self.read(first)
         self.assertIn(b"Status: Down the rabbit hole", expected)
-        self.assertIsNotNone(self.factory.cached_reply(b"alice"))
+        self.assertIsNotNone(self.factory.responder.cache.get(b"alice"))
         second = self.client(b"alice\n")
         self.assertEqual(self.transports(), [])
         self.assertEqual(self.read(second), expected)
         port = second.getsockname()[1]
         self.assertEqual([e["outcome"] for e in self.outcomes()], ["user", "user"])
         self.assertEqual(self.outcomes()[-1]["peer"], f"127.0.0.1:{port}")
-        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (0, 0))
+        self.assertEqual(len(set(lost)), 2)
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("127.0.0.1")), (0, 0))
 
     def test_every_outcome(self) -> None:
         """
@@ -177,7 +186,7 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
             b"": "list",
             b"alice@elsewhere": "forward-denied",
             b"/X": "bad-query",
-            b"x" * (finger.MAX_QUERY + 1): "too-long",
+            b"x" * (constants.MAX_QUERY + 1): "too-long",
             b"\xff\x1b[2J": "no-such-user",
         }
         for line, outcome in queries.items():
@@ -251,7 +260,7 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         Where the system cannot read a socket without waiting (no C{MSG_DONTWAIT}), nothing is answered on accept.
         """
-        self.patch(finger, "_DONT_WAIT", 0)
+        self.patch(onaccept, "DONT_WAIT", 0)
         client, _ = self.assert_left_for_transport(b"alice\r\n", answered=True)
         self.finish()
         self.assertIn(b"Status: Down the rabbit hole", self.read(client))
@@ -260,37 +269,68 @@ class AnswerOnAcceptTests(ProtocolTestsMixin, SynchronousTestCase):
         """
         A peer at its connection limit is refused, by the transport.
         """
-        self.factory.max_per_peer = 1
+        self.factory.limits.max_per_peer = 1
         self.client()  # open, its query not sent: it holds the peer's one connection
         client = self.client(b"alice\r\n")
-        self.assertEqual(len(self.transports()), 2)
-        self.finish()
-        self.assertEqual(self.read(client), finger.TOO_MANY.encode() + b"\r\n")
+        self.assertEqual(self.read(client), constants.TOO_MANY.encode() + b"\r\n")
+        self.assertEqual(self.outcomes()[-1]["outcome"], "too-many")
+        self.assertEqual(self.factory.limits.connections_from("127.0.0.1"), 1)
 
     def test_service_answers_later(self) -> None:
         """
-        When the service answers with a L{Deferred}, the query is taken on accept and the answer goes out through
-        the transport once it comes; meanwhile the connection counts against its peer and has a deadline.
+        When the service answers with a L{Deferred}, the query is taken on accept and the answer goes out once it
+        comes; meanwhile the connection counts against its peer and has a deadline.
         """
         service = ManualService()
-        self.factory.service = service  # type: ignore[assignment]
+        self.factory.responder.service = service  # type: ignore[assignment]
         client = self.client(b"alice\r\n")
-        [transport] = self.transports()
         self.assertEqual(len(service.pending), 1)
-        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (1, 1))
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("127.0.0.1")), (1, 1))
         service.pending[0].callback(["Late, late"])
-        self.finish()
         self.assertEqual(self.read(client), b"Late, late\r\n")
-        self.assertEqual((self.factory.watched(), self.factory.connections_from("127.0.0.1")), (0, 0))
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("127.0.0.1")), (0, 0))
+
+    def test_answer_larger_than_the_socket_takes(self) -> None:
+        """
+        An answer larger than the socket's send buffer: what the socket takes leaves at once, the rest through
+        the usual transport, built then; the client gets it all, and the connection is released at the end.
+        """
+        service = ManualService()
+        self.factory.responder.service = service  # type: ignore[assignment]
+        made: list[AcceptedTransport] = []
+
+        class Recorded(AcceptedTransport):
+            def __init__(self, *args: Any) -> None:
+                super().__init__(*args)
+                made.append(self)
+
+        self.patch(onaccept, "AcceptedTransport", Recorded)
+        client = self.client(b"alice\r\n")
+        [accepted] = made
+        accepted.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        expected = b"".join([b"x" * 98 + b"\r\n"] * 600)
+        service.pending[0].callback(["x" * 98] * 600)
+        self.assertEqual(len(self.transports()), 1)  # the usual transport, writing the rest
+        client.settimeout(5)
+        received = b""
+        while self.reactor.getWriters():
+            for transport in self.reactor.getWriters():
+                done = transport.doWrite()
+                if done is not None:
+                    transport.connectionLost(Failure(done))
+            received += client.recv(65536)
+        self.assertEqual(received + self.read(client), expected)
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("127.0.0.1")), (0, 0))
 
     def test_service_fails(self) -> None:
         """
         A service that raises gets the peer the internal-error line on accept, and the failure logged.
         """
-        self.factory.service = FingerService(BrokenStore(), self.clock)  # type: ignore[arg-type]
+        self.factory.responder.service = FingerService(BrokenStore(), self.clock)  # type: ignore[arg-type]
         client = self.client(b"alice\r\n")
         self.assertEqual(self.transports(), [])
-        self.assertEqual(self.read(client), finger.INTERNAL_ERROR.encode() + b"\r\n")
+        self.assertEqual(self.read(client), constants.INTERNAL_ERROR.encode() + b"\r\n")
         self.assertEqual(self.outcomes()[-1]["outcome"], "error")
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
@@ -332,9 +372,9 @@ class FakeSocket:
         self.closed = True
 
 
-class AnswerOnAcceptEdgeTests(ProtocolTestsMixin, SynchronousTestCase):
+class AcceptedTransportTests(ProtocolTestsMixin, SynchronousTestCase):
     """
-    L{FingerProtocol.answer_on_accept} when the socket takes only part of the reply, or the peer is gone.
+    L{AcceptedTransport} when the peer is gone, and how its answer leaves.
     """
 
     def setUp(self) -> None:
@@ -344,52 +384,82 @@ class AnswerOnAcceptEdgeTests(ProtocolTestsMixin, SynchronousTestCase):
         super().setUp()
         self.expected = self.query(b"alice\r\n")
 
-    def test_partial_send(self) -> None:
+    def connect_accepted(self, skt: Any) -> tuple[FingerProtocol, AcceptedTransport, list[Failure]]:
         """
-        What the socket did not take is written by the transport once the connection is made, then closed; the
-        query is logged once.
+        Connect a new protocol to an L{AcceptedTransport} over C{skt} holding C{"alice\r\n"}, as a port would.
+
+        @return: the protocol, the transport, and the reasons its C{connectionLost} was called with.
         """
-        skt = FakeSocket(b"alice\r\n", room=10)
         protocol = self.factory.buildProtocol(PEER)
-        self.assertFalse(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
-        self.assertEqual((skt.data, skt.closed), (b"", False))
-        transport = StringTransportWithDisconnection(peerAddress=PEER)
-        transport.protocol = protocol
+        lost: list[Failure] = []
+        connection_lost = protocol.connectionLost
+        protocol.connectionLost = lambda reason: lost.append(reason) or connection_lost(reason)  # type: ignore
+        transport = AcceptedTransport(skt, protocol, None, None, 1, None, len(b"alice\r\n"))  # type: ignore[arg-type]
         protocol.makeConnection(transport)
-        self.assertEqual(skt.sent[0] + transport.value(), self.expected)
-        self.assertFalse(transport.connected)
-        self.assertEqual([e["outcome"] for e in self.outcomes()], ["user", "user"])
-        self.assertEqual(self.factory.watched(), 0)
+        return protocol, transport, lost
 
     def test_peer_reset(self) -> None:
         """
-        A peer gone by the time the answer is sent has its socket closed; the query is logged.
+        A peer gone by the time the answer is sent has its socket closed, the query logged, and the protocol's
+        C{connectionLost} called once, leaving nothing counted or watched.
         """
         skt = FakeSocket(b"alice\r\n", error=ConnectionResetError())
-        protocol = self.factory.buildProtocol(PEER)
-        self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
+        protocol, transport, lost = self.connect_accepted(skt)
         self.assertTrue(skt.closed)
         self.assertEqual(len(self.outcomes()), 2)
-
-    def test_connected_after_answer(self) -> None:
-        """
-        A protocol answered on accept and then connected to its L{AnsweredTransport} does nothing more.
-        """
-        skt = FakeSocket(b"alice\r\n")
-        protocol = self.factory.buildProtocol(PEER)
-        self.assertTrue(protocol.answer_on_accept(skt))  # type: ignore[arg-type]
-        self.assertEqual(b"".join(skt.sent), self.expected)
-        self.assertEqual(skt.flags, [finger._DONT_WAIT | finger._MORE])  # held for the FIN, as a cork would
-        reactor = MemoryReactorClock()
-        port = reactor.listenTCP(1079, self.factory)
-        transport = AnsweredTransport(PEER, port)
-        protocol.makeConnection(transport)
-        self.assertEqual((self.factory.watched(), len(self.outcomes())), (0, 2))
-        self.assertIs(transport.getPeer(), PEER)
-        self.assertEqual(transport.getHost().port, 1079)
-        transport.write(b"more")
-        transport.writeSequence([b"more"])
+        self.assertEqual(len(lost), 1)
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("192.0.2.7")), (0, 0))
         transport.loseConnection()
+        transport.write(b"more")
+        self.assertEqual(len(lost), 1)
+        self.assertIs(transport.getPeer(), PEER)
+        verifyObject(ITransport, transport)
+        verifyObject(IReadDescriptor, transport)
+
+    def test_peer_gone_before_the_read(self) -> None:
+        """
+        A socket that fails when the waiting line is taken is closed at once, nothing logged but the connection
+        released.
+        """
+
+        class Gone(FakeSocket):
+            def recv(self, size: int, flags: int = 0) -> bytes:
+                raise ConnectionResetError()
+
+        skt = Gone(b"")
+        _, _, lost = self.connect_accepted(skt)
+        self.assertTrue(skt.closed)
+        self.assertEqual((len(lost), len(self.outcomes())), (1, 1))
+        self.assertEqual((len(self.factory.deadlines), self.factory.limits.connections_from("192.0.2.7")), (0, 0))
+
+    def test_protocol_error(self) -> None:
+        """
+        An error in the protocol while it answers is logged and closes the connection; it does not reach the
+        port's accept loop.
+        """
+        self.patch(FingerProtocol, "dataReceived", lambda protocol, data: 1 / 0)
+        skt = FakeSocket(b"alice\r\n")
+        _, _, lost = self.connect_accepted(skt)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(skt.closed)
+        self.assertEqual(len(lost), 1)
+
+    def test_answer_leaves_with_the_fin(self) -> None:
+        """
+        On a real TCP socket, the answer written is held until the close (like a cork): the client sees nothing
+        before, then the whole answer and the end of the stream.
+        """
+        if not onaccept.MORE:
+            raise self.skipTest("MSG_MORE is Linux-only")  # pragma: no cover
+        client, server, _ = self.sockets(b"alice\r\n")
+        client.setblocking(False)
+        transport = AcceptedTransport(server, self.factory.buildProtocol(PEER), None, None, 1, None, 7)  # type: ignore[arg-type]
+        transport.write(self.expected)
+        self.assertRaises(BlockingIOError, client.recv, 65536)
+        transport.loseConnection()
+        client.setblocking(True)
+        client.settimeout(5)
+        self.assertEqual(b"".join(iter(lambda: client.recv(65536), b"")), self.expected)
 
 
 class AnsweringEndpointTests(SynchronousTestCase):

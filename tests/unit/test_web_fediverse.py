@@ -81,7 +81,7 @@ class MigrationTests(SynchronousTestCase):
         self.assertEqual(again.open()["alice"], account)
         again.close()
         with sqlite3.connect(path) as check:
-            self.assertEqual(check.execute("SELECT version FROM version").fetchone()[0], 3)
+            self.assertEqual(check.execute("SELECT version FROM version").fetchone()[0], SCHEMA_VERSION)
 
 
 class RenderTests(SynchronousTestCase):
