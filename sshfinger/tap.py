@@ -26,6 +26,7 @@ from sshfinger.finger.protocol import FingerFactory, FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
 from sshfinger.ops.endpoints import with_backlog
 from sshfinger.ops.reload import ReloadService
+from sshfinger.ssh.admission import Startups
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
@@ -45,6 +46,9 @@ DEFAULTS: Mapping[str, Any] = {
     "idle-timeout": 900.0,
     "login-grace": 60.0,
     "max-auth-failures": 6,
+    "max-startups": "10:30:100",
+    "max-ssh-per-peer": 10,
+    "ipv6-prefix": 64,
     "audit-keep": 100_000,
 }
 
@@ -67,6 +71,27 @@ def _positive(kind: type, name: str) -> Any:
 
     coerce.coerceDoc = "Must be greater than zero."  # type: ignore[attr-defined]
     return coerce
+
+
+def _startups(value: str) -> str:
+    try:
+        Startups.parse(value)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    return value
+
+
+_startups.coerceDoc = "N or start:rate:full."  # type: ignore[attr-defined]
+
+
+def _ipv6_prefix(value: str) -> int:
+    try:
+        prefix = int(value)
+    except ValueError:
+        raise ValueError(f"--ipv6-prefix takes a prefix length, not {value!r}") from None
+    if not 1 <= prefix <= 128:
+        raise ValueError("--ipv6-prefix must be between 1 and 128")
+    return prefix
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -152,6 +177,28 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["max-auth-failures"],
             "Failed SSH authentication attempts before the connection is cut.",
             _positive(int, "max-auth-failures"),
+        ],
+        [
+            "max-startups",
+            None,
+            DEFAULTS["max-startups"],
+            "Unauthenticated SSH connections in all, as OpenSSH's MaxStartups: N, or start:rate:full (from start "
+            "on, a new one is refused with probability rate %, rising to 100 % at full).",
+            _startups,
+        ],
+        [
+            "max-ssh-per-peer",
+            None,
+            DEFAULTS["max-ssh-per-peer"],
+            "Most concurrent SSH connections from one address (an IPv6 client's --ipv6-prefix network).",
+            _positive(int, "max-ssh-per-peer"),
+        ],
+        [
+            "ipv6-prefix",
+            None,
+            DEFAULTS["ipv6-prefix"],
+            "IPv6 clients are counted (limits, penalties) by their network of this prefix length (1-128).",
+            _ipv6_prefix,
         ],
     ]
 
