@@ -306,8 +306,8 @@ class ServerTransport(transport.SSHServerTransport):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
-        Release the connection's admission and its grace timer, log the close with the connection's fields,
-        then stop as Conch does.
+        Release the connection's admission and its grace timer, stop the service and log the avatar out as Conch
+        does, and log the close with the connection's fields (in place of Conch's bare "connection lost").
         """
         if self._grace is not None:
             self._grace.cancel()
@@ -315,8 +315,11 @@ class ServerTransport(transport.SSHServerTransport):
         if self._admitted:
             self._admitted = False
             self.factory.admission.release(self.peer_key, self._authenticated)
-            self.log.info("SSH connection closed: {peer} [{conn}] (login {login})", **self.log_fields())
-        super().connectionLost(reason)
+        if self.service:
+            self.service.serviceStopped()
+        if hasattr(self, "avatar"):
+            self.logoutFunction()
+        self.log.info("SSH connection closed: {peer} [{conn}] (login {login})", **self.log_fields())
 
     def dataReceived(self, data: bytes) -> None:
         """
