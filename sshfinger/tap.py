@@ -49,6 +49,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max-startups": "10:30:100",
     "max-ssh-per-peer": 10,
     "ipv6-prefix": 64,
+    "min-password-length": 10,
     "audit-keep": 100_000,
 }
 
@@ -199,6 +200,13 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["ipv6-prefix"],
             "IPv6 clients are counted (limits, penalties) by their network of this prefix length (1-128).",
             _ipv6_prefix,
+        ],
+        [
+            "min-password-length",
+            None,
+            DEFAULTS["min-password-length"],
+            "Shortest password the shell's passwd command accepts.",
+            _positive(int, "min-password-length"),
         ],
     ]
 

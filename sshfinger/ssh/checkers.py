@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, Entry, parse
+from sshfinger.ssh.passwd import BOM, DEFAULT_ROUNDS, Entry, parse
 from sshfinger.store.interfaces import IUserStore
 
 T = TypeVar("T")
@@ -237,8 +237,11 @@ def plaintext_warnings(path: str) -> list[str]:
 
     @raise ValueError: with one line naming the file, if it is missing or unreadable.
     """
+    data = _read_passwd(path)
     warnings = []
-    for entry in sorted(parse(_read_passwd(path)).values(), key=lambda entry: entry.line):
+    if data.startswith(BOM):
+        warnings.append(f"{path}:1: the file starts with a UTF-8 byte order mark; it is skipped (save without BOM)")
+    for entry in sorted(parse(data).values(), key=lambda entry: entry.line):
         if entry.is_bcrypt:
             continue
         where = f"{path}:{entry.line}"

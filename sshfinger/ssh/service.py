@@ -180,7 +180,13 @@ def make_ssh_service(
     checkers += list(config.get("credCheckers", []))
     warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
 
+    min_length = int(config.get("min-password-length", passwd.MIN_PASSWORD_LENGTH))
+
     def write_password(login: str, password: str) -> Deferred[None]:
+        try:
+            passwd.check_password_strength(password, min_length)
+        except ValueError:
+            return fail()
         return in_pool(lambda: passwd.set_password(passwd_files[0], login, password))
 
     # The shell's passwd command needs exactly one file to write to.
