@@ -60,6 +60,14 @@ REFUSED_AUTH = {
 }
 
 
+#: What C{--help-auth} lists: the --auth types sshfinger accepts (not C{unix} or C{anonymous}, refused).
+AUTH_HELP = (
+    ("file:PATH", "a bcrypt passwd file of login:hash lines, as 'sshfinger passwd' writes it"),
+    ("sshkey", "system users' ~/.ssh/authorized_keys"),
+    ("memory:USER:PASSWORD[:USER:PASSWORD...]", "logins and plaintext passwords given on the command line (tests)"),
+)
+
+
 def _positive(kind: type, name: str) -> Any:
     def coerce(value: str) -> Any:
         try:
@@ -223,6 +231,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()
         self["admin"] = []
         self["passwd_files"] = []
+        # A handler's docstring goes into --help with its line breaks and indentation as runs of spaces.
+        for name, doc in self.docs.items():
+            if doc:
+                self.docs[name] = " ".join(doc.split())
 
     def opt_admin(self, login: str) -> None:
         """
@@ -231,6 +243,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not is_valid_login(login):
             raise usage.UsageError(f"--admin: {LOGIN_RULE}")
         self["admin"].append(login.lower())
+
+    def opt_help_auth(self) -> None:
+        """
+        Show the authentication sources --auth accepts.
+        """
+        self.authOutput.write("Usage: --auth AuthType[:ArgString]  (repeatable; public keys in the store always work)\n\n")
+        width = max(len(kind) for kind, _ in AUTH_HELP)
+        for kind, text in AUTH_HELP:
+            self.authOutput.write(f"  {kind:<{width}}  {text}\n")
+        self.authOutput.write("\n")
+        raise SystemExit(0)
 
     def opt_auth(self, description: str) -> None:
         """
