@@ -248,7 +248,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         """
         Show the authentication sources --auth accepts.
         """
-        self.authOutput.write("Usage: --auth AuthType[:ArgString]  (repeatable; public keys in the store always work)\n")
+        self.authOutput.write("Usage: --auth AuthType[:ArgString] (repeatable; public keys in the store always work)\n")
         self.authOutput.write("\n")
         width = max(len(kind) for kind, _ in AUTH_HELP)
         for kind, text in AUTH_HELP:
