@@ -16,7 +16,7 @@ import os
 import re
 from base64 import b64encode
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bcrypt
 from twisted.conch.checkers import IAuthorizedKeysDB
@@ -135,7 +135,7 @@ class BcryptFileChecker:
             self._dummy_hashes[cost] = hashed
         return hashed
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes]:
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[Any]:
         """
         Check C{credentials} against the passwd file.
 
@@ -397,7 +397,7 @@ class BytesUsernameChecker:
         """
         self.inner = inner
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes]:
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[Any]:
         """
         See L{ICredentialsChecker.requestAvatarId}.
         """
@@ -417,4 +417,4 @@ class BytesUsernameChecker:
 
         d = ask(text)
         d.addErrback(retry_as_bytes)
-        return d.addCallback(_as_bytes)
+        return d.addCallback(lambda avatar: _as_bytes(avatar) if isinstance(avatar, (bytes, str)) else avatar)

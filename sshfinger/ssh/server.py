@@ -505,12 +505,14 @@ class ShellRealm:
         """
         self.app = app
 
-    def requestAvatar(self, avatarId: bytes, mind: object, *interfaces: Any) -> tuple[Any, ShellUser, Any]:
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
+    ) -> tuple[Any, ShellUser, Any]:
         """
-        Build the avatar for C{avatarId} (bytes, as SSH presents it).
+        Build the avatar for C{avatarId} (bytes, as SSH presents it; anonymous logins are not served).
         """
-        if IConchUser not in interfaces:
-            raise NotImplementedError("sshfinger only serves SSH logins")
+        if IConchUser not in interfaces or not isinstance(avatarId, bytes):
+            raise NotImplementedError("sshfinger only serves authenticated SSH logins")
         login = avatarId.decode("utf-8", "replace").lower()
         user = ShellUser(login, self.app)
         return IConchUser, user, user.logout
