@@ -41,17 +41,18 @@ class PasswordChangeTests(SynchronousTestCase):
         Four rounds of three changes at once (admin and alice through the server, bob through the tool): every
         acknowledged change is in the file at the end.
         """
+
+        def change(login: str, round_: int) -> int:
+            new = f"{login}-password-{round_}"
+            if login == "bob":
+                return run_tool("passwd", "bob", "--file", self.passwd, "--rounds", "4", "--password-stdin",
+                                stdin=new + "\n").returncode  # fmt: skip
+            return ssh_run(self.server, login, ["passwd"], key=self.key, stdin=new + "\n").returncode
+
         for round_ in range(4):
-
-            def change(login: str) -> int:
-                new = f"{login}-password-{round_}"
-                if login == "bob":
-                    return run_tool("passwd", "bob", "--file", self.passwd, "--rounds", "4", "--password-stdin",
-                                    stdin=new + "\n").returncode  # fmt: skip
-                return ssh_run(self.server, login, ["passwd"], key=self.key, stdin=new + "\n").returncode
-
             with ThreadPoolExecutor(3) as pool:
-                self.assertEqual(list(pool.map(change, ["admin", "alice", "bob"])), [0, 0, 0])
+                codes = list(pool.map(change, ["admin", "alice", "bob"], [round_] * 3))
+            self.assertEqual(codes, [0, 0, 0])
         with open(self.passwd, "rb") as f:
             entries = passwd.parse(f.read())
         for login in ("admin", "alice", "bob"):
