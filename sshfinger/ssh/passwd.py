@@ -103,12 +103,19 @@ def lock_path(path: str) -> str:
 @contextmanager
 def locked(path: str) -> Iterator[None]:
     """
-    Hold the exclusive lock of the passwd file C{path} (C{fcntl.flock} on L{lock_path}, created 0600).
+    Hold the exclusive lock of the passwd file C{path} (C{fcntl.flock} on L{lock_path}, created 0600; one that
+    another user made is locked through a read-only descriptor).
 
     @raise ValueError: with one line, if the lock file cannot be opened (say, its directory is missing).
     """
     try:
         fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        # Made by another user (root running the tool): a lock needs only a descriptor, not write access.
+        try:
+            fd = os.open(lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise ValueError(f"cannot lock {path}: {e.strerror}") from None
     except OSError as e:
         raise ValueError(f"cannot lock {path}: {e.strerror}") from None
     try:
