@@ -49,8 +49,9 @@ class SourcePenalties:
         """
         Start one expensive attempt (a password check) from C{host}, counted as a failure in advance: a host with
         L{threshold} recent failures and attempts in flight together, or serving a penalty, may not start
-        another (and earns its penalty now if it was not serving one).  Every C{True} must be followed by one
-        L{end}.
+        another.  (Refusing one is no penalty: a busy host's parallel logins that succeed earn none; guesses
+        that fail do, once L{threshold} of them have failed, so no host gets more checks than that per window.)
+        Every C{True} must be followed by one L{end}.
 
         @return: whether the attempt may go ahead.
         """
@@ -61,7 +62,6 @@ class SourcePenalties:
         recent = sum(1 for when in times if when > now - self.window) if times else 0
         in_flight = self._in_flight.get(host, 0)
         if recent + in_flight >= self.threshold:
-            self._penalise(host, now)
             return False
         self._in_flight[host] = in_flight + 1
         return True

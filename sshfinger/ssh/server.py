@@ -120,7 +120,7 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         if counted and not penalties.begin(host):
             self.log.info(
                 "SSH login refused: {login} from {peer} [{conn}] by {how}: too many attempts from {host}",
-                outcome="penalised",
+                outcome="throttled",
                 host=host,
                 **fields,
             )

@@ -54,14 +54,15 @@ class PenaltyTests(SynchronousTestCase):
     def test_attempts_in_flight_count(self) -> None:
         """
         Attempts started and not yet finished count toward the threshold: with 3 in flight a fourth is refused
-        and earns the penalty, so parallel guessing gets no more checks than serial guessing.
+        (no penalty yet: they may succeed), so parallel guessing gets no more checks than serial guessing; when
+        the three fail, the third earns the penalty.
         """
         started = [self.penalties.begin("10.0.0.1") for _ in range(5)]
         self.assertEqual(started, [True, True, True, False, False])
-        self.assertEqual(self.penalties.blocked("10.0.0.1"), 30)
+        self.assertEqual(self.penalties.blocked("10.0.0.1"), 0)
         self.assertTrue(self.penalties.begin("10.0.0.2"))
-        for _ in range(3):
-            self.assertEqual(self.penalties.end("10.0.0.1", failed=True), 0)
+        self.assertEqual([self.penalties.end("10.0.0.1", failed=True) for _ in range(3)], [0, 0, 30])
+        self.assertFalse(self.penalties.begin("10.0.0.1"))
 
     def test_serial_attempts(self) -> None:
         """
