@@ -119,7 +119,7 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         counted = kind == b"password"
         if counted and not penalties.begin(host):
             self.log.info(
-                "SSH login refused: {login} from {peer} [{conn}] by {how}: too many attempts from {host}",
+                "SSH login refused: {login} from {peer} by {how}: too many attempts from {host} [{conn}]",
                 outcome="throttled",
                 host=host,
                 **fields,
@@ -133,7 +133,7 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         def succeeded(result: Any) -> Any:
             if counted:
                 penalties.end(host, failed=False)
-            self.log.info("SSH login accepted: {login} from {peer} [{conn}] by {how}", outcome="accepted", **fields)
+            self.log.info("SSH login accepted: {login} from {peer} by {how} [{conn}]", outcome="accepted", **fields)
             return result
 
         def failed(reason: Failure) -> Failure:
@@ -142,7 +142,7 @@ class UserAuthServer(userauth.SSHUserAuthServer):
                     penalties.end(host, failed=False)
                 return reason
             self.log.info(
-                "SSH login refused: {login} from {peer} [{conn}] by {how}: {reason}",
+                "SSH login refused: {login} from {peer} by {how}: {reason} [{conn}]",
                 outcome="refused",
                 reason=reason.getErrorMessage(),
                 **fields,
@@ -366,10 +366,10 @@ class ServerTransport(transport.SSHServerTransport):
         """
         fields = dict(self.log_fields(), code=reasonCode, description=escape_peer_text(description))
         if reasonCode == transport.DISCONNECT_BY_APPLICATION:
-            self.log.info("SSH client disconnected: {peer} [{conn}] (login {login}): {description}", **fields)
+            self.log.info("SSH client disconnected: {description} ({login} from {peer} [{conn}])", **fields)
         else:
             self.log.error(
-                "SSH client {peer} [{conn}] (login {login}) disconnected with error {code}: {description}", **fields
+                "SSH client disconnected with error {code}: {description} ({login} from {peer} [{conn}])", **fields
             )
         self.transport.loseConnection()
 

@@ -269,7 +269,7 @@ class GoodbyeTests(SynchronousTestCase):
         server.receiveError(transport.DISCONNECT_BY_APPLICATION, b"bye \xc3\xa9\x1b[2J\nforged line")
         self.assertEqual(
             [formatEvent(event) for event in events],
-            ["SSH client disconnected: unknown [ssh-?] (login -): bye \u00e9\\x1b[2J\\nforged line"],
+            ["SSH client disconnected: bye \u00e9\\x1b[2J\\nforged line (- from unknown [ssh-?])"],
         )
         self.assertEqual(events[0]["log_level"], LogLevel.info)
         self.assertTrue(server.transport.disconnecting)
