@@ -273,3 +273,57 @@ class GoodbyeTests(SynchronousTestCase):
         )
         self.assertEqual(events[0]["log_level"], LogLevel.info)
         self.assertTrue(server.transport.disconnecting)
+
+
+class AdmissionTransportTests(SynchronousTestCase):
+    """
+    L{ServerTransport}'s grace time and caps, on a fake clock and in-memory transports.
+    """
+
+    def setUp(self) -> None:
+        """
+        A started factory with a 10 s grace time and at most 2 connections per address.
+        """
+        self.clock = Clock()
+        host_key = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        self.factory = SSHFactory(
+            Portal(None), {b"ssh-ed25519": host_key}, login_grace=10, clock=self.clock, max_per_peer=2  # type: ignore[arg-type]
+        )
+        self.factory.startFactory()
+        self.addCleanup(self.factory.stopFactory)
+
+    def connect(self, host: str = "192.0.2.7") -> tuple[ServerTransport, StringTransport]:
+        """
+        Connect one client from C{host}.
+        """
+        address = IPv4Address("TCP", host, 40000)
+        server = self.factory.buildProtocol(address)
+        connection = StringTransport(peerAddress=address)
+        server.makeConnection(connection)
+        return server, connection
+
+    def test_grace_counts_from_accept(self) -> None:
+        """
+        A client that sends nothing is cut when the grace time, counted from the accept, runs out; its slot is
+        free again.
+        """
+        server, connection = self.connect()
+        self.assertTrue(connection.value().startswith(b"SSH-2.0-"))
+        self.clock.advance(9.9)
+        self.assertFalse(connection.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(connection.disconnecting)
+        server.connectionLost(None)
+        self.assertEqual(self.factory.admission.pending, 0)
+
+    def test_per_peer_cap(self) -> None:
+        """
+        The third connection from one address is closed at once, without a banner; another address is served.
+        """
+        self.connect()
+        self.connect()
+        _, third = self.connect()
+        self.assertTrue(third.disconnecting)
+        self.assertEqual(third.value(), b"")
+        _, other = self.connect("192.0.2.8")
+        self.assertFalse(other.disconnecting)
