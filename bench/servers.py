@@ -172,7 +172,9 @@ class Servers:
         args += list(extra)
         if ssh:
             args += ["--ssh", f"tcp:{ssh_port}:interface={HOST}", "--keys", str(self.keys_dir),
-                     "--auth", f"file:{self.passwd}"]  # fmt: skip
+                     "--auth", f"file:{self.passwd}",
+                     # and the SSH one (default 10): the parallel logins all come from 127.0.0.1 too.
+                     "--max-ssh-per-peer", "1000"]  # fmt: skip
         else:
             args += ["--no-ssh"]
         self.start(name, args, [finger] + ([ssh_port] if ssh_port else []), env)

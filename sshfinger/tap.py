@@ -35,6 +35,7 @@ from sshfinger.ops import config as config_file
 from sshfinger.ops.endpoints import check_description, listen_description
 from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
+from sshfinger.ssh.admission import Startups
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
@@ -64,6 +65,9 @@ DEFAULTS: Mapping[str, Any] = {
     "max-finger-connections": finger_constants.MAX_CONNECTIONS,
     "ipv6-prefix": IPV6_PREFIX,
     "no-answer-on-accept": False,
+    "max-startups": "10:30:100",
+    "max-ssh-per-peer": 10,
+    "min-password-length": 10,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -71,6 +75,14 @@ REFUSED_AUTH = {
     "anonymous": "anonymous logins would give anyone a shell; not supported",
     "unix": "system passwords are not supported (and need crypt/spwd, gone in Python 3.13); use file:PATH",
 }
+
+
+#: What C{--help-auth} lists: the --auth types sshfinger accepts (not C{unix} or C{anonymous}, refused).
+AUTH_HELP = (
+    ("file:PATH", "a bcrypt passwd file of login:hash lines, as 'sshfinger passwd' writes it"),
+    ("sshkey", "system users' ~/.ssh/authorized_keys"),
+    ("memory:USER:PASSWORD[:USER:PASSWORD...]", "logins and plaintext passwords given on the command line (tests)"),
+)
 
 
 def _positive(kind: type, name: str) -> Any:
@@ -98,6 +110,17 @@ def _prefix_length(value: str) -> int:
 
 
 _prefix_length.coerceDoc = "Between 1 and 128."  # type: ignore[attr-defined]
+
+
+def _startups(value: str) -> str:
+    try:
+        Startups.parse(value)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    return value
+
+
+_startups.coerceDoc = "N or start:rate:full."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options, strcred.AuthOptionMixin):
@@ -241,6 +264,28 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "Seconds between two imports of the system users (with --system-users).",
             _positive(float, "system-users-interval"),
         ],
+        [
+            "max-startups",
+            None,
+            DEFAULTS["max-startups"],
+            "Unauthenticated SSH connections in all, as OpenSSH's MaxStartups: N, or start:rate:full (from start "
+            "on, a new one is refused with probability rate %, rising to 100 % at full).",
+            _startups,
+        ],
+        [
+            "max-ssh-per-peer",
+            None,
+            DEFAULTS["max-ssh-per-peer"],
+            "Most concurrent SSH connections from one address (an IPv6 client's --ipv6-prefix network).",
+            _positive(int, "max-ssh-per-peer"),
+        ],
+        [
+            "min-password-length",
+            None,
+            DEFAULTS["min-password-length"],
+            "Shortest password the shell's passwd command accepts.",
+            _positive(int, "min-password-length"),
+        ],
     ]
 
     optFlags = [
@@ -276,18 +321,6 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["forward"] = {}
         for name, doc in self.docs.items():  # a docstring's line breaks and indentation are not --help's
             self.docs[name] = " ".join(doc.split())
-
-    def opt_help_auth(self) -> None:
-        """
-        Show the --auth types sshfinger accepts, and exit.
-        """
-        print("--auth TYPE[:ARGUMENT] (repeatable); public keys stored in the user store always work.")
-        print("  file:PATH                 a bcrypt passwd file, as 'sshfinger passwd' writes it (re-read at login)")
-        print("  sshkey                    system users' ~/.ssh/authorized_keys")
-        print("  memory:USER:PASSWORD[:…]  plaintext users in memory, for tests")
-        for kind, reason in REFUSED_AUTH.items():
-            print(f"Refused: {kind} ({reason})")
-        sys.exit(0)
 
     def opt_config(self, path: str) -> None:
         """
@@ -329,6 +362,18 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         if not is_valid_login(login):
             raise usage.UsageError(f"--admin: {LOGIN_RULE}")
         self["admin"].append(login.lower())
+
+    def opt_help_auth(self) -> None:
+        """
+        Show the authentication sources --auth accepts.
+        """
+        self.authOutput.write("Usage: --auth AuthType[:ArgString] (repeatable; public keys in the store always work)\n")
+        self.authOutput.write("\n")
+        width = max(len(kind) for kind, _ in AUTH_HELP)
+        for kind, text in AUTH_HELP:
+            self.authOutput.write(f"  {kind:<{width}}  {text}\n")
+        self.authOutput.write("\n")
+        raise SystemExit(0)
 
     def opt_auth(self, description: str) -> None:
         """

@@ -25,7 +25,7 @@ from sshfinger.finger.render import sanitize
 from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, normalize_login
 from sshfinger.model.audit import format_change
 from sshfinger.model.errors import NoSuchAccount, StoreError
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS, MIN_PASSWORD_LENGTH, check_password_strength, set_password
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
 from sshfinger.store.registry import check_store_spec, open_backend
@@ -371,8 +371,10 @@ def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
         password = getpass.getpass(f"New password for {login}: ")
         if getpass.getpass("Again: ") != password:
             raise CommandError("the passwords differ")
-    if not password:
-        raise CommandError("empty password refused")
+    try:
+        check_password_strength(password, args.min_password_length)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     set_password(args.file, login, password, args.rounds)
     out.write(f"{args.file}: password set for {login}\n")
     return 0
@@ -440,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="passwd", help="passwd file for --auth file:PATH (default: passwd)")
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"bcrypt cost (default {DEFAULT_ROUNDS})")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument(
+        "--min-password-length",
+        type=int,
+        default=MIN_PASSWORD_LENGTH,
+        help=f"shortest password accepted (default {MIN_PASSWORD_LENGTH})",
+    )
     config_check.register(sub)
     system_users.register(sub, common)
     return parser

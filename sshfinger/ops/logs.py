@@ -117,4 +117,45 @@ class JSONLinesObserver:
         self.stream.flush()
 
 
-__all__ = ["QUIET_NAMESPACES", "JSONLinesObserver", "event_as_json", "observer", "plain", "predicate"]
+
+#: Characters longer peer-supplied text is cut to in the log.
+PEER_TEXT_LIMIT = 200
+#: Unicode bidirectional overrides and isolates: printable, but they reorder what a terminal shows.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escape_peer_text(value: bytes | str, limit: int = PEER_TEXT_LIMIT) -> str:
+    """
+    Return text a peer sent (a login, a client version, a disconnect reason, a command) as log text on one line:
+    bytes decoded as UTF-8, a byte that is not UTF-8 written C{\\xNN}, a backslash doubled, every control
+    character (newline and CR included), C1 control and bidirectional override written as its C{\\xNN} or
+    C{\\uNNNN} escape, and the result cut to C{limit} characters (ending in C{...}).  A forged log line or a
+    terminal escape sequence thus stays visible text inside the line it came in.
+    """
+    text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+    escaped = "".join(
+        char if char.isprintable() and char not in _BIDI and char != "\\" else _escape_char(char) for char in text
+    )
+    if len(escaped) > limit:
+        escaped = escaped[: limit - 3] + "..."
+    return escaped
+
+
+def _escape_char(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return ascii(char)[1:-1]
+
+
+__all__ = [
+    "PEER_TEXT_LIMIT",
+    "QUIET_NAMESPACES",
+    "JSONLinesObserver",
+    "escape_peer_text",
+    "event_as_json",
+    "observer",
+    "plain",
+    "predicate",
+]

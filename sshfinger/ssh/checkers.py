@@ -16,7 +16,7 @@ import os
 import re
 from base64 import b64encode
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import bcrypt
 from twisted.conch.checkers import IAuthorizedKeysDB
@@ -29,7 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, Entry, parse
+from sshfinger.ssh.passwd import BOM, DEFAULT_ROUNDS, Entry, parse
 from sshfinger.store.interfaces import IUserStore
 
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class BcryptFileChecker:
             self._dummy_hashes[cost] = hashed
         return hashed
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes]:
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[Any]:
         """
         Check C{credentials} against the passwd file.
 
@@ -237,8 +237,11 @@ def plaintext_warnings(path: str) -> list[str]:
 
     @raise ValueError: with one line naming the file, if it is missing or unreadable.
     """
+    data = _read_passwd(path)
     warnings = []
-    for entry in sorted(parse(_read_passwd(path)).values(), key=lambda entry: entry.line):
+    if data.startswith(BOM):
+        warnings.append(f"{path}:1: the file starts with a UTF-8 byte order mark; it is skipped (save without BOM)")
+    for entry in sorted(parse(data).values(), key=lambda entry: entry.line):
         if entry.is_bcrypt:
             continue
         where = f"{path}:{entry.line}"
@@ -394,7 +397,7 @@ class BytesUsernameChecker:
         """
         self.inner = inner
 
-    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes]:
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[Any]:
         """
         See L{ICredentialsChecker.requestAvatarId}.
         """
@@ -414,4 +417,4 @@ class BytesUsernameChecker:
 
         d = ask(text)
         d.addErrback(retry_as_bytes)
-        return d.addCallback(_as_bytes)
+        return d.addCallback(lambda avatar: _as_bytes(avatar) if isinstance(avatar, (bytes, str)) else avatar)

@@ -31,6 +31,8 @@ from twisted.logger import Logger
 RSA_BITS = 3072
 #: Smallest RSA host key accepted from disk.
 RSA_MIN_BITS = 2048
+#: A host key file larger than this is not read (an RSA-16384 key in OpenSSH format is under 13 kB).
+_MAX_KEY_FILE = 65536
 
 _log = Logger(namespace="sshfinger.ssh.hostkeys")
 
@@ -170,8 +172,24 @@ def _ensure_directory(directory: str) -> None:
 
 
 def _load_private(path: str, kind: _Kind) -> Key:
+    """
+    Read and check one private host key file.  Anything but a regular file (a FIFO, a device, a directory) is
+    refused before it is opened (opening a FIFO would wait for a writer for ever); the file is then opened
+    without following a swap to something else (C{O_NONBLOCK}, and checked again).  No message ever holds the
+    file's content: a damaged key's parse error may quote it, so only its kind is named.
+    """
     try:
-        with open(path, "rb") as f:
+        before = os.stat(path)
+    except OSError as e:
+        raise HostKeyError(f"cannot read host key {path}: {e.strerror}") from None
+    if not stat.S_ISREG(before.st_mode):
+        raise HostKeyError(f"host key {path} is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        raise HostKeyError(f"cannot read host key {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 raise HostKeyError(f"host key {path} is not a regular file")
@@ -180,14 +198,17 @@ def _load_private(path: str, kind: _Kind) -> Key:
                     f"host key {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
                     f"run: chmod 600 {path}"
                 )
-            data = f.read()
+            data = f.read(_MAX_KEY_FILE + 1)
     except OSError as e:
         raise HostKeyError(f"cannot read host key {path}: {e.strerror}") from None
+    if len(data) > _MAX_KEY_FILE:
+        raise HostKeyError(f"host key {path} is larger than {_MAX_KEY_FILE} bytes: not a key file")
     try:
         key = Key.fromString(data)
-    except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise HostKeyError(f"cannot parse host key {path}: {reason}") from None
+    except Exception:
+        raise HostKeyError(
+            f"cannot parse host key {path}: not a private key in OpenSSH or PEM format (damaged or truncated?)"
+        ) from None
     if key.isPublic():
         raise HostKeyError(f"host key {path} holds a public key, not a private key")
     if key.sshType() not in kind.ssh_types:

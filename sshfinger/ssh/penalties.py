@@ -43,6 +43,43 @@ class SourcePenalties:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._blocked: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
+
+    def begin(self, host: str) -> bool:
+        """
+        Start one expensive attempt (a password check) from C{host}, counted as a failure in advance: a host with
+        L{threshold} recent failures and attempts in flight together, or serving a penalty, may not start
+        another.  (Refusing one is no penalty: a busy host's parallel logins that succeed earn none; guesses
+        that fail do, once L{threshold} of them have failed, so no host gets more checks than that per window.)
+        Every C{True} must be followed by one L{end}.
+
+        @return: whether the attempt may go ahead.
+        """
+        if self.blocked(host):
+            return False
+        now = self.clock.seconds()
+        times = self._failures.get(host)
+        recent = sum(1 for when in times if when > now - self.window) if times else 0
+        in_flight = self._in_flight.get(host, 0)
+        if recent + in_flight >= self.threshold:
+            return False
+        self._in_flight[host] = in_flight + 1
+        return True
+
+    def end(self, host: str, failed: bool) -> float:
+        """
+        Finish an attempt started with L{begin}; count it as a failure if it C{failed}.
+
+        @return: the penalty (seconds) it earned, or 0.
+        """
+        left = self._in_flight.get(host, 0) - 1
+        if left > 0:
+            self._in_flight[host] = left
+        else:
+            self._in_flight.pop(host, None)
+        if not failed or self.blocked(host):
+            return 0.0
+        return self.failed(host)
 
     def failed(self, host: str) -> float:
         """
@@ -60,10 +97,14 @@ class SourcePenalties:
             while len(self._failures) > MAX_SOURCES:
                 self._failures.popitem(last=False)
             return 0.0
+        return self._penalise(host, now)
+
+    def _penalise(self, host: str, now: float) -> float:
         strikes = self._strikes.get(host, 0)
         penalty = min(self.penalty * 2**strikes, self.max_penalty)
         self._strikes[host] = strikes + 1
         self._blocked[host] = now + penalty
+        self._failures.pop(host, None)
         self._forget_expired(now)
         return penalty
 

@@ -5,38 +5,43 @@ every attempt, and the realm that turns an authenticated login into a L{ShellUse
 
 from __future__ import annotations
 
+import itertools
 import socket
+import struct
 from typing import Any
 
 from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
-from twisted.conch.openssh_compat import primes
 from twisted.conch.ssh import connection, factory, keys, transport, userauth
-from twisted.conch.ssh.common import getNS
+from twisted.conch.ssh.common import NS, getNS
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IDelayedCall
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.finger.render import sanitize
-from sshfinger.model.peers import describe_peer, peer_key
+from sshfinger.model.peers import IPV6_PREFIX, describe_peer, peer_key
+from sshfinger.ops.logs import escape_peer_text
+from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Admission, Startups
+from sshfinger.ssh.groups import gex_groups
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellApp, ShellUser
 
-#: Seconds a client has to authenticate (Conch's default is ten hours).
+#: Seconds from the TCP accept a client has to authenticate (Conch's default is ten hours after key exchange).
 LOGIN_GRACE = 60.0
 #: Failed authentication attempts before the connection is cut.
 MAX_AUTH_FAILURES = 6
 #: Seconds to wait before answering a failed password.
 PASSWORD_DELAY = 1.0
 
-#: The Diffie-Hellman groups of OpenSSH's sshd, for the group-exchange key exchange.
-MODULI = "/etc/ssh/moduli"
+#: The largest Diffie-Hellman group offered for group exchange, in bits.  OpenSSH's sshd goes to 8192, at four
+#: times the reactor time of 4096 (C{bench/gex.py}); a client asking for more gets this one (OpenSSH's accept any
+#: group from 2048 bits up).
+MAX_GEX_BITS = 4096
 
 #: Key exchanges Conch offers that hash with SHA-1; sshfinger offers none of them (nor does OpenSSH's sshd).
 WEAK_KEY_EXCHANGES = frozenset(
@@ -51,7 +56,7 @@ def _peer_address(transport: Any) -> IAddress | None:
     The client's address behind an SSH transport, or L{None} if it cannot be had.
     """
     try:
-        return transport.transport.getPeer()  # type: ignore[no-any-return]
+        return transport.transport.getPeer()
     except Exception:
         return None
 
@@ -68,11 +73,17 @@ def _key_fingerprint(kind: bytes, data: bytes) -> str:
 
 class UserAuthServer(userauth.SSHUserAuthServer):
     """
-    C{ssh-userauth} with the factory's limits (grace time, failures before disconnect, password delay) and a
-    structured log event for every success and failure: peer, login, method and key fingerprint.
+    C{ssh-userauth} with the factory's limits (failures before disconnect, password delay) and a structured log
+    event for every success and failure: peer, connection id, login (escaped), method and key fingerprint.
+
+    A password attempt is counted against its source's penalty while it is in flight (L{SourcePenalties.begin}):
+    a source with as many failures and attempts under way as the penalty threshold gets no further bcrypt check,
+    on any of its connections, so guessing over forty parallel connections costs the server no more checks than
+    guessing over one.  (The grace time is the transport's: L{ServerTransport}.)
     """
 
     log = Logger()
+    transport: Any
 
     def serviceStarted(self) -> None:
         """
@@ -89,43 +100,62 @@ class UserAuthServer(userauth.SSHUserAuthServer):
 
     def tryAuth(self, kind: bytes, user: bytes, data: bytes) -> Deferred[Any]:
         """
-        Try one method and log its outcome (a public-key query without a signature is not an attempt).
+        Try one method and log its outcome (a public-key query without a signature is not an attempt); refuse a
+        password attempt without checking it when its source has used up its attempts (see the class docstring).
         """
-        d = super().tryAuth(kind, user, data)
         if kind == b"none":
-            return d
-        login = user.decode("utf-8", "replace")
-        address = _peer_address(self.transport)
-        fields = {
-            "peer": describe_peer(address),
-            "login": login,
-            "method": kind.decode("ascii", "replace"),
-            "fingerprint": _key_fingerprint(kind, data),
-        }
+            return super().tryAuth(kind, user, data)
+        login = escape_peer_text(user)
+        self.transport.login = login
+        server_factory = self.transport.factory
+        host = self.transport.peer_key
+        penalties = server_factory.penalties
+        how = kind.decode("ascii", "replace")
+        fingerprint = _key_fingerprint(kind, data)
+        if fingerprint:
+            how += " " + fingerprint
+        fields = dict(self.transport.log_fields(), method=kind.decode("ascii", "replace"), how=how)
+        fields["fingerprint"] = fingerprint
+        counted = kind == b"password"
+        if counted and not penalties.begin(host):
+            self.log.info(
+                "SSH login refused: {login} from {peer} by {how}: too many attempts from {host} [{conn}]",
+                outcome="throttled",
+                host=host,
+                **fields,
+            )
+            self.transport.sendDisconnect(
+                transport.DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many authentication attempts"
+            )
+            return fail(UnauthorizedLogin("too many attempts from this address"))
+        d = super().tryAuth(kind, user, data)
 
         def succeeded(result: Any) -> Any:
-            self.log.info(
-                "SSH login accepted: {login} from {peer} by {method} {fingerprint}", outcome="accepted", **fields
-            )
+            if counted:
+                penalties.end(host, failed=False)
+            self.log.info("SSH login accepted: {login} from {peer} by {how} [{conn}]", outcome="accepted", **fields)
             return result
 
         def failed(reason: Failure) -> Failure:
-            if not reason.check(IgnoreAuthentication, ValidPublicKey):
-                self.log.info(
-                    "SSH login refused: {login} from {peer} by {method} {fingerprint}: {reason}",
-                    outcome="refused",
-                    reason=reason.getErrorMessage(),
-                    **fields,
+            if reason.check(IgnoreAuthentication, ValidPublicKey):
+                if counted:
+                    penalties.end(host, failed=False)
+                return reason
+            self.log.info(
+                "SSH login refused: {login} from {peer} by {how}: {reason} [{conn}]",
+                outcome="refused",
+                reason=reason.getErrorMessage(),
+                **fields,
+            )
+            penalty = penalties.end(host, failed=True) if counted else penalties.failed(host)
+            if penalty:
+                self.log.warn(
+                    "SSH source {host} penalised for {seconds:.0f} s after repeated failures",
+                    host=host,
+                    seconds=penalty,
+                    outcome="penalised",
+                    **self.transport.log_fields(),
                 )
-                host = peer_key(address)
-                penalty = self.transport.factory.penalties.failed(host)
-                if penalty:
-                    self.log.warn(
-                        "SSH source {host} penalised for {seconds:.0f} s after repeated failures",
-                        host=host,
-                        seconds=penalty,
-                        outcome="penalised",
-                    )
             return reason
 
         return d.addCallbacks(succeeded, failed)
@@ -142,19 +172,72 @@ class UserAuthServer(userauth.SSHUserAuthServer):
         return super().auth_publickey(packet)
 
 
+class SSHConnection(connection.SSHConnection):
+    """
+    C{ssh-connection} that refuses a channel type the login does not offer (port forwarding: C{ssh -L}, C{-D},
+    C{-R}'s replies, agent forwarding) with one info line naming the peer and the login, instead of Conch's
+    CRITICAL "channel open failed" and a traceback.
+    """
+
+    log = Logger()
+    transport: Any
+
+    def ssh_CHANNEL_OPEN(self, packet: bytes) -> None:
+        """
+        Refuse a channel type the avatar has no channel for; open any other as Conch does.
+        """
+        kind, rest = getNS(packet)
+        offered = getattr(getattr(self.transport, "avatar", None), "channelLookup", {})
+        if kind in offered or len(rest) < 4:
+            super().ssh_CHANNEL_OPEN(packet)
+            return
+        (sender,) = struct.unpack(">L", rest[:4])
+        self.log.info(
+            "SSH channel {kind} refused for {login} from {peer} [{conn}]: not offered",
+            kind=escape_peer_text(kind),
+            outcome="refused",
+            **self.transport.log_fields(),
+        )
+        self.transport.sendPacket(
+            connection.MSG_CHANNEL_OPEN_FAILURE,
+            struct.pack(">2L", sender, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
+            + NS(b"channel type not offered by this server")
+            + NS(b""),
+        )
+
+
 class ServerTransport(transport.SSHServerTransport):
     """
-    Conch's server transport, without the 40 ms stall OpenSSH clients otherwise see on every round trip (their
-    Nagle meets our delayed ACK, see NOTES): TCP_NODELAY is set, and TCP_QUICKACK re-armed after every read
-    (Linux only; elsewhere nothing changes).
+    Conch's server transport, with OpenSSH's admission: the grace time counts from the TCP accept and covers the
+    banner, the key exchange and authentication; a connection is counted against L{SSHFactory.admission} (the
+    unauthenticated connections in all, the connections from one address) and closed at once when over a cap.
+    Every event it logs carries the peer, a connection id (C{conn}) and, once known, the login (escaped).
+
+    Without the 40 ms stall OpenSSH clients otherwise see on every round trip (their Nagle meets our delayed ACK,
+    see NOTES): TCP_NODELAY is set, and TCP_QUICKACK re-armed after every read (Linux only; elsewhere nothing
+    changes).
 
     It offers only the algorithms OpenSSH's sshd still offers by default: no SHA-1 key exchange
     (L{WEAK_KEY_EXCHANGES}), no CBC mode or 3DES, no HMAC over SHA-1 or MD5.  (Host-key signatures are chosen
     per connection by L{SSHFactory.buildProtocol}.)
+
+    @ivar conn: the connection id in the log, C{"ssh-17"}.
+    @ivar peer: the client's address as logged.
+    @ivar peer_key: the client's address as counted (L{peer_key}).
+    @ivar login: the login the client last tried, escaped; C{"-"} before any.
     """
 
     log = Logger()
+    factory: SSHFactory
+    transport: Any
     _peer_checked = False
+    _admitted = False
+    _authenticated = False
+    _grace: IDelayedCall | None = None
+    conn = "ssh-?"
+    peer = "unknown"
+    peer_key = "unknown"
+    login = "-"
 
     supportedKeyExchanges = [
         kex for kex in transport.SSHServerTransport.supportedKeyExchanges if kex not in WEAK_KEY_EXCHANGES
@@ -162,41 +245,133 @@ class ServerTransport(transport.SSHServerTransport):
     supportedCiphers = [cipher for cipher in transport.SSHServerTransport.supportedCiphers if cipher.endswith(b"-ctr")]
     supportedMACs = [mac for mac in transport.SSHServerTransport.supportedMACs if mac.startswith(b"hmac-sha2-")]
 
+    def log_fields(self) -> dict[str, str]:
+        """
+        The fields every event of this connection carries: C{peer}, C{conn}, C{login}.
+        """
+        return {"peer": self.peer, "conn": self.conn, "login": self.login}
+
     def connectionMade(self) -> None:
         """
-        Turn off Nagle, then start as Conch does.
+        Start the grace time; admit the client (a direct one now; one behind a PROXY wrapper once its first data
+        names it); turn off Nagle; then start as Conch does.
         """
+        self.conn = self.factory.next_connection_id()
+        self._identify()
+        self._grace = self.factory.reactor.callLater(self.factory.login_grace, self._grace_expired)
+        if not isinstance(self.transport, ProtocolWrapper) and not self._admit():
+            return
         self._socket_option(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         super().connectionMade()
+
+    def _identify(self) -> None:
+        address = _peer_address(self)
+        self.peer = describe_peer(address)
+        self.peer_key = peer_key(address, self.factory.ipv6_prefix)
+
+    def _admit(self) -> bool:
+        self._admitted = self.factory.admission.admit(self.peer_key, self.peer)
+        if not self._admitted:
+            self._close()
+        return self._admitted
+
+    def _close(self) -> None:
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
+    def _grace_expired(self) -> None:
+        self._grace = None
+        self.log.info(
+            "SSH login grace time of {seconds:g} s ran out for {peer} [{conn}] (login {login})",
+            seconds=self.factory.login_grace,
+            outcome="timeout",
+            **self.log_fields(),
+        )
+        self._close()
+
+    def setService(self, service: Any) -> None:
+        """
+        Start C{service}; the connection service starts once the client has authenticated: its grace time ends
+        and it no longer counts as unauthenticated.
+        """
+        if service.name == b"ssh-connection" and not self._authenticated:
+            self._authenticated = True
+            if self._grace is not None:
+                self._grace.cancel()
+                self._grace = None
+            if self._admitted:
+                self.factory.admission.authenticated()
+        super().setService(service)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        Release the connection's admission and its grace timer, stop the service and log the avatar out as Conch
+        does, and log the close with the connection's fields (in place of Conch's bare "connection lost").
+        """
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if self._admitted:
+            self._admitted = False
+            self.factory.admission.release(self.peer_key, self._authenticated)
+        if self.service:
+            self.service.serviceStopped()
+        if hasattr(self, "avatar"):
+            self.logoutFunction()
+        self.log.info("SSH connection closed: {peer} [{conn}] (login {login})", **self.log_fields())
 
     def dataReceived(self, data: bytes) -> None:
         """
         Handle the data, then ask the kernel to acknowledge at once.
 
         Under a wrapping transport (a L{ProtocolWrapper}), the first data is when a PROXY wrapper knows the real
-        client: one serving a penalty is refused then (L{SSHFactory.penalised}), as a direct one is on connecting.
+        client: one serving a penalty or over a cap is refused then (L{SSHFactory.penalised}, L{Admission}), as
+        a direct one is on connecting.
         """
         if not self._peer_checked:
             self._peer_checked = True
             wrapper = self.transport
-            if isinstance(wrapper, ProtocolWrapper) and self.factory.penalised(wrapper.getPeer()):
-                wrapper.loseConnection()
-                return
+            if isinstance(wrapper, ProtocolWrapper):
+                self._identify()
+                if self.factory.penalised(wrapper.getPeer()) or not self._admit():
+                    self._close()
+                    return
+        elif not self._admitted:
+            return
         super().dataReceived(data)
         quickack = getattr(socket, "TCP_QUICKACK", None)
         if quickack is not None:
             self._socket_option(socket.IPPROTO_TCP, quickack)
 
+    def ssh_KEXINIT(self, packet: bytes) -> Any:
+        """
+        Log the client's version string (escaped) with the connection's fields, then go on as Conch does.
+        """
+        if self.otherVersionString and not getattr(self, "_version_logged", False):
+            self._version_logged = True
+            self.log.debug(
+                "SSH client {peer} [{conn}] is {version}", version=escape_peer_text(self.otherVersionString),
+                **self.log_fields(),
+            )
+        return super().ssh_KEXINIT(packet)
+
     def receiveError(self, reasonCode: int, description: bytes) -> None:
         """
-        A client's ordinary goodbye ("disconnected by application", what OpenSSH sends on every exit) is
-        logged at info; other disconnect reasons stay errors, as Conch logs them.
+        A client's disconnect message, logged with the connection's fields and its text escaped: its ordinary
+        goodbye ("disconnected by application", what OpenSSH sends on every exit) at info, other reasons as
+        errors.
         """
+        fields = dict(self.log_fields(), code=reasonCode, description=escape_peer_text(description))
         if reasonCode == transport.DISCONNECT_BY_APPLICATION:
-            reason = sanitize(description.decode("utf-8", "replace"))  # the peer's text: no control characters
-            self.log.info("SSH client disconnected: {description}", description=reason)
-            return
-        super().receiveError(reasonCode, description)
+            self.log.info("SSH client disconnected: {description} ({login} from {peer} [{conn}])", **fields)
+        else:
+            self.log.error(
+                "SSH client disconnected with error {code}: {description} ({login} from {peer} [{conn}])", **fields
+            )
+        self.transport.loseConnection()
 
     def _socket_option(self, level: int, option: int) -> None:
         handle = getattr(self.transport, "getHandle", None)
@@ -211,19 +386,21 @@ class ServerTransport(transport.SSHServerTransport):
 class SSHFactory(factory.SSHFactory):
     """
     The SSH server factory: per-instance host keys (Conch's are class attributes shared by every factory), the
-    authentication limits, and per-source penalties for addresses that keep failing.
+    authentication limits, admission (L{Admission}: the caps on unauthenticated connections and on connections
+    per address) and per-source penalties for addresses that keep failing.
 
     @ivar penalties: the L{SourcePenalties}.
+    @ivar admission: the L{Admission}.
     """
 
     log = Logger()
 
     protocol = ServerTransport
-    #: Where L{getPrimes} looks for Diffie-Hellman groups.
-    moduli = MODULI
+    #: The largest group offered for group exchange (see L{sshfinger.ssh.groups}).
+    max_gex_bits = MAX_GEX_BITS
     services = {
         b"ssh-userauth": UserAuthServer,
-        b"ssh-connection": connection.SSHConnection,
+        b"ssh-connection": SSHConnection,
     }
 
     def __init__(
@@ -234,14 +411,20 @@ class SSHFactory(factory.SSHFactory):
         max_auth_failures: int = MAX_AUTH_FAILURES,
         password_delay: float = PASSWORD_DELAY,
         clock: Any = None,
+        max_startups: Startups | None = None,
+        max_per_peer: int = MAX_PER_PEER,
+        ipv6_prefix: int = IPV6_PREFIX,
     ) -> None:
         """
         @param portal: authenticates logins and hands out L{ShellUser}s.
         @param host_keys: private host keys by SSH key type.
-        @param login_grace: seconds allowed for authentication.
+        @param login_grace: seconds from the TCP accept to the end of authentication.
         @param max_auth_failures: failed attempts before disconnecting.
         @param password_delay: seconds before a failed password is answered.
-        @param clock: the reactor (L{None}: Conch's global one).
+        @param clock: the reactor (L{None}: the global one).
+        @param max_startups: the cap on unauthenticated connections (OpenSSH's default L{MAX_STARTUPS}).
+        @param max_per_peer: the cap on connections from one address.
+        @param ipv6_prefix: IPv6 clients are counted by this prefix (see L{peer_key}).
         """
         self.portal = portal
         self.privateKeys = dict(host_keys)
@@ -252,7 +435,17 @@ class SSHFactory(factory.SSHFactory):
         self.clock = clock
         if clock is None:
             from twisted.internet import reactor as clock
+        self.reactor = clock
+        self.ipv6_prefix = ipv6_prefix
         self.penalties = SourcePenalties(clock)
+        self.admission = Admission(clock, max_startups or Startups.parse(MAX_STARTUPS), max_per_peer)
+        self._ids = itertools.count(1)
+
+    def next_connection_id(self) -> str:
+        """
+        A new connection id for the log: C{"ssh-1"}, C{"ssh-2"}, ...
+        """
+        return f"ssh-{next(self._ids)}"
 
     def buildProtocol(self, addr: Any) -> Any:
         """
@@ -270,7 +463,7 @@ class SSHFactory(factory.SSHFactory):
         """
         Whether a connection from C{address} is to be refused because its host is serving a penalty (logged).
         """
-        host = peer_key(address)
+        host = peer_key(address, self.ipv6_prefix)
         wait = self.penalties.blocked(host)
         if wait:
             self.log.info(
@@ -283,15 +476,11 @@ class SSHFactory(factory.SSHFactory):
 
     def getPrimes(self) -> dict[int, list[tuple[int, int]]]:
         """
-        The groups for the group-exchange key exchange: OpenSSH's (L{moduli}) if readable, else the 2048-bit
-        group of RFC 3526, as OpenSSH's sshd falls back to.  (Without any, Conch would log a line on every
-        connection and not offer the exchange.)
+        The groups for the group-exchange key exchange: the RFC 3526 groups up to L{max_gex_bits}, which the
+        cryptography library uses without checking their primes (see L{sshfinger.ssh.groups}: a group from
+        C{/etc/ssh/moduli} cost 35 s of reactor time).
         """
-        try:
-            moduli = primes.parseModuliFile(self.moduli)
-        except (OSError, ValueError):
-            moduli = {}
-        return moduli or {2048: [(transport.DH_GENERATOR, transport.DH_PRIME)]}
+        return gex_groups(self.max_gex_bits)
 
     def getPublicKeys(self) -> dict[bytes, keys.Key]:
         """
@@ -318,12 +507,14 @@ class ShellRealm:
         """
         self.app = app
 
-    def requestAvatar(self, avatarId: bytes, mind: object, *interfaces: Any) -> tuple[Any, ShellUser, Any]:
+    def requestAvatar(
+        self, avatarId: bytes | tuple[()], mind: object, *interfaces: Any
+    ) -> tuple[Any, ShellUser, Any]:
         """
-        Build the avatar for C{avatarId} (bytes, as SSH presents it).
+        Build the avatar for C{avatarId} (bytes, as SSH presents it; anonymous logins are not served).
         """
-        if IConchUser not in interfaces:
-            raise NotImplementedError("sshfinger only serves SSH logins")
+        if IConchUser not in interfaces or not isinstance(avatarId, bytes):
+            raise NotImplementedError("sshfinger only serves authenticated SSH logins")
         login = avatarId.decode("utf-8", "replace").lower()
         user = ShellUser(login, self.app)
         return IConchUser, user, user.logout

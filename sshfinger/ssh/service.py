@@ -26,6 +26,7 @@ from zope.interface import implementer
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import with_backlog
 from sshfinger.ssh import passwd
+from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups, raise_descriptor_limit
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
@@ -141,8 +142,13 @@ class SSHService(MultiService):
 
     def startService(self) -> None:
         """
-        Log what an admin must check, then start listening.
+        Raise the soft descriptor limit to the hard one (L{raise_descriptor_limit}), log what an admin must check,
+        then start listening.
         """
+        before, after = raise_descriptor_limit()
+        self.log.info(
+            "Descriptor limit {after} (soft limit was {before})", before=before, after=after, outcome="limits"
+        )
         for kind, key in sorted(self.host_keys.items()):
             self.log.info(
                 "SSH host key {description}",
@@ -162,7 +168,8 @@ def make_ssh_service(
     Build the SSH service from parsed options.
 
     @param config: the parsed options: C{ssh}, C{host_keys}, C{passwd_files}, C{credCheckers}, C{admin},
-        C{idle-timeout}, C{login-grace}, C{max-auth-failures}, C{hostname}.
+        C{idle-timeout}, C{login-grace}, C{max-auth-failures}, C{max-startups}, C{max-ssh-per-peer},
+        C{ipv6-prefix}, C{hostname}.
     @return: the service and the shared shell application state (for the manhole and tests).
     """
     pool = ThreadPool(minthreads=0, maxthreads=BCRYPT_THREADS, name="sshfinger-bcrypt")
@@ -173,7 +180,13 @@ def make_ssh_service(
     checkers += list(config.get("credCheckers", []))
     warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
 
+    min_length = int(config.get("min-password-length", passwd.MIN_PASSWORD_LENGTH))
+
     def write_password(login: str, password: str) -> Deferred[None]:
+        try:
+            passwd.check_password_strength(password, min_length)
+        except ValueError:
+            return fail()
         return in_pool(lambda: passwd.set_password(passwd_files[0], login, password))
 
     # The shell's passwd command needs exactly one file to write to.
@@ -196,6 +209,9 @@ def make_ssh_service(
         login_grace=float(config.get("login-grace", 60)),
         max_auth_failures=int(config.get("max-auth-failures", 6)),
         clock=reactor,
+        max_startups=Startups.parse(str(config.get("max-startups", MAX_STARTUPS))),
+        max_per_peer=int(config.get("max-ssh-per-peer", MAX_PER_PEER)),
+        ipv6_prefix=int(config.get("ipv6-prefix", 64)),
     )
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)

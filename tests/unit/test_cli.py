@@ -202,13 +202,13 @@ class PasswdTests(ToolTestCase):
         """
         path = os.path.join(self.directory, "passwd")
         args = ("passwd", "Alice", "--file", path, "--rounds", "4", "--password-stdin")
-        self.assertEqual(self.tool(*args, stdin="s3cret\n")[0], 0)
+        self.assertEqual(self.tool(*args, stdin="s3cret-pass\n")[0], 0)
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
-        self.assertEqual(self.tool(*args, stdin="other\n")[0], 0)
+        self.assertEqual(self.tool(*args, stdin="other-pass\n")[0], 0)
         entries = passwd.parse(open(path, "rb").read())
         self.assertEqual(list(entries), ["alice"])
         self.assertTrue(entries["alice"].is_bcrypt)
-        self.assertTrue(bcrypt.checkpw(b"other", entries["alice"].secret))
+        self.assertTrue(bcrypt.checkpw(b"other-pass", entries["alice"].secret))
 
     def test_keeps_other_lines(self) -> None:
         """
@@ -217,7 +217,7 @@ class PasswdTests(ToolTestCase):
         path = os.path.join(self.directory, "passwd")
         with open(path, "wb") as f:
             f.write(b"# comment\nbob:plain\n")
-        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="long-enough-pw\n")
         data = open(path, "rb").read()
         self.assertTrue(data.startswith(b"# comment\nbob:plain\nalice:$2b$04$"))
         self.assertFalse(passwd.parse(data)["bob"].is_bcrypt)
@@ -234,7 +234,7 @@ class PasswdTests(ToolTestCase):
             f.write(b"bob:plain\n")
         os.chown(path, 65534, 65533)
         os.chmod(path, 0o640)
-        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        self.tool("passwd", "alice", "--file", path, "--rounds", "4", "--password-stdin", stdin="long-enough-pw\n")
         status = os.stat(path)
         self.assertEqual((status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)), (65534, 65533, 0o640))
         self.assertIn("alice", passwd.parse(open(path, "rb").read()))
@@ -353,7 +353,7 @@ class BackupRestoreDoctorTests(ToolTestCase):
         keys = os.path.join(self.directory, "keys")
         ed25519 = load_host_keys(keys)[b"ssh-ed25519"]
         passwd = os.path.join(self.directory, "passwd")
-        self.tool("passwd", "admin", "--file", passwd, "--rounds", "4", "--password-stdin", stdin="pw\n")
+        self.tool("passwd", "admin", "--file", passwd, "--rounds", "4", "--password-stdin", stdin="long-enough-pw\n")
         args = ("doctor", "--store", self.store, "--keys", keys, "--passwd", passwd, "--finger", "tcp:0", "--ssh", "tcp:0")
         status, out, _ = self.tool(*args)
         self.assertEqual(status, 0, out)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 
@@ -326,3 +327,63 @@ class FingerprintTestCase(SynchronousTestCase):
         key = Key(ed25519.Ed25519PrivateKey.generate())
         self.assertRegex(fingerprint(key), r"^SHA256:[A-Za-z0-9+/]{43}$")
         self.assertEqual(fingerprint(key), fingerprint(key.public()))
+
+
+class UnsafeHostKeyFileTests(SynchronousTestCase):
+    """
+    Host key files that are not what they should be: refused with one line that never holds the file's content.
+    """
+
+    def setUp(self) -> None:
+        """
+        A keys directory with the generated keys.
+        """
+        self.directory = self.mktemp()
+        load_host_keys(self.directory, "test")
+        self.path = os.path.join(self.directory, "ssh_host_ed25519_key")
+
+    def refused(self) -> str:
+        """
+        Load the directory, which must fail within five seconds; return the one-line message.
+        """
+        previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(AssertionError("load hung")))
+        signal.alarm(5)
+        try:
+            error = self.assertRaises(HostKeyError, load_host_keys, self.directory)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        message = str(error)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_fifo(self) -> None:
+        """
+        A FIFO in place of the key is refused at once, without opening it (which would wait for a writer).
+        """
+        os.unlink(self.path)
+        os.mkfifo(self.path, 0o600)
+        self.assertEqual(self.refused(), f"host key {self.path} is not a regular file")
+
+    def test_damaged_key_not_echoed(self) -> None:
+        """
+        A key whose BEGIN line is missing is refused without quoting any of it (private key material).
+        """
+        with open(self.path, "rb") as f:
+            lines = f.read().splitlines()
+        with open(self.path, "wb") as f:
+            f.write(b"\n".join(lines[1:]) + b"\n")
+        message = self.refused()
+        self.assertIn(f"cannot parse host key {self.path}", message)
+        for line in lines[1:-1]:
+            self.assertNotIn(line.decode()[:20], message)
+
+    def test_readable_by_others(self) -> None:
+        """
+        A key of mode 0644 is refused with the chmod that fixes it.
+        """
+        os.chmod(self.path, 0o644)
+        self.assertEqual(
+            self.refused(),
+            f"host key {self.path} is accessible by group or others (mode 0644); run: chmod 600 {self.path}",
+        )

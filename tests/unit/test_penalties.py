@@ -50,3 +50,30 @@ class PenaltyTests(SynchronousTestCase):
             earned.append([self.penalties.failed("10.0.0.1") for _ in range(3)][-1])
             self.clock.advance(200)
         self.assertEqual(earned, [30, 60, 100, 100])
+
+    def test_attempts_in_flight_count(self) -> None:
+        """
+        Attempts started and not yet finished count toward the threshold: with 3 in flight a fourth is refused
+        (no penalty yet: they may succeed), so parallel guessing gets no more checks than serial guessing; when
+        the three fail, the third earns the penalty.
+        """
+        started = [self.penalties.begin("10.0.0.1") for _ in range(5)]
+        self.assertEqual(started, [True, True, True, False, False])
+        self.assertEqual(self.penalties.blocked("10.0.0.1"), 0)
+        self.assertTrue(self.penalties.begin("10.0.0.2"))
+        self.assertEqual([self.penalties.end("10.0.0.1", failed=True) for _ in range(3)], [0, 0, 30])
+        self.assertFalse(self.penalties.begin("10.0.0.1"))
+
+    def test_serial_attempts(self) -> None:
+        """
+        Serial attempts are counted once each: the third failure earns the penalty, as with L{failed}; a
+        success is not a failure.
+        """
+        self.assertTrue(self.penalties.begin("10.0.0.1"))
+        self.assertEqual(self.penalties.end("10.0.0.1", failed=False), 0)
+        earned = []
+        for _ in range(3):
+            self.assertTrue(self.penalties.begin("10.0.0.1"))
+            earned.append(self.penalties.end("10.0.0.1", failed=True))
+        self.assertEqual(earned, [0, 0, 30])
+        self.assertFalse(self.penalties.begin("10.0.0.1"))
