@@ -29,7 +29,7 @@ from sshfinger.store.interfaces import IStoreBackend
 T = TypeVar("T")
 
 #: The schema version this code writes; files of a newer version are refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Rows of the C{changes} table kept by default.
 CHANGES_KEEP = 100_000
@@ -48,11 +48,12 @@ _ACCOUNT_COLUMNS = (
     "role",
     "updated_at",
     "updated_by",
+    "plan_signature",
 )
 _SELECT_ACCOUNT = f"SELECT {', '.join(_ACCOUNT_COLUMNS)} FROM accounts"
 #: Selects the plain accounts: plan, office, phone, hidden flag and role at their defaults (typically most
 #: accounts, which set only a name and a status).  As every column is NOT NULL, C{NOT (_PLAIN)} selects the others.
-_PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user'"
+_PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user' AND plan_signature = ''"
 _INSERT_ACCOUNT = (
     f"INSERT INTO accounts ({', '.join(_ACCOUNT_COLUMNS)}) VALUES ({', '.join('?' * len(_ACCOUNT_COLUMNS))})"
 )
@@ -108,12 +109,12 @@ def migration_scripts(version: int | None) -> list[tuple[int, str]]:
 
 
 def _account_from_row(row: tuple, keys: Iterable[str] = ()) -> Account:
-    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by = row
+    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, plan_signature = row
     # Positional (fields in declaration order) and interned role and author: loading a million accounts is
     # start-up time, and repeated strings are memory.
     return Account(
         login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
-        intern(updated_by),
+        intern(updated_by), plan_signature,
     )  # fmt: skip
 
 
@@ -129,6 +130,7 @@ def _account_values(account: Account) -> tuple:
         account.role,
         account.updated_at,
         account.updated_by,
+        account.plan_signature,
     )
 
 
@@ -296,8 +298,8 @@ class SQLiteBackend:
         new = tuple.__new__  # skips the Python frame of the generated Account.__new__: values complete, in order
         accounts.update(
             (login, new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
-                                  keys.get(login, ()), updated_at, intern(updated_by))))
-            for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by
+                                  keys.get(login, ()), updated_at, intern(updated_by), plan_signature)))
+            for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, plan_signature
             in connection.execute(f"{_SELECT_ACCOUNT} WHERE NOT ({_PLAIN})")
         )  # fmt: skip
         return accounts
