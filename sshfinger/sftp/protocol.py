@@ -1,0 +1,269 @@
+"""
+Conch's SFTP server protocol and session channel, with the gaps OpenSSH's clients hit fixed by subclassing.
+
+L{SFTPServerProtocol} (over C{FileTransferServer}):
+ - answers the STATUS-type OpenSSH extensions (C{posix-rename@openssh.com}, C{fsync@openssh.com}) with a
+   STATUS packet: Conch answers every extension with C{EXTENDED_REPLY} and the client aborts; it also answers
+   C{statvfs@openssh.com}, which C{sshfs} asks for;
+ - bounds a packet's length (Conch buffers whatever length a client announces), and answers a packet its
+   handler fails on with a status instead of leaving the client waiting;
+ - does not commit files left open when the session ends (Conch closes them, which would commit a partial
+   upload).
+
+L{SubsystemSession} (over C{SSHSession}): a subsystem channel is ended, on the client's EOF, with
+C{exit-status 0} once every pending commit is done (Conch sends no exit status, so C{scp} exits 1, and once an
+C{env} request has created the session adapter the EOF goes to it and C{scp} hangs); and the legacy C{scp}
+protocol (C{scp -O}, an C{exec scp -t}) is refused with one line suggesting plain C{scp}.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.conch.ssh.common import NS, getNS
+from twisted.conch.ssh.connection import EXTENDED_DATA_STDERR
+from twisted.conch.ssh.filetransfer import (
+    FX_BAD_MESSAGE,
+    FX_EOF,
+    FX_FAILURE,
+    FX_OK,
+    FX_OP_UNSUPPORTED,
+    FXP_EXTENDED_REPLY,
+    FXP_STATUS,
+    FileTransferBase,
+    FileTransferServer,
+    SFTPError,
+)
+from twisted.conch.ssh.session import SSHSession, SSHSessionProcessProtocol, wrapProtocol
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from sshfinger.model.peers import describe_peer
+from sshfinger.sftp.server import VirtualFile, VirtualFiles
+from sshfinger.sftp.tree import MAX_FILE_BYTES
+
+#: Longest SFTP packet accepted (a WRITE of OpenSSH's 32 KiB or 256 KiB chunks fits).
+MAX_PACKET = 256 * 1024 + 1024
+
+#: What C{statvfs@openssh.com} reports: a small file system, nearly empty.
+_STATVFS = (4096, 4096, MAX_FILE_BYTES // 4096 * 16, MAX_FILE_BYTES // 4096 * 8, MAX_FILE_BYTES // 4096 * 8,
+            64, 32, 32, 0, 0, 255)  # fmt: skip
+
+#: The one line answering the legacy scp protocol.
+SCP_LEGACY_REFUSED = (
+    b"sshfinger: the legacy scp protocol (scp -O) is not supported; use plain scp (it speaks SFTP) or sftp\n"
+)
+
+
+class SFTPServerProtocol(FileTransferServer):
+    """
+    The SFTP protocol of one session over L{VirtualFiles}.
+    """
+
+    log = Logger()
+
+    def __init__(self, files: VirtualFiles) -> None:
+        """
+        @param files: the session's file tree (Conch would adapt the avatar to L{ISFTPServer} instead).
+        """
+        FileTransferBase.__init__(self)
+        self.client = files
+        self.openFiles: dict[bytes, Any] = {}
+        self.openDirs: dict[bytes, Any] = {}
+
+    def connectionMade(self) -> None:
+        """
+        Record the client's address for the audit trail.
+        """
+        try:
+            address = self.transport.getPeer().address  # type: ignore[union-attr]
+        except Exception:
+            address = None
+        files = self.client
+        files.actor = type(files.actor)(files.login, "sftp", describe_peer(address))
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Split packets and dispatch them as Conch does, with a bound on a packet's length and a status answer for
+        a packet whose handler fails.
+        """
+        self.buf += data
+        while len(self.buf) >= 9:
+            length, kind, request = struct.unpack("!LBL", self.buf[:9])
+            if length > MAX_PACKET:
+                self.log.warn("SFTP packet of {length} bytes refused; closing", length=length)
+                self.buf = b""
+                if self.transport is not None:
+                    self.transport.loseConnection()
+                return
+            if len(self.buf) < 4 + length:
+                return
+            packet, self.buf = self.buf[5 : 4 + length], self.buf[4 + length :]
+            name = self.packetTypes.get(kind)
+            handler = getattr(self, f"packet_{name}", None) if name else None
+            if handler is None:
+                self.send_status(packet[:4], FX_OP_UNSUPPORTED, f"unsupported request type {kind}")
+                continue
+            try:
+                handler(packet)
+            except Exception:
+                self.log.failure("SFTP {name} request failed", name=name)
+                self.send_status(packet[:4], FX_BAD_MESSAGE, "malformed request")
+
+    def send_status(self, request: bytes, code: int, message: str) -> None:
+        """
+        Send an C{FXP_STATUS} answer.
+        """
+        self.sendPacket(FXP_STATUS, request + struct.pack("!L", code) + NS(message.encode("utf-8")) + NS(b""))
+
+    def _answer(self, d: Deferred[Any], request: bytes, what: str) -> None:
+        def ok(result: object) -> None:
+            self.send_status(request, FX_OK, f"{what} succeeded")
+
+        def failed(reason: Failure) -> None:
+            if reason.check(SFTPError):
+                self.send_status(request, reason.value.code, reason.value.message)
+            elif reason.check(NotImplementedError):
+                self.send_status(request, FX_OP_UNSUPPORTED, str(reason.value) or f"{what} is not supported")
+            elif reason.check(EOFError):
+                self.send_status(request, FX_EOF, "end of file")
+            else:
+                self.log.failure("SFTP {what} failed", reason, what=what)
+                self.send_status(request, FX_FAILURE, f"{what} failed")
+
+        d.addCallbacks(ok, failed)
+
+    def packet_EXTENDED(self, data: bytes) -> None:
+        """
+        Answer the OpenSSH extensions: C{posix-rename} and C{fsync} with a status, C{statvfs} and C{fstatvfs}
+        with their reply; anything else is unsupported.
+        """
+        request, rest = data[:4], data[4:]
+        name, rest = getNS(rest)
+        if name == b"posix-rename@openssh.com":
+            old, new, _ = getNS(rest, 2)
+            self._answer(maybeDeferred(self.client.renameFile, old, new), request, "rename")
+        elif name == b"fsync@openssh.com":
+            handle = getNS(rest)[0]
+            file = self.openFiles.get(handle)
+            if not isinstance(file, VirtualFile):
+                self.send_status(request, FX_FAILURE, "no such open file")
+                return
+            self._answer(maybeDeferred(file.sync), request, "fsync")
+        elif name in (b"statvfs@openssh.com", b"fstatvfs@openssh.com"):
+            if name == b"statvfs@openssh.com":
+                try:
+                    self.client.getAttrs(getNS(rest)[0], True)
+                except SFTPError as e:
+                    self.send_status(request, e.code, e.message)
+                    return
+            self.sendPacket(FXP_EXTENDED_REPLY, request + struct.pack("!11Q", *_STATVFS))
+        else:
+            self.send_status(request, FX_OP_UNSUPPORTED, f"extension {name.decode('ascii', 'replace')} unsupported")
+
+    def whenIdle(self) -> Deferred[None]:
+        """
+        Fires once no commit of this session is pending.
+        """
+        return self.client.when_idle()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The session ended: files still open are dropped uncommitted, temporary files vanish.
+        """
+        for file in self.openFiles.values():
+            if isinstance(file, VirtualFile):
+                file.abandon()
+        self.openFiles = {}
+        self.openDirs = {}
+        self.client.end()
+        FileTransferBase.connectionLost(self, reason)
+
+
+def sftp_subsystem(data: bytes, avatar: Any) -> SFTPServerProtocol:
+    """
+    Build the SFTP subsystem of one channel for a L{sshfinger.ssh.session.ShellUser}: register it as
+    C{avatar.subsystemLookup[b"sftp"]}.
+    """
+    app = avatar.app
+    login = avatar.login
+
+    def is_admin() -> bool:
+        if login in app.admins:
+            return True
+        account = app.store.peek(login)
+        return account is not None and account.role == "admin"
+
+    return SFTPServerProtocol(VirtualFiles(app.store, login, is_admin, app.parse_key))
+
+
+class SubsystemSession(SSHSession):
+    """
+    Conch's session channel, which also ends subsystem channels properly and refuses C{scp -O}.
+
+    @ivar subsystem: the protocol of a subsystem channel, or L{None}.
+    """
+
+    log = Logger()
+    subsystem: Any = None
+
+    def request_subsystem(self, data: bytes) -> int:
+        """
+        Start a subsystem as Conch does, keeping hold of its protocol.
+        """
+        if self.client is not None:
+            self.log.error("multiple session-client requests sent to the same session")
+            return 0
+        name, _ = getNS(data)
+        assert self.avatar is not None
+        subsystem = self.avatar.lookupSubsystem(name, data)
+        if subsystem is None:
+            self.log.info("Unknown subsystem {name!r} refused", name=name)
+            return 0
+        process = SSHSessionProcessProtocol(self)
+        subsystem.makeConnection(process)
+        process.makeConnection(wrapProtocol(subsystem))
+        self.client = process
+        self.subsystem = subsystem
+        return 1
+
+    def request_exec(self, data: bytes) -> int:
+        """
+        Refuse the legacy scp protocol with one line; run anything else as Conch does.
+        """
+        command = getNS(data)[0].strip()
+        if command == b"scp" or command.startswith(b"scp "):
+            if self.client is not None:
+                return 0
+            self.client = SSHSessionProcessProtocol(self)
+            self._clock().callLater(0, self._refuse, SCP_LEGACY_REFUSED)
+            return 1
+        return super().request_exec(data)
+
+    def _clock(self) -> Any:
+        clock = getattr(getattr(self.avatar, "app", None), "clock", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        return clock
+
+    def _refuse(self, message: bytes) -> None:
+        self.writeExtended(EXTENDED_DATA_STDERR, message)
+        self._exit(1)
+
+    def _exit(self, code: int) -> None:
+        assert self.conn is not None
+        self.conn.sendRequest(self, b"exit-status", struct.pack(">L", code))
+        self.loseConnection()
+
+    def eofReceived(self) -> None:
+        """
+        On a subsystem channel: once the pending commits are done, send C{exit-status 0} and close.
+        """
+        if self.subsystem is None:
+            super().eofReceived()
+            return
+        when_idle = getattr(self.subsystem, "whenIdle", None)
+        d = when_idle() if when_idle is not None else succeed(None)
+        d.addBoth(lambda _: self._exit(0))
