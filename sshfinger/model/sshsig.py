@@ -213,6 +213,30 @@ def signed_plan_line(plan: str, signature_text: str, key_lines: Iterable[str]) -
     return None if signer is None else f"Plan signed with {signer}"
 
 
+def verify_report(login: str, plan: str, signature_text: str, key_lines: Iterable[str]) -> tuple[bool, str]:
+    """
+    Re-check an account's plan signature, for C{verify LOGIN}: whether it verifies, and one line saying so.
+    """
+    if not signature_text:
+        return False, f"{login}: the plan is not signed"
+    try:
+        signer = check_plan_signature(plan, signature_text, key_lines)
+    except SignatureError as e:
+        return False, f"{login}: the plan's signature does not verify: {e}"
+    return True, f"{login}: Plan signed with {signer}"
+
+
+def split_signed(text: str) -> tuple[str, str]:
+    """
+    Split a plan followed by its armored signature (C{cat plan plan.sig}) into the two; the signature part is
+    empty when there is none.
+    """
+    start = text.find(_BEGIN)
+    if start < 0:
+        return text, ""
+    return text[:start], text[start:]
+
+
 __all__ = [
     "MAX_SIGNATURE_TEXT",
     "PLAN_NAMESPACE",
@@ -225,4 +249,6 @@ __all__ = [
     "plan_bytes",
     "plan_signed_by",
     "signed_plan_line",
+    "split_signed",
+    "verify_report",
 ]
