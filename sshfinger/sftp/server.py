@@ -94,6 +94,9 @@ class VirtualFiles:
         self.parse_key = parse_key
         self.actor = Actor(login, "sftp", peer)
         self.temps: dict[tuple[str, ...], bytearray] = {}
+        #: Field files open for writing, by account and field: a file opened meanwhile reads what they hold
+        #: (sshfs answers close(2) before it sends the SFTP close, so a read can overtake the commit).
+        self.writers: dict[tuple[str, str], VirtualFile] = {}
         self.pending: set[Deferred[Any]] = set()
         self._idle: list[Deferred[None]] = []
 
@@ -195,6 +198,8 @@ class VirtualFiles:
         mtime = int(account.updated_at)
         if node.is_dir:
             size = 0
+        elif (writer := self.writers.get((node.owner, node.field))) is not None:
+            size = len(writer.data)
         elif node.kind == "field" and tree.field_exists(account, node.field):
             size = len(tree.field_content(account, node.field))
         elif node.parts in self.temps:
@@ -237,8 +242,13 @@ class VirtualFiles:
                 raise SFTPError(FX_NO_SUCH_FILE, f"no such file: {node.path}")
             if write and not self.writable(node):
                 raise SFTPError(FX_PERMISSION_DENIED, f"{node.path} is read-only for {self.login}")
-            data = bytearray() if flags & FXF_TRUNC else bytearray(tree.field_content(account, node.field))
-            return VirtualFile(self, node, data, bool(flags & FXF_READ), write, bool(flags & FXF_APPEND))
+            writer = self.writers.get((node.owner, node.field))
+            current = writer.data if writer is not None else tree.field_content(account, node.field)
+            data = bytearray() if flags & FXF_TRUNC and write else bytearray(current)
+            file = VirtualFile(self, node, data, bool(flags & FXF_READ), write, bool(flags & FXF_APPEND))
+            if write:
+                self.writers[(node.owner, node.field)] = file
+            return file
         temp = self.temps.get(node.parts)
         if temp is None:
             if not (write and flags & FXF_CREAT):
@@ -537,13 +547,20 @@ class VirtualFile:
         """
         Commit a written field file; the client's close is answered once the store acknowledged it.
         """
-        return self.sync()
+        return self.sync().addBoth(self._forget)
+
+    def _forget(self, result: object) -> object:
+        key = (self.node.owner, self.node.field)
+        if self.files.writers.get(key) is self:
+            del self.files.writers[key]
+        return result
 
     def abandon(self) -> None:
         """
         The session ended with the file open: what was written is not committed.
         """
         self.dirty = False
+        self._forget(None)
 
 
 __all__ = ["EXTENSIONS", "Listing", "VirtualFile", "VirtualFiles"]
