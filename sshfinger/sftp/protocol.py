@@ -108,9 +108,32 @@ class SFTPServerProtocol(FileTransferServer):
                 continue
             try:
                 handler(packet)
+            except (struct.error, AssertionError, IndexError, ValueError) as e:
+                self.log.warn("SFTP {name} request malformed: {error!r}", name=name, error=e)
+                self.send_status(packet[:4], FX_BAD_MESSAGE, "malformed request")
             except Exception:
                 self.log.failure("SFTP {name} request failed", name=name)
-                self.send_status(packet[:4], FX_BAD_MESSAGE, "malformed request")
+                self.send_status(packet[:4], FX_FAILURE, "internal error")
+
+    def packet_READ(self, data: bytes) -> None:
+        """
+        Read as Conch does; a handle that is not open gets a status (Conch's handler raises instead).
+        """
+        if self._known_file(data):
+            super().packet_READ(data)
+
+    def packet_WRITE(self, data: bytes) -> None:
+        """
+        Write as Conch does; a handle that is not open gets a status (Conch's handler raises instead).
+        """
+        if self._known_file(data):
+            super().packet_WRITE(data)
+
+    def _known_file(self, data: bytes) -> bool:
+        if getNS(data[4:])[0] in self.openFiles:
+            return True
+        self.send_status(data[:4], FX_FAILURE, "no such open file")
+        return False
 
     def send_status(self, request: bytes, code: int, message: str) -> None:
         """
