@@ -246,6 +246,7 @@ class VirtualFiles:
             current = writer.data if writer is not None else tree.field_content(account, node.field)
             data = bytearray() if flags & FXF_TRUNC and write else bytearray(current)
             file = VirtualFile(self, node, data, bool(flags & FXF_READ), write, bool(flags & FXF_APPEND))
+            file.dirty = len(data) != len(current)  # truncated on opening: an empty upload empties the field
             if write:
                 self.writers[(node.owner, node.field)] = file
             return file
