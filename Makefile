@@ -38,10 +38,10 @@ run: install
 		--finger $(FINGER) --ssh $(SSH) --store $(RUN_DIR)/sshfinger.db --keys $(KEYS) \
 		--auth file:$(RUN_DIR)/passwd --admin admin
 
-# The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc); installed when missing.
+# The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc, sshfs); installed when missing.
 test-tools:
-	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client >/dev/null; }
+	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null && command -v sshfs >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client sshfs >/dev/null; }
 
 # The whole suite (what CI runs): lint, then the unit and the integration tests.
 test: install test-tools lint
