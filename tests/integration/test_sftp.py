@@ -186,6 +186,28 @@ class KeyTests(SFTPTestCase):
         self.assertEqual(login.returncode, 0, login.stderr)
         self.assertRegex(login.stdout, r"^alice \(user\)")
 
+    def test_key_options(self) -> None:
+        """
+        A key with C{from="127.0.0.2"} logs in from 127.0.0.2 and is refused from 127.0.0.1 (the reason is
+        logged); an C{authorized_keys} line with an option sshfinger cannot honour is refused, keys unchanged.
+        """
+        private = make_key(self.directory, "ed25519")
+        public = Path(private + ".pub").read_text().strip()
+        lines = self.path("authorized_keys", f'from="127.0.0.2" {public}\n'.encode())
+        result = self.sftp_batch("alice", f"put {lines} .ssh/authorized_keys\n")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        allowed = ssh_run(self.server, "alice", ["whoami"], key=private, bind="127.0.0.2")
+        self.assertEqual(allowed.returncode, 0, allowed.stderr)
+        refused = ssh_run(self.server, "alice", ["whoami"], key=private, bind="127.0.0.1")
+        self.assertEqual(refused.returncode, 255)
+        self.assertIn("the key is not allowed from 127.0.0.1 (from=)", self.server.log())
+        bad = self.path("bad_keys", f'command="/bin/sh" {public}\n'.encode())
+        result = self.sftp_batch("alice", f"put {bad} .ssh/authorized_keys\n")
+        self.assertNotEqual(result.returncode, 0)
+        listing = self.client("scp", ["alice@127.0.0.1:.ssh/authorized_keys", self.path("back_keys")])
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        self.assertEqual(Path(self.path("back_keys")).read_text(), f'from="127.0.0.2" {public}\n')
+
     def sign(self, private: str, plan: str) -> str:
         """
         Sign C{plan} with the real C{ssh-keygen -Y sign}; return the C{.sig} path.
