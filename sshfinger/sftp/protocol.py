@@ -38,6 +38,7 @@ from twisted.conch.ssh.filetransfer import (
 from twisted.conch.ssh.session import SSHSession, SSHSessionProcessProtocol, wrapProtocol
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from sshfinger.model.peers import describe_peer
@@ -57,26 +58,47 @@ SCP_LEGACY_REFUSED = (
 )
 
 
-class SFTPServerProtocol(FileTransferServer):
+class SFTPServerProtocol(FileTransferServer, TimeoutMixin):
     """
-    The SFTP protocol of one session over L{VirtualFiles}.
+    The SFTP protocol of one session over L{VirtualFiles}; a session idle for C{idle_timeout} seconds is closed.
     """
 
     log = Logger()
 
-    def __init__(self, files: VirtualFiles) -> None:
+    def __init__(self, files: VirtualFiles, clock: Any = None, idle_timeout: float | None = None) -> None:
         """
         @param files: the session's file tree (Conch would adapt the avatar to L{ISFTPServer} instead).
+        @param clock: for the idle timeout (default: the global reactor).
+        @param idle_timeout: seconds without a request before the session is closed, or L{None}.
         """
         FileTransferBase.__init__(self)
         self.client = files
         self.openFiles: dict[bytes, Any] = {}
         self.openDirs: dict[bytes, Any] = {}
+        self.idle_timeout = idle_timeout
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+
+    def callLater(self, period: float, func: Any) -> Any:
+        """
+        Schedule the idle timer on the injected clock (L{TimeoutMixin} uses the global reactor).
+        """
+        return self.clock.callLater(period, func)
+
+    def timeoutConnection(self) -> None:
+        """
+        Close a session that sent nothing for L{idle_timeout} seconds (files still open are not committed).
+        """
+        self.log.info("SFTP session of {login} idle; closing", login=self.client.login)
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def connectionMade(self) -> None:
         """
-        Record the client's address for the audit trail.
+        Record the client's address for the audit trail, and start the idle timer.
         """
+        self.setTimeout(self.idle_timeout)
         try:
             address = self.transport.getPeer().address  # type: ignore[union-attr]
         except Exception:
@@ -89,6 +111,7 @@ class SFTPServerProtocol(FileTransferServer):
         Split packets and dispatch them as Conch does, with a bound on a packet's length and a status answer for
         a packet whose handler fails.
         """
+        self.resetTimeout()
         self.buf += data
         while len(self.buf) >= 9:
             length, kind, request = struct.unpack("!LBL", self.buf[:9])
@@ -202,6 +225,7 @@ class SFTPServerProtocol(FileTransferServer):
         self.openFiles = {}
         self.openDirs = {}
         self.client.end()
+        self.setTimeout(None)
         FileTransferBase.connectionLost(self, reason)
 
 
@@ -219,7 +243,8 @@ def sftp_subsystem(data: bytes, avatar: Any) -> SFTPServerProtocol:
         account = app.store.peek(login)
         return account is not None and account.role == "admin"
 
-    return SFTPServerProtocol(VirtualFiles(app.store, login, is_admin, app.parse_key))
+    files = VirtualFiles(app.store, login, is_admin, app.parse_key)
+    return SFTPServerProtocol(files, app.clock, app.idle_timeout)
 
 
 class SubsystemSession(SSHSession):

@@ -35,7 +35,7 @@ from zope.interface import implementer
 from sshfinger.model.account import Account, Actor
 from sshfinger.model.errors import InvalidValue, NoSuchAccount, StoreError
 from sshfinger.sftp import tree
-from sshfinger.sftp.tree import MAX_FILE_BYTES, MAX_TEMP_FILES, Node
+from sshfinger.sftp.tree import MAX_FILE_BYTES, MAX_OPEN_FILES, MAX_TEMP_FILES, Node
 from sshfinger.store.interfaces import IUserStore
 
 #: The OpenSSH extensions announced to clients (handled by L{sshfinger.sftp.protocol.SFTPServerProtocol}).
@@ -97,6 +97,7 @@ class VirtualFiles:
         #: Field files open for writing, by account and field: a file opened meanwhile reads what they hold
         #: (sshfs answers close(2) before it sends the SFTP close, so a read can overtake the commit).
         self.writers: dict[tuple[str, str], VirtualFile] = {}
+        self.open_files: set[VirtualFile] = set()
         self.pending: set[Deferred[Any]] = set()
         self._idle: list[Deferred[None]] = []
 
@@ -232,6 +233,8 @@ class VirtualFiles:
         node = self.locate(filename)
         if node.is_dir:
             raise SFTPError(FX_FAILURE, f"{node.path} is a directory")
+        if len(self.open_files) >= MAX_OPEN_FILES:
+            raise SFTPError(FX_FAILURE, f"at most {MAX_OPEN_FILES} open files per session")
         write = bool(flags & (FXF_WRITE | FXF_APPEND))
         if node.kind == "field":
             account = self.account(node)
@@ -479,6 +482,7 @@ class VirtualFile:
         self.append = append
         self.temp = temp
         self.dirty = False
+        files.open_files.add(self)
 
     def readChunk(self, offset: int, length: int) -> bytes:
         """
@@ -548,7 +552,11 @@ class VirtualFile:
         """
         Commit a written field file; the client's close is answered once the store acknowledged it.
         """
-        return self.sync().addBoth(self._forget)
+        return self.sync().addCallback(self._closed).addBoth(self._forget)
+
+    def _closed(self, result: object) -> object:
+        self.files.open_files.discard(self)  # a file whose commit failed stays open (and counted)
+        return result
 
     def _forget(self, result: object) -> object:
         key = (self.node.owner, self.node.field)
@@ -561,6 +569,7 @@ class VirtualFile:
         The session ended with the file open: what was written is not committed.
         """
         self.dirty = False
+        self.files.open_files.discard(self)
         self._forget(None)
 
 

@@ -26,6 +26,8 @@ from sshfinger.model.sshsig import SignatureError, check_plan_signature, plan_by
 MAX_FILE_BYTES = 64 * 1024
 #: Most temporary files one session may hold at once.
 MAX_TEMP_FILES = 16
+#: Most files one session may hold open at once.
+MAX_OPEN_FILES = 32
 #: Longest path accepted, in bytes.
 MAX_PATH_BYTES = 1024
 
@@ -246,6 +248,7 @@ __all__ = [
     "KEYS_DIR",
     "KEYS_FILE",
     "MAX_FILE_BYTES",
+    "MAX_OPEN_FILES",
     "MAX_PATH_BYTES",
     "MAX_TEMP_FILES",
     "SIGNATURE_FILE",

@@ -36,7 +36,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.model.account import Account
 from sshfinger.sftp.protocol import SCP_LEGACY_REFUSED, SFTPServerProtocol, SubsystemSession
 from sshfinger.sftp.server import VirtualFiles
-from sshfinger.sftp.tree import MAX_FILE_BYTES, MAX_TEMP_FILES, real_path
+from sshfinger.sftp.tree import MAX_FILE_BYTES, MAX_OPEN_FILES, MAX_TEMP_FILES, real_path
 from sshfinger.ssh.checkers import parse_authorized_key
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
@@ -343,6 +343,15 @@ class TempFileTests(TreeTestCase):
         self.alice.removeFile(b"t0")
         self.write(self.alice, b"one-more", b"x")
 
+    def test_open_files_capped(self) -> None:
+        """
+        At most L{MAX_OPEN_FILES} files open at once; closing one makes room.
+        """
+        files = [self.alice.openFile(b"plan", FXF_READ, {}) for _ in range(MAX_OPEN_FILES)]
+        self.assertEqual(self.code(self.alice.openFile, b"plan", FXF_READ, {}), FX_FAILURE)
+        self.successResultOf(files[0].close())
+        self.alice.openFile(b"plan", FXF_READ, {})
+
     def test_field_files_not_renamed(self) -> None:
         """
         A field file cannot be renamed away, and a file cannot move to another account.
@@ -485,6 +494,19 @@ class ProtocolTests(TreeTestCase):
         client.send(5, NS(b"nope") + struct.pack("!QL", 0, 10))
         [(kind, _)] = client.answers()
         self.assertEqual(kind, FXP_STATUS)
+
+    def test_idle_timeout(self) -> None:
+        """
+        A session that sends nothing for the idle timeout is closed; each request restarts the timer.
+        """
+        clock = Clock()
+        client = RawClient(SFTPServerProtocol(self.alice, clock, 60))
+        clock.advance(50)
+        client.protocol.dataReceived(struct.pack("!LBL", 5, 1, 3))
+        clock.advance(50)
+        self.assertFalse(client.transport.disconnecting)
+        clock.advance(11)
+        self.assertTrue(client.transport.disconnecting)
 
     def test_huge_packet(self) -> None:
         """
