@@ -173,9 +173,7 @@ def check_plan_signature(plan: str, signature_text: str, key_lines: Iterable[str
         raise SignatureError("there is no plan to sign")
     signature = parse_signature(signature_text)
     if signature.namespace != PLAN_NAMESPACE:
-        raise SignatureError(
-            f"signature is for namespace {signature.namespace!r}; sign with -n {PLAN_NAMESPACE}"
-        )
+        raise SignatureError(f"signature is for namespace {signature.namespace!r}; sign with -n {PLAN_NAMESPACE}")
     message = plan_bytes(plan)
     if not (signature.verifies(message) or signature.verifies(message[:-1])):
         raise SignatureError("signature does not match the stored plan")

@@ -42,7 +42,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from sshfinger.model.peers import describe_peer
-from sshfinger.sftp.server import VirtualFile, VirtualFiles
+from sshfinger.sftp.handles import VirtualFile
+from sshfinger.sftp.server import VirtualFiles
 from sshfinger.sftp.tree import MAX_FILE_BYTES
 
 #: Longest SFTP packet accepted (a WRITE of OpenSSH's 32 KiB or 256 KiB chunks fits).

@@ -58,9 +58,7 @@ class SFTPTestCase(SynchronousTestCase):
             command = [require(tool), *port, *COMMON, *auth, *args]
         else:
             command = [require("sshpass"), "-p", PASSWORD, require(tool), *port, *COMMON, *PASSWORD_AUTH, *args]
-        return subprocess.run(
-            command, input=stdin, capture_output=True, text=True, timeout=60, env=env or clean_env()
-        )
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, env=env or clean_env())
 
     def sftp_batch(self, login: str, commands: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
         """

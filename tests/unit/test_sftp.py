@@ -112,7 +112,9 @@ class TreeTestCase(SynchronousTestCase):
             self.store, login, lambda: self.store.peek(login).role == "admin", parse_authorized_key, "192.0.2.1:1"
         )
 
-    def write(self, files: VirtualFiles, path: bytes, data: bytes, flags: int = FXF_WRITE | FXF_CREAT | FXF_TRUNC) -> None:
+    def write(
+        self, files: VirtualFiles, path: bytes, data: bytes, flags: int = FXF_WRITE | FXF_CREAT | FXF_TRUNC
+    ) -> None:
         """
         Open, write and close a file, asserting the close succeeded.
         """
