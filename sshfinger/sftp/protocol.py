@@ -189,6 +189,7 @@ class SFTPServerProtocol(FileTransferServer, TimeoutMixin):
         """
         request, rest = data[:4], data[4:]
         name, rest = getNS(rest)
+        self.log.debug("SFTP extension {name} requested", name=name.decode("ascii", "replace"))
         if name == b"posix-rename@openssh.com":
             old, new, _ = getNS(rest, 2)
             self._answer(maybeDeferred(self.client.renameFile, old, new), request, "rename")
