@@ -143,11 +143,21 @@ class VirtualFiles:
             if len(data) > MAX_FILE_BYTES:
                 raise SFTPError(FX_FAILURE, f"file is larger than {MAX_FILE_BYTES} bytes")
             changes = tree.field_changes(self.account(node), node.field, data, self.parse_key)
-        except SFTPError:
+        except SFTPError as e:
+            self._refused(node, e.message)
             return fail()
         d = self.store.update(node.owner, changes, self.actor)
         d.addCallbacks(self._committed, _store_error, callbackArgs=(node,))
-        return self.track(d)
+
+        def refused(reason: Failure) -> Failure:
+            if reason.check(SFTPError):
+                self._refused(node, reason.value.message)
+            return reason
+
+        return self.track(d.addErrback(refused))
+
+    def _refused(self, node: Node, why: str) -> None:
+        self.log.info("SFTP write of {path} by {login} refused: {why}", path=node.path, login=self.login, why=why)
 
     def _committed(self, account: Account, node: Node) -> None:
         self.log.info("SFTP write of {path} by {login} committed", path=node.path, login=self.login, field=node.field)

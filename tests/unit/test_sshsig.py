@@ -14,8 +14,11 @@ from base64 import b64encode
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from twisted.conch.ssh import keys
 from twisted.conch.ssh.common import NS
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from sshfinger.finger.protocol import FingerService
 from sshfinger.finger.render import render_record
 from sshfinger.model.account import Account, Actor, normalize_changes
 from sshfinger.model.sshsig import (
@@ -27,6 +30,10 @@ from sshfinger.model.sshsig import (
     split_signed,
     verify_report,
 )
+from sshfinger.shell import commands
+from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
+from sshfinger.store.cached import CachedStore
+from sshfinger.store.memory import MemoryBackend
 from sshfinger.store.sqlite import SCHEMA_VERSION, SQLiteBackend
 
 #: A signature made by OpenSSH 9.2 (C{ssh-keygen -Y sign -n sshfinger-plan}) of C{b"hello\nworld\n"}.
@@ -264,3 +271,76 @@ class SQLiteSignatureTests(SynchronousTestCase):
         self.addCleanup(connection.close)
         self.assertEqual(connection.execute("SELECT version FROM version").fetchone()[0], SCHEMA_VERSION)
         self.assertEqual(connection.execute("SELECT plan_signature FROM accounts").fetchone()[0], "")
+
+
+class SignedPlanCommandTests(SynchronousTestCase):
+    """
+    The shell's C{plan --signature} and C{verify}, and the C{sshfinger verify} tool.
+    """
+
+    def setUp(self) -> None:
+        """
+        A memory store where alice has an ed25519 key.
+        """
+        self.clock = Clock()
+        self.store = CachedStore(
+            MemoryBackend([Account("alice", keys=(line_of(ED25519),)), Account("bob")]), self.clock.seconds
+        )
+        self.store.open()
+
+    def exec_as(self, login: str, line: str, stdin: str = "") -> Deferred[Reply]:
+        """
+        Run one exec command as C{login}, answering its input with C{stdin}.
+        """
+        context = Context(
+            store=self.store, finger=FingerService(self.store, self.clock), login=login,
+            actor=Actor(login, "exec", "127.0.0.1:5000"), interactive=False,
+        )  # fmt: skip
+
+        async def run() -> Reply:
+            result = await commands.run(context, commands.split(line))
+            if isinstance(result, Interaction):
+                result = await result.finish(stdin)
+            assert isinstance(result, Reply)
+            return result
+
+        return Deferred.fromCoroutine(run())
+
+    def lines(self, login: str, line: str, stdin: str = "") -> list[str]:
+        """
+        Run a command that must succeed; return its lines.
+        """
+        return self.successResultOf(self.exec_as(login, line, stdin)).lines
+
+    def fails(self, login: str, line: str, stdin: str = "") -> str:
+        """
+        Run a command that must fail; return its one-line message.
+        """
+        return self.failureResultOf(self.exec_as(login, line, stdin), CommandError).getErrorMessage()
+
+    def test_plan_with_signature(self) -> None:
+        """
+        C{cat plan plan.sig | ssh host plan --signature} sets the plan and its signature; finger shows the
+        mark and C{verify} confirms it.
+        """
+        signature = sign(ED25519, b"signed\n")
+        reply = self.lines("alice", "plan --signature", "signed\n" + signature)
+        self.assertIn("signed with ED25519 key SHA256:", reply[0])
+        self.assertEqual(self.store.peek("alice").plan_signature, signature)
+        self.assertIn("alice: Plan signed with ED25519 key", self.lines("bob", "verify alice")[0])
+        self.assertTrue(self.lines("alice", "finger alice")[-1].startswith("Plan signed with ED25519 key"))
+
+    def test_bad_signature_refused(self) -> None:
+        """
+        A signature of another text, or no signature at all, is refused and nothing is stored.
+        """
+        message = self.fails("alice", "plan --signature", "tampered\n" + sign(ED25519, b"signed\n"))
+        self.assertIn("does not match the stored plan", message)
+        self.assertIn("no signature after the plan", self.fails("alice", "plan --signature", "plain\n"))
+        self.assertEqual(self.store.peek("alice").plan, "")
+
+    def test_verify_unsigned(self) -> None:
+        """
+        C{verify} of an unsigned plan fails (exit status 1) saying so.
+        """
+        self.assertEqual(self.fails("bob", "verify"), "bob: the plan is not signed")
