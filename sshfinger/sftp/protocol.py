@@ -37,6 +37,8 @@ from twisted.conch.ssh.filetransfer import (
 )
 from twisted.conch.ssh.session import SSHSession, SSHSessionProcessProtocol, wrapProtocol
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -231,13 +233,41 @@ class SFTPServerProtocol(FileTransferServer, TimeoutMixin):
         FileTransferBase.connectionLost(self, reason)
 
 
-def sftp_subsystem(data: bytes, avatar: Any) -> SFTPServerProtocol:
+class Refused(Protocol):
+    """
+    A subsystem that only says why it cannot serve (one line on stderr) and ends with exit status 1.
+    """
+
+    def __init__(self, message: str, clock: Any) -> None:
+        """
+        @param message: the line to show, without its newline.
+        @param clock: schedules the answer after the channel request's own reply.
+        """
+        self.message = message
+        self.clock = clock
+
+    def connectionMade(self) -> None:
+        """
+        Answer on the next turn of the reactor, once the client has the subsystem request's reply.
+        """
+        self.clock.callLater(0, self._refuse)
+
+    def _refuse(self) -> None:
+        process: Any = self.transport
+        process.errReceived(f"{self.message}\n".encode())
+        process.processEnded(Failure(ProcessTerminated(exitCode=1)))
+
+
+def sftp_subsystem(data: bytes, avatar: Any) -> Protocol:
     """
     Build the SFTP subsystem of one channel for a L{sshfinger.ssh.session.ShellUser}: register it as
-    C{avatar.subsystemLookup[b"sftp"]}.
+    C{avatar.subsystemLookup[b"sftp"]}.  A login without an account in the store is told so.
     """
     app = avatar.app
     login = avatar.login
+    if app.store.peek(login) is None:
+        message = f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'"
+        return Refused(message, app.clock)
 
     def is_admin() -> bool:
         if login in app.admins:

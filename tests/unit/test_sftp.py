@@ -34,7 +34,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.model.account import Account
-from sshfinger.sftp.protocol import SCP_LEGACY_REFUSED, SFTPServerProtocol, SubsystemSession
+from sshfinger.sftp.protocol import SCP_LEGACY_REFUSED, SFTPServerProtocol, SubsystemSession, sftp_subsystem
 from sshfinger.sftp.server import VirtualFiles
 from sshfinger.sftp.tree import MAX_FILE_BYTES, MAX_OPEN_FILES, MAX_TEMP_FILES, real_path
 from sshfinger.ssh.checkers import parse_authorized_key
@@ -596,6 +596,25 @@ class SubsystemSessionTests(TreeTestCase):
         session.request_subsystem(NS(b"sftp"))
         session.eofReceived()
         self.assertIn(("close", None), connection.sent)
+
+    def test_login_without_account(self) -> None:
+        """
+        A login with no account in the store gets one line on stderr and exit status 1, after the request's
+        reply.
+        """
+        clock = Clock()
+        app = type("App", (), {"store": self.store, "clock": clock, "admins": frozenset(), "parse_key": None})()
+        avatar = type("Avatar", (), {"app": app, "login": "ghost"})()
+        avatar.lookupSubsystem = lambda name, data: sftp_subsystem(data, avatar)
+        connection = FakeConnection()
+        session = SubsystemSession(remoteWindow=1 << 20, remoteMaxPacket=1 << 15, conn=connection, avatar=avatar)
+        self.assertEqual(session.request_subsystem(NS(b"sftp")), 1)
+        self.assertEqual(connection.sent, [])
+        clock.advance(0)
+        self.assertEqual(connection.sent[0][0], "stderr")
+        self.assertIn(b"ghost has no account in the user store", connection.sent[0][1])
+        self.assertIn(("request", (b"exit-status", b"\x00\x00\x00\x01")), connection.sent)
+        self.assertEqual(connection.sent[-1], ("close", None))
 
     def test_unknown_subsystem(self) -> None:
         """
