@@ -276,6 +276,22 @@ def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    Re-check the signature of an account's plan against the stored plan and the account's keys: exit 0 when it
+    verifies, 1 otherwise.
+    """
+    from sshfinger.model.sshsig import verify_report
+
+    with offline_store(args.store) as store:
+        account = store.peek(args.login)
+        if account is None:
+            raise NoSuchAccount(args.login)
+    ok, line = verify_report(account.login, account.plan, account.plan_signature, account.keys)
+    out.write(line + "\n")
+    return 0 if ok else 1
+
+
 def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
     """
     Add, list or delete the SSH public keys of an account.
@@ -420,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("login")
     p = command("show", cmd_show, "print one account, or all, as JSON")
     p.add_argument("login", nargs="?")
+    p = command("verify", cmd_verify, "check the signature of an account's plan (exit 1 unless it verifies)")
+    p.add_argument("login")
     p = command("key", cmd_key, "manage SSH public keys: key add LOGIN FILE.pub | key list LOGIN | key del LOGIN N")
     p.add_argument("action", choices=("add", "list", "del"))
     p.add_argument("login")

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 
 from sshfinger.model.account import Account
+from sshfinger.model.sshsig import signed_plan_line
 
 #: The line that replaces whatever did not fit under the output cap.
 TRUNCATED = "[output truncated]"
@@ -226,10 +227,11 @@ def render_record(account: Account, verbose: bool, now: float, for_public: bool 
     Render one account as a classic fingerd would, for a C{user} or C{/W user} query.
 
     The short form shows the login and name (C{"Login: alice   ...   Name: Alice Liddell"}), the status, the time
-    of the last update and the plan (or C{"No plan."}); the verbose form adds the office, phone, role and the
-    author of the last update, except C{for_public}: an anonymous peer never learns who is an admin, so the role
-    and the author (often an admin's login) are left out.  Keys and the hidden flag are never shown.  Every
-    stored text passes through L{sanitize}; the plan is split on newlines first.
+    of the last update and the plan (or C{"No plan."}) with C{"Plan signed with ..."} under it while its
+    signature verifies (L{signed_plan_line}); the verbose form adds the office, phone, role and the author of the
+    last update, except C{for_public}: an anonymous peer never learns who is an admin, so the role and the author
+    (often an admin's login) are left out.  Keys and the hidden flag are never shown.  Every stored text passes
+    through L{sanitize}; the plan is split on newlines first.
 
     @param now: the current POSIX time, for the age of the last update.
     @param for_public: render for an anonymous peer (finger, the web): no role, no author.
@@ -250,6 +252,9 @@ def render_record(account: Account, verbose: bool, now: float, for_public: bool 
     if account.plan:
         lines.append("Plan:")
         lines.extend(sanitize(line) for line in account.plan.split("\n"))
+        signed = signed_plan_line(account.plan, account.plan_signature, account.keys)
+        if signed:
+            lines.append(signed)
     else:
         lines.append("No plan.")
     return lines

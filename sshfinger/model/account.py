@@ -33,6 +33,16 @@ TEXT_LIMITS: Mapping[str, int] = {
 #: Fields a change may name, in display order.
 EDITABLE_FIELDS = ("real_name", "status", "plan", "office", "phone", "fediverse", "hidden", "role", "keys")
 
+#: Fields a change may name that no one types: set by the front ends after they checked them (a plan's
+#: signature is verified by the one that attaches it, and again whenever it is shown).
+INTERNAL_FIELDS = ("plan_signature",)
+
+#: Every field a change may name, for the store and the audit trail.
+CHANGE_FIELDS = EDITABLE_FIELDS + INTERNAL_FIELDS
+
+#: Longest stored plan signature (an armored C{ssh-keygen -Y sign} file).
+MAX_PLAN_SIGNATURE = 8192
+
 #: Short names accepted wherever a person types a field name.
 FIELD_ALIASES: Mapping[str, str] = {"name": "real_name", "realname": "real_name"}
 
@@ -72,7 +82,7 @@ def field_name(name: str) -> str:
     """
     key = name.lower().replace("-", "_")
     key = FIELD_ALIASES.get(key, key)
-    if key not in EDITABLE_FIELDS:
+    if key not in CHANGE_FIELDS:
         raise InvalidValue(f"unknown field {name!r}: choose from {', '.join(EDITABLE_FIELDS)}")
     return key
 
@@ -129,6 +139,13 @@ def normalize_field(name: str, value: object) -> object:
             if not line or "\n" in line or len(line) > MAX_KEY_LINE:
                 raise InvalidValue("each key must be one non-empty authorized_keys line")
         return lines
+    if name == "plan_signature":
+        if not isinstance(value, str):
+            raise InvalidValue("plan_signature must be text")
+        text = value.strip()
+        if len(text) > MAX_PLAN_SIGNATURE:
+            raise InvalidValue(f"plan signature is longer than {MAX_PLAN_SIGNATURE} characters")
+        return text + "\n" if text else ""
     raise InvalidValue(f"unknown field {name!r}: choose from {', '.join(EDITABLE_FIELDS)}")
 
 
@@ -181,6 +198,8 @@ class Account(NamedTuple):
     @ivar updated_at: POSIX time of the last change.
     @ivar updated_by: login (or tool) that made the last change.
     @ivar fediverse: the account's fediverse alias (an https URL, or empty), shown by C{/W} and WebFinger.
+    @ivar plan_signature: an armored SSH signature of the plan (C{ssh-keygen -Y sign -n sshfinger-plan}), or
+        empty; a change of the plan that does not set it too clears it.
     """
 
     login: str
@@ -195,11 +214,16 @@ class Account(NamedTuple):
     updated_at: float = 0.0
     updated_by: str = ""
     fediverse: str = ""
+    plan_signature: str = ""
 
     def with_changes(self, changes: Mapping[str, object], by: str, at: float) -> Account:
         """
         Return a copy with C{changes} (already normalized) applied and the update stamp set.
+
+        A new plan drops the plan's signature unless the same change sets one: a signature is of one text.
         """
+        if "plan" in changes and changes["plan"] != self.plan and "plan_signature" not in changes:
+            changes = {**changes, "plan_signature": ""}
         return self._replace(**changes, updated_at=at, updated_by=by)  # type: ignore[arg-type]
 
 
@@ -263,7 +287,7 @@ def diff(old: Account | None, new: Account | None, actor: Actor, at: float) -> l
         return [Change(at, actor, old.login, "delete")]
     changes = [] if old is not None else [Change(at, actor, new.login, "create")]
     base = old if old is not None else Account(new.login)
-    for name in EDITABLE_FIELDS:
+    for name in CHANGE_FIELDS:
         before, after = getattr(base, name), getattr(new, name)
         if before != after:
             changes.append(
@@ -275,7 +299,9 @@ def diff(old: Account | None, new: Account | None, actor: Actor, at: float) -> l
 __all__ = [
     "LOGIN_RULE",
     "ROLES",
+    "CHANGE_FIELDS",
     "EDITABLE_FIELDS",
+    "INTERNAL_FIELDS",
     "Account",
     "Actor",
     "Change",

@@ -17,8 +17,17 @@ from typing import Any
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, Change, field_name, is_valid_login
+from sshfinger.model.account import (
+    EDITABLE_FIELDS,
+    Account,
+    Actor,
+    Change,
+    field_name,
+    is_valid_login,
+    normalize_field,
+)
 from sshfinger.model.errors import InvalidValue, StoreError
+from sshfinger.model.sshsig import SignatureError, check_plan_signature, split_signed, verify_report
 from sshfinger.store.interfaces import IUserStore
 
 LOG = Logger(namespace="sshfinger.shell")
@@ -266,16 +275,54 @@ async def cmd_plan(ctx: Context, args: list[str]) -> Result:
     """
     Replace a plan with lines typed until a lone C{.} (in exec: all of standard input).
     """
+    signed = "--signature" in args
+    args = [arg for arg in args if arg != "--signature"]
     login = _check_login(args[0]) if args else ctx.login
     if len(args) > 1:
-        raise CommandError("usage: plan [LOGIN]")
+        raise CommandError("usage: plan [LOGIN] [--signature]")
     ctx.require_edit(login, ["plan"])
 
     async def finish(text: str) -> Reply:
+        if signed:
+            return await _signed_plan(ctx, login, text)
         account = await _update(ctx, login, {"plan": text})
         return Reply([f"plan of {account.login} set ({len(text.splitlines())} lines)"])
 
     return Interaction("text", "Type the new plan; end with a line holding only '.':", finish)
+
+
+async def _signed_plan(ctx: Context, login: str, text: str) -> Reply:
+    """
+    Set a plan with its signature (the input is the plan followed by its C{.sig} file), once it verifies.
+    """
+    plan_text, signature = split_signed(text)
+    if not signature:
+        raise CommandError("no signature after the plan: send the plan then its .sig file (cat plan plan.sig)")
+    account = ctx.store.peek(login)
+    try:
+        plan = str(normalize_field("plan", plan_text))
+        signer = check_plan_signature(plan, signature, account.keys if account else ())
+    except (InvalidValue, SignatureError) as e:
+        raise CommandError(f"plan not set: {e}") from None
+    try:
+        account = await ctx.store.update(login, {"plan": plan, "plan_signature": signature}, ctx.actor)
+    except StoreError as e:
+        raise CommandError(str(e)) from None
+    return Reply([f"plan of {login} set, signed with {signer}"])
+
+
+async def cmd_verify(ctx: Context, args: list[str]) -> Result:
+    """
+    Re-check the signature of a plan (your own by default).
+    """
+    login = _one_login(args, "verify [LOGIN]") if args else ctx.login
+    account = ctx.store.peek(login)
+    if account is None or (account.hidden and not ctx.is_admin and login != ctx.login):
+        raise CommandError(f"no such user: {login}")
+    ok, line = verify_report(account.login, account.plan, account.plan_signature, account.keys)
+    if not ok:
+        raise CommandError(line)
+    return Reply([line])
 
 
 async def cmd_add(ctx: Context, args: list[str]) -> Result:
@@ -514,6 +561,7 @@ COMMAND_LIST: Sequence[Command] = (
         "set", "LOGIN [FIELD] VALUE...", "set a field (default: status) of an account", cmd_set, ("login", "field")
     ),
     Command("plan", "[LOGIN]", "write a new plan, ending with a lone '.'", cmd_plan, ("login",)),
+    Command("verify", "[LOGIN]", "check the signature of a plan", cmd_verify, ("login",)),
     Command("add", "LOGIN [REAL NAME...]", "create an account", cmd_add, admin=True),
     Command("del", "LOGIN [--yes]", "delete an account (asks first)", cmd_del, ("login",), admin=True),
     Command("hide", "[LOGIN]", "hide an account from finger", cmd_hide, ("login",)),
@@ -538,7 +586,11 @@ HELP_DETAILS: Mapping[str, Sequence[str]] = {
         "key add [LOGIN] KEYLINE     e.g. key add ssh-ed25519 AAAA... me@laptop",
         "key del [LOGIN] N           by number or SHA256: fingerprint",
     ),
-    "plan": ("In 'ssh host plan < file' the plan is read from standard input.",),
+    "plan": (
+        "In 'ssh host plan < file' the plan is read from standard input.",
+        "'cat plan plan.sig | ssh host plan --signature' sets a plan signed with",
+        "'ssh-keygen -Y sign -f KEY -n sshfinger-plan plan' by one of your keys.",
+    ),
     "passwd": ("In 'ssh host passwd' the new password is read from standard input.",),
     "del": ("In 'ssh host del LOGIN --yes' the question is skipped.",),
     "manhole": ("Ctrl-D returns to this shell. 'ssh -t HOST manhole' opens it directly.",),

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sshfinger.model.keyoptions import KeyOptions, format_options, parse_options, split_options
 from sshfinger.ssh.passwd import BOM, DEFAULT_ROUNDS, Entry, parse
 from sshfinger.store.interfaces import IUserStore
 
@@ -258,9 +259,9 @@ def parse_authorized_key(line: str) -> tuple[Key, str]:
     """
     Validate one OpenSSH C{authorized_keys} line, C{"type base64 [comment]"}.
 
-    Accepted types are L{SUPPORTED_KEY_TYPES}; RSA keys need at least L{RSA_MIN_BITS} bits.  Lines with an
-    options prefix (C{from="..."}, C{command="..."}, C{no-pty} ...) are refused rather than stored: the SSH
-    service would not enforce those restrictions, and silently ignoring them would be worse than refusing.
+    Accepted types are L{SUPPORTED_KEY_TYPES}; RSA keys need at least L{RSA_MIN_BITS} bits.  An options prefix
+    may hold C{from="..."} and C{expiry-time="..."}, which are enforced at login (L{StoreKeysDB.refusal}); any
+    other option (C{command="..."}, C{no-pty} ...) is refused by name rather than stored and ignored.
 
     @return: the public key and the normalized line C{"type base64 comment"} (without the comment when empty;
         base64 re-encoded canonically, inner spacing of the comment kept).
@@ -278,9 +279,14 @@ def parse_authorized_key(line: str) -> tuple[Key, str]:
         raise ValueError("not an OpenSSH public key line (expected 'type base64 [comment]', as in a .pub file)")
     fields = text.split(None, 2)
     key_type = fields[0]
+    prefix = ""
+    if not _KEY_TYPE_RE.match(key_type) and any(_KEY_TYPE_RE.match(word) for word in text.split()[1:]):
+        options, text = split_options(text)
+        parse_options(options)  # only from= and expiry-time= are honoured: any other is refused by name
+        prefix = format_options(options) + " "
+        fields = text.split(None, 2)
+        key_type = fields[0]
     if not _KEY_TYPE_RE.match(key_type):
-        if any(_KEY_TYPE_RE.match(word) for word in text.split()[1:]):
-            raise ValueError("authorized_keys options are not supported; give just 'type base64 [comment]'")
         raise ValueError("not an OpenSSH public key line (expected 'type base64 [comment]', as in a .pub file)")
     if key_type not in SUPPORTED_KEY_TYPES:
         raise ValueError(f"unsupported key type {key_type}; use one of {', '.join(SUPPORTED_KEY_TYPES)}")
@@ -302,10 +308,22 @@ def parse_authorized_key(line: str) -> tuple[Key, str]:
         raise ValueError(f"key data is not a {key_type} public key")
     if key.type() == "RSA" and key.size() < RSA_MIN_BITS:
         raise ValueError(f"RSA key is {key.size()} bits; at least {RSA_MIN_BITS} bits required")
-    normalized = f"{key_type} {b64encode(key.blob()).decode('ascii')}"
+    normalized = f"{prefix}{key_type} {b64encode(key.blob()).decode('ascii')}"
     if comment:
         normalized += f" {comment}"
     return key, normalized
+
+
+def key_options(line: str) -> KeyOptions:
+    """
+    The restrictions (C{from=}, C{expiry-time=}) of a stored key line; none for a line without options.
+
+    @raise ValueError: if the options cannot be read.
+    """
+    text = line.strip()
+    if _KEY_TYPE_RE.match(text.split(None, 1)[0] if text else ""):
+        return KeyOptions()
+    return parse_options(split_options(text)[0])
 
 
 @implementer(IAuthorizedKeysDB)
@@ -351,6 +369,31 @@ class StoreKeysDB:
                 continue
             keys.append(key)
         return keys
+
+    def refusal(self, username: bytes, blob: bytes, address: object, now: float) -> str | None:
+        """
+        Why the key C{blob} may not log in as C{username} from C{address} at C{now} (its C{from=} or
+        C{expiry-time=} options), or L{None} when some line of the account holding that key allows it.
+        """
+        login = username.decode("utf-8", "replace")
+        account = self.store.peek(login)
+        if account is None:
+            return None
+        host = getattr(address, "host", None)
+        reasons = []
+        for line in account.keys:
+            try:
+                key, _ = parse_authorized_key(line)
+                options = key_options(line)
+            except ValueError:
+                continue
+            if key.blob() != blob:
+                continue
+            reason = options.refusal(host, now)
+            if reason is None:
+                return None
+            reasons.append(reason)
+        return reasons[0] if reasons else None
 
 
 @implementer(IUsernamePassword)

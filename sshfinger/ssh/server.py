@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
@@ -163,12 +164,18 @@ class UserAuthServer(userauth.SSHUserAuthServer):
     def auth_publickey(self, packet: bytes) -> Deferred[Any]:
         """
         Refuse a client key offered for a SHA-1 signature (L{WEAK_SIGNATURES}, which OpenSSH's sshd refuses
-        too); check any other as Conch does.
+        too), or one whose C{authorized_keys} options refuse this client (the factory's C{key_policy}); check
+        any other as Conch does.
         """
         algorithm = getNS(packet[1:])[0]
         if algorithm in WEAK_SIGNATURES:
             name = algorithm.decode("ascii")
             return fail(UnauthorizedLogin(f"{name} signatures use SHA-1 and are refused"))
+        policy = getattr(getattr(self.transport, "factory", None), "key_policy", None)  # from=, expiry-time=
+        if policy is not None:
+            refusal = policy(self.user, getNS(packet[1:], 2)[1], _peer_address(self.transport))
+            if refusal:
+                return fail(UnauthorizedLogin(refusal))
         return super().auth_publickey(packet)
 
 
@@ -398,6 +405,8 @@ class SSHFactory(factory.SSHFactory):
     protocol = ServerTransport
     #: The largest group offered for group exchange (see L{sshfinger.ssh.groups}).
     max_gex_bits = MAX_GEX_BITS
+    #: Why a client key may not log in (login, key blob, client address), or L{None}: the keys' options.
+    key_policy: Callable[[bytes, bytes, Any], str | None] | None = None
     services = {
         b"ssh-userauth": UserAuthServer,
         b"ssh-connection": SSHConnection,

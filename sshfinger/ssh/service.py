@@ -175,7 +175,8 @@ def make_ssh_service(
     pool = ThreadPool(minthreads=0, maxthreads=BCRYPT_THREADS, name="sshfinger-bcrypt")
     in_pool = in_background(reactor, pool)
     passwd_files: list[str] = list(config.get("passwd_files", []))
-    checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(StoreKeysDB(store))]
+    keys_db = StoreKeysDB(store)
+    checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(keys_db)]
     checkers += [BcryptFileChecker(path, in_pool) for path in passwd_files]
     checkers += list(config.get("credCheckers", []))
     warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
@@ -213,6 +214,7 @@ def make_ssh_service(
         max_per_peer=int(config.get("max-ssh-per-peer", MAX_PER_PEER)),
         ipv6_prefix=int(config.get("ipv6-prefix", 64)),
     )
+    factory.key_policy = lambda user, blob, address: keys_db.refusal(user, blob, address, reactor.seconds())
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
     endpoint = strports.service(with_backlog(config["ssh"]), factory, reactor)

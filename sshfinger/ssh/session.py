@@ -15,7 +15,7 @@ from typing import Any
 from twisted.conch.avatar import ConchUser
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
-from twisted.conch.ssh.session import SSHSession, wrapProtocol
+from twisted.conch.ssh.session import wrapProtocol
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReactorTime
@@ -27,6 +27,7 @@ from zope.interface import implementer
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import Actor
 from sshfinger.model.peers import describe_peer
+from sshfinger.sftp.protocol import SubsystemSession, sftp_subsystem
 from sshfinger.shell import commands
 from sshfinger.shell.commands import CommandError, Context, Interaction
 from sshfinger.shell.manhole import wants_colour
@@ -99,7 +100,8 @@ class ShellUser(ConchUser):
         super().__init__()
         self.login = login
         self.app = app
-        self.channelLookup[b"session"] = SSHSession
+        self.channelLookup[b"session"] = SubsystemSession
+        self.subsystemLookup[b"sftp"] = sftp_subsystem
 
     def __conform__(self, interface: Any) -> Any:
         """

@@ -535,13 +535,18 @@ class ParseAuthorizedKeyTests(SynchronousTestCase):
 
     def test_refuses_options(self) -> None:
         """
-        An options prefix is refused rather than stored and ignored.
+        An option sshfinger cannot honour is refused by name rather than stored and ignored; C{from=} and
+        C{expiry-time=} are kept in the normalized line.
         """
         _, line = keygen(self, "ed25519", "256")
-        for options in ('from="10.0.0.1"', 'command="echo hi",no-pty', "restrict"):
+        for options, name in (('command="echo hi",no-pty', "command"), ("restrict", "restrict"),
+                              ('from="10.0.0.1",no-pty', "no-pty")):  # fmt: skip
             self.assertRefused(
-                f"{options} {line}", "authorized_keys options are not supported; give just 'type base64 [comment]'"
+                f"{options} {line}",
+                f"authorized_keys option {name!r} is not supported (sshfinger honours only from= and expiry-time=)",
             )
+        normalized = parse_authorized_key(f'from="10.0.0.1",expiry-time="20300101" {line}')[1]
+        self.assertEqual(normalized, f'from="10.0.0.1",expiry-time="20300101" {line}')
 
     def test_refuses_private_key(self) -> None:
         """

@@ -25,11 +25,15 @@ ACCOUNT_COLUMNS = (
     "updated_at",
     "updated_by",
     "fediverse",
+    "plan_signature",
 )
 SELECT_ACCOUNT = f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"
 #: Selects the plain accounts: plan, office, phone, hidden flag and role at their defaults (typically most
 #: accounts, which set only a name and a status).  As every column is NOT NULL, C{NOT (PLAIN)} selects the others.
-PLAIN = "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user' AND fediverse = ''"
+PLAIN = (
+    "plan = '' AND office = '' AND phone = '' AND hidden = 0 AND role = 'user' AND fediverse = ''"
+    " AND plan_signature = ''"
+)
 INSERT_ACCOUNT = (
     f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join('?' * len(ACCOUNT_COLUMNS))})"
 )
@@ -88,12 +92,12 @@ class LazyAccounts(dict[str, Any]):
 
 
 def account_from_row(row: tuple, keys: Iterable[str] = ()) -> Account:
-    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse = row
+    login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse, plan_signature = row
     # Positional (fields in declaration order) and interned role and author: loading a million accounts is
     # start-up time, and repeated strings are memory.
     return Account(
         login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
-        intern(updated_by), fediverse,
+        intern(updated_by), fediverse, plan_signature,
     )  # fmt: skip
 
 
@@ -110,6 +114,7 @@ def account_values(account: Account) -> tuple:
         account.updated_at,
         account.updated_by,
         account.fediverse,
+        account.plan_signature,
     )
 
 
@@ -153,8 +158,9 @@ def load_all(connection: sqlite3.Connection) -> LazyAccounts:
     new = tuple.__new__  # skips the Python frame of the generated Account.__new__: values complete, in order
     accounts.update(
         (login, new(Account, (login, real_name, status, plan, office, phone, bool(hidden), intern(role),
-                              keys.get(login, ()), updated_at, intern(updated_by), fediverse)))
-        for login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse
+                              keys.get(login, ()), updated_at, intern(updated_by), fediverse, plan_signature)))
+        for (login, real_name, status, plan, office, phone, hidden, role, updated_at, updated_by, fediverse,
+             plan_signature)
         in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({PLAIN})")
     )  # fmt: skip
     return accounts

@@ -10,7 +10,7 @@ from importlib.resources import files
 from sshfinger.model.errors import StoreError
 
 #: The schema version this code writes; files of a newer version are refused.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def schema_script(name: str) -> str:
