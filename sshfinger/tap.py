@@ -579,7 +579,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         system_users = SystemUsersService(store_service.store, reactor, float(settings["system-users-interval"]))
         system_users.setName("system-users")
         system_users.setServiceParent(top)  # after the store: it is open by the first import
-    web = make_web_service(settings, store_service.store, reactor, access_log)
+    web = make_web_service(settings, store_service.store, reactor, query_log)
     if web is not None:
         web.setServiceParent(top)
 

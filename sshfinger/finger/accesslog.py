@@ -101,11 +101,15 @@ class BatchedEventLog:
         self.log = log if log is not None else Logger(namespace="sshfinger.finger.protocol.FingerProtocol")
         self._pending: list[str] = []
         self._timer: IDelayedCall | None = None
+        #: Callables given each query as well (the web face's metrics hook), with L{IQueryLog.query}'s arguments.
+        self.observers: list[Callable[[str, str, str], None]] = []
 
     def query(self, peer: str, query: str, outcome: str) -> None:
         """
         See L{IQueryLog.query}: queue the query's line (logged once the reactor's turn ends).
         """
+        for observer in self.observers:
+            observer(peer, query, outcome)
         self._pending.append(f"finger {peer} {query} -> {outcome}")
         if len(self._pending) >= constants.BATCH_LINES:
             self.flush()

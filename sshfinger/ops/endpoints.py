@@ -89,9 +89,6 @@ def listen_description(description: str, dual_stack: bool | None = None) -> str:
     return description
 
 
-#: The name C{sshfinger.ssh.service} imports: the same transformation.
-with_backlog = listen_description
-
 
 def client_address(description: str) -> tuple[str, int] | None:
     """
@@ -151,5 +148,4 @@ __all__ = [
     "endpoint_port",
     "listen_description",
     "run_hint",
-    "with_backlog",
 ]

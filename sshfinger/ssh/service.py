@@ -24,7 +24,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from sshfinger.ops.background import in_background, usable_cores
-from sshfinger.ops.endpoints import with_backlog
+from sshfinger.ops.endpoints import listen_description
 from sshfinger.ssh import passwd
 from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups, raise_descriptor_limit
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
@@ -217,7 +217,7 @@ def make_ssh_service(
     factory.key_policy = lambda user, blob, address: keys_db.refusal(user, blob, address, reactor.seconds())
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
-    endpoint = strports.service(with_backlog(config["ssh"]), factory, reactor)
+    endpoint = strports.service(listen_description(config["ssh"]), factory, reactor)
     endpoint.setName("ssh-endpoint")
     endpoint.setServiceParent(service)
     return service, app

@@ -108,14 +108,14 @@ def metrics_root(store: IUserStore, reactor: IReactorTime, metrics: Metrics) -> 
 
 
 def make_web_service(
-    settings: Mapping[str, Any], store: IUserStore, reactor: Any, access_log: Any = None
+    settings: Mapping[str, Any], store: IUserStore, reactor: Any, query_log: Any = None
 ) -> WebFaceService | None:
     """
     Build the web face from the options C{web}, C{metrics}, C{hostname} and C{web-rate}; L{None} when neither
     endpoint is set.
 
-    @param access_log: the C{--access-log} query log, if any: finger queries then reach the metrics through its
-        C{observers} instead of log events.
+    @param query_log: the finger server's query log (the C{--access-log} file or the batched main-log events):
+        finger queries reach the metrics through its C{observers}.
     """
     web, metrics_endpoint = settings.get("web"), settings.get("metrics")
     if not web and not metrics_endpoint:
@@ -126,8 +126,8 @@ def make_web_service(
     hub.on_count = metrics.sse_subscribers.set
     service = WebFaceService(store, hub, metrics, observe_logs=bool(metrics_endpoint))
     service.setName("web-face")
-    if metrics_endpoint and access_log is not None and hasattr(access_log, "observers"):
-        access_log.observers.append(metrics.query_observer)
+    if metrics_endpoint and query_log is not None:
+        query_log.observers.append(metrics.query_observer)
     if web:
         site = WebSite(web_root(store, hostname, reactor, hub, metrics), reactor, rate=settings.get("web-rate"))
         site.on_response = metrics.response

@@ -14,7 +14,7 @@ from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
 from sshfinger import tap
-from sshfinger.finger.accesslog import AccessLog
+from sshfinger.finger.accesslog import AccessLog, BatchedEventLog
 from sshfinger.model.account import Actor, Change
 from sshfinger.web import limits
 from sshfinger.web.metrics import readiness
@@ -64,6 +64,18 @@ class MetricsTests(WebTestCase):
         access_log.observers.append(self.metrics.query_observer)
         access_log.query("192.0.2.1:4000", "'alice'", "no-such-user")
         self.assertEqual(self.scrape()[("sshfinger_finger_queries_total", (("outcome", "no-such-user"),))], 1)
+
+    def test_batched_event_log_observer(self) -> None:
+        """
+        Without C{--access-log}, queries are batched into the main log (one event per reactor turn): they reach
+        the metrics through that query log's observers, each query once.
+        """
+        query_log = BatchedEventLog(self.reactor)
+        query_log.observers.append(self.metrics.query_observer)
+        query_log.query("192.0.2.1:4000", "'alice'", "user")
+        query_log.query("192.0.2.1:4001", "'bob'", "user")
+        query_log.flush()
+        self.assertEqual(self.scrape()[("sshfinger_finger_queries_total", (("outcome", "user"),))], 2)
 
     def test_ssh_logins_counted(self) -> None:
         """
