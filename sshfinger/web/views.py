@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from sshfinger.finger.render import age_text, sanitize
 from sshfinger.model.account import Account
+from sshfinger.model.sshsig import signed_plan_line
 
 #: The WebFinger link relation of a profile page (RFC 7033 section 4.4.4.1 example, also Mastodon's).
 PROFILE_REL = "http://webfinger.net/rel/profile-page"
@@ -43,6 +44,7 @@ def public_fields(account: Account) -> dict[str, Any]:
         "office": _line(account.office),
         "phone": _line(account.phone),
         "fediverse": _line(account.fediverse),
+        "plan_signed": signed_plan_line(account.plan, account.plan_signature, account.keys),
         "updated": iso_time(account.updated_at),
     }
 
@@ -173,7 +175,7 @@ def listing_page(accounts: Iterable[Account], host: str, now: float, more: bool 
 def user_page(account: Account, host: str, now: float) -> bytes:
     """
     The page at C{/~LOGIN}: name, status, the last update (relative, with the absolute time), office and phone
-    when set, the fediverse alias, and the plan as preformatted text.
+    when set, the fediverse alias, the plan as preformatted text and, while its signature verifies, who signed it.
     """
     fields = public_fields(account)
     login = fields["login"]
@@ -195,6 +197,8 @@ def user_page(account: Account, host: str, now: float) -> bytes:
     parts.append("</dl>\n")
     plan = fields["plan"]
     parts.append(f'<pre class="plan">{_e(plan)}</pre>\n' if plan else '<p class="plan">No plan.</p>\n')
+    if fields["plan_signed"]:
+        parts.append(f'<p class="signed">{_e(fields["plan_signed"])}</p>\n')
     parts.append("</article>\n" + _FOOT)
     return "".join(parts).encode("utf-8", "replace")
 

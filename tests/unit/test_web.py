@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import json
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from twisted.conch.ssh import keys
+
 from sshfinger.model.account import Actor
+from sshfinger.model.sshsig import fingerprint
 from sshfinger.web import resources
 from sshfinger.web.views import ACTIVITY_JSON, PROFILE_REL
+from tests.unit.test_sshsig import line_of, sign
 from tests.unit.webhelpers import BREAKOUT, HOST, SCRIPT, WebTestCase
 
 ALIAS = "https://mastodon.example/@alice"
@@ -65,6 +70,24 @@ class PageTests(WebTestCase):
         for text in ("admin", "ssh-ed25519", "user"):
             self.assertNotIn(f">{text}<", body)
         self.assertNotIn("ssh-ed25519", body)
+
+    def test_signed_plan(self) -> None:
+        """
+        A plan signed with one of the account's keys shows who signed it on the page and in the JSON; once the
+        plan changes, the mark is gone (issue 22).
+        """
+        key = keys.Key(ed25519.Ed25519PrivateKey.generate())
+        plan = "Signed and sealed."
+        self.successResultOf(self.store.update("alice", {"keys": [line_of(key)], "plan": plan}, ADMIN))
+        self.successResultOf(
+            self.store.update("alice", {"plan": plan, "plan_signature": sign(key, plan.encode() + b"\n")}, ADMIN)
+        )
+        mark = "Plan signed with ED25519 key " + fingerprint(key)
+        self.assertIn(f'<p class="signed">{mark}</p>', self.get("/~alice").body.decode())
+        self.assertEqual(json.loads(self.get("/api/users/alice").body)["plan_signed"], mark)
+        self.successResultOf(self.store.update("alice", {"plan": "Edited since."}, ADMIN))
+        self.assertNotIn(b'class="signed"', self.get("/~alice").body)
+        self.assertIsNone(json.loads(self.get("/api/users/alice").body)["plan_signed"])
 
     def test_hidden_and_unknown_same_404(self) -> None:
         """
@@ -158,7 +181,7 @@ class ApiTests(WebTestCase):
         self.assertEqual([u["login"] for u in users], ["alice", "mallory", "root"])
         self.assertFalse(json.loads(response.body)["more"])
         self.assertEqual(
-            set(users[0]), {"login", "name", "status", "plan", "office", "phone", "fediverse", "updated"}
+            set(users[0]), {"login", "name", "status", "plan", "office", "phone", "fediverse", "plan_signed", "updated"}
         )
         self.assertNotIn(b"secret", response.body)
         self.assertNotIn(b"admin", response.body)

@@ -71,7 +71,7 @@ class EventTests(WebTestCase):
         [(event, data)] = self.events(transport)
         self.assertEqual(event, "user")
         self.assertEqual(data["status"], "Late")
-        self.assertEqual(set(data), {"login", "name", "status", "plan", "office", "phone", "fediverse", "updated"})
+        self.assertEqual(set(data), {"login", "name", "status", "plan", "office", "phone", "fediverse", "plan_signed", "updated"})
 
     def test_hidden_account_never_streamed(self) -> None:
         """
