@@ -36,8 +36,17 @@ def venv_tool(name: str) -> str:
 
 def free_port() -> int:
     """
-    Return a TCP port on 127.0.0.1 that was free a moment ago.
+    Return a TCP port that was free a moment ago on IPv4 and, where the host has IPv6, on IPv6 too (a server
+    started with a default, dual-stack endpoint binds both).
     """
+    if socket.has_ipv6:
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                s.bind(("::", 0))
+                return int(s.getsockname()[1])
+        except OSError:
+            pass
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
