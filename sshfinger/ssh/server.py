@@ -24,9 +24,10 @@ from zope.interface import implementer
 
 from sshfinger.finger.render import sanitize
 from sshfinger.model.peers import describe_peer, peer_key
+from sshfinger.shell.app import ShellApp
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
-from sshfinger.ssh.session import ShellApp, ShellUser
+from sshfinger.ssh.session import ShellUser
 
 #: Seconds a client has to authenticate (Conch's default is ten hours).
 LOGIN_GRACE = 60.0

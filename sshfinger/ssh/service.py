@@ -25,11 +25,11 @@ from zope.interface import implementer
 
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import with_backlog
+from sshfinger.shell.app import ShellApp
 from sshfinger.ssh import passwd
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
-from sshfinger.ssh.session import ShellApp
 from sshfinger.store.interfaces import IUserStore
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.

@@ -9,7 +9,6 @@ and answers no global requests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.conch.avatar import ConchUser
@@ -25,63 +24,17 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sshfinger.finger.render import sanitize
-from sshfinger.model.account import Actor
 from sshfinger.model.peers import describe_peer
 from sshfinger.shell import commands
-from sshfinger.shell.commands import CommandError, Context, Interaction
+from sshfinger.shell.app import CommandError, Context, Interaction, ShellApp
 from sshfinger.shell.manhole import wants_colour
 from sshfinger.shell.shell import CommandShell
-from sshfinger.store.interfaces import IUserStore
 
 #: Most bytes of standard input an exec command reads (a plan, a password).
 MAX_STDIN = 64 * 1024
 
 #: Environment variables a client may send (C{SendEnv}); others are refused.
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
-
-
-@dataclass
-class ShellApp:
-    """
-    What every SSH session shares: the store, the finger answers and the settings.
-
-    @ivar store: the user store.
-    @ivar finger: the finger service object.
-    @ivar clock: for idle timeouts.
-    @ivar hostname: shown in the prompt.
-    @ivar admins: logins that are admins whatever the store says (C{--admin}).
-    @ivar idle_timeout: seconds of shell inactivity before the session is closed.
-    @ivar set_password: writes a password into the passwd file, or L{None} without one.
-    @ivar parse_key: validates an C{authorized_keys} line.
-    @ivar fingerprint: the C{SHA256:} fingerprint of a key.
-    """
-
-    store: IUserStore
-    finger: Any
-    clock: IReactorTime
-    hostname: str = "sshfinger"
-    admins: frozenset[str] = frozenset()
-    idle_timeout: float = 15 * 60
-    set_password: Callable[[str, str], Deferred[None]] | None = None
-    parse_key: Callable[[str], tuple[Any, str]] | None = None
-    fingerprint: Callable[[Any], str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def context(self, login: str, channel: str, peer: str, interactive: bool) -> Context:
-        """
-        Build the command context of one session.
-        """
-        return Context(
-            store=self.store,
-            finger=self.finger,
-            login=login,
-            actor=Actor(login, channel, peer),
-            admins=self.admins,
-            set_password=self.set_password,
-            parse_key=self.parse_key,
-            fingerprint=self.fingerprint,
-            interactive=interactive,
-        )
 
 
 class ShellUser(ConchUser):

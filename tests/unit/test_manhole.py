@@ -16,9 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
+from sshfinger.shell.app import ShellApp
 from sshfinger.shell.manhole import OUTPUT_CAP, TRUNCATED, ManholeShell, wants_colour
 from sshfinger.shell.shell import CommandShell
-from sshfinger.ssh.session import ShellApp
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 

@@ -16,7 +16,8 @@ from zope.interface.verify import verifyObject
 
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
-from sshfinger.ssh.session import MAX_STDIN, Session, ShellApp, ShellUser
+from sshfinger.shell.app import ShellApp
+from sshfinger.ssh.session import MAX_STDIN, Session, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 

@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell import commands
+from sshfinger.shell.app import ShellApp
 from sshfinger.shell.shell import IDLE_WARNING, CommandShell
-from sshfinger.ssh.session import ShellApp
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
