@@ -1,5 +1,5 @@
 """
-L{EditArea}: the drawing half of L{sshfinger.shell.lineedit.LineEditor}.
+L{EditArea}: the drawing half of L{sshfinger.shell.lineedit.LineEditor}, on an insults terminal it is given.
 
 The edit area is the prompt and the line being edited, wrapped over as many rows as the terminal width needs.
 It is always redrawn whole: move up to its first row, erase to the end of the screen, write the prompt and the
@@ -9,9 +9,10 @@ it (L{EditArea.write_text}) or below it (L{EditArea.write_below}), and it is dra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
-from twisted.conch.recvline import HistoricRecvLine
+from twisted.conch.insults.insults import ITerminalTransport
 
 from sshfinger.shell.editbuffer import advance, char_width, layout, strip_escapes
 
@@ -34,21 +35,32 @@ class View(NamedTuple):
     shown: str
 
 
-class EditArea(HistoricRecvLine):
+class EditArea:
     """
     Draws a L{View} on an insults terminal, keeping track of the rows it covers.
 
+    @ivar terminal: where it draws.
     @ivar prompt: the prompt, drawn before the line.
     @ivar width: the terminal's width in columns.
     @ivar height: the terminal's height in rows.
     """
 
     prompt = "> "
-    #: The cursor's row, counted from the edit area's first row.
-    _cursor_row = 0
-    #: Where the end of the drawn text is, as C{(row, column)} from the edit area's first row and column.
-    _end = (0, 0)
-    _connected = False
+
+    def __init__(self, terminal: ITerminalTransport, active: Callable[[], bool] | None = None) -> None:
+        """
+        @param terminal: the terminal to draw on.
+        @param active: tells whether drawing makes sense (besides being started and not stopped); by default
+            always.
+        """
+        self.terminal = terminal
+        self.width, self.height = 80, 24
+        self._active = active
+        self._connected = False
+        #: The cursor's row, counted from the edit area's first row.
+        self._cursor_row = 0
+        #: Where the end of the drawn text is, as C{(row, column)} from the edit area's first row and column.
+        self._end = (0, 0)
 
     def view(self) -> View:
         """
@@ -56,40 +68,33 @@ class EditArea(HistoricRecvLine):
         """
         return View(self.prompt, "", 0, "")
 
-    def decorate(self, text: str) -> str:
+    def decorated(self) -> bool:
         """
-        The line as drawn: subclasses may add colour (zero-width escape sequences only).
+        Whether the line is drawn with added escape sequences (then it is always redrawn whole).
         """
-        return text
+        return False
 
-    def connectionMade(self) -> None:
+    def start(self) -> None:
         """
-        Start drawing.
+        Start drawing: draw the prompt where the cursor is (no terminal reset: the client's scrollback stays).
         """
         self._connected = True
-        super().connectionMade()
-
-    def initializeScreen(self) -> None:
-        """
-        Draw the prompt where the cursor is (no terminal reset: the client's scrollback stays).
-        """
         self._cursor_row, self._end = 0, (0, 0)
         self.draw_prompt()
 
-    def connectionLost(self, reason: object = None) -> None:
+    def stop(self) -> None:
         """
-        Stop drawing.
+        Stop drawing for good (the connection is gone).
         """
         self._connected = False
-        super().connectionLost(reason)
 
     def is_active(self) -> bool:
         """
-        Whether drawing makes sense (the terminal is connected); subclasses may add conditions.
+        Whether drawing makes sense: started, not stopped, and the owner agrees.
         """
-        return self._connected
+        return self._connected and (self._active is None or self._active())
 
-    def terminalSize(self, width: int, height: int) -> None:
+    def resize(self, width: int, height: int) -> None:
         """
         The terminal was resized: re-wrap the edit area for the new width.
 
@@ -136,9 +141,8 @@ class EditArea(HistoricRecvLine):
         L{layout} does, so typing and pasting stay cheap.  Undecorated text only, without zero-width
         characters (which would attach to the wrong cell after a wrap); anything else is redrawn whole.
         """
-        decorated = getattr(self.decorate, "__func__", None) is not EditArea.decorate
         row, column = self._end
-        if decorated or not self.is_active() or row != self._cursor_row:
+        if self.decorated() or not self.is_active() or row != self._cursor_row:
             self.draw_prompt()
             return
         for char in text:

@@ -1,5 +1,6 @@
 """
-L{CommandShell}: the interactive SSH shell, a L{LineEditor} that runs L{sshfinger.shell.commands}.
+L{CommandShell}: the interactive SSH shell, a terminal protocol that runs L{sshfinger.shell.commands} on the
+lines its L{LineEditor} reads.
 
 It adds what only a person at a terminal needs: the prompt with login and host, answering a command's questions
 (a multi-line plan, a password without echo, a confirmation), history kept per login in the store, and an idle
@@ -11,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.conch.insults.insults import TerminalProtocol
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import Actor
 from sshfinger.shell import commands
-from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
+from sshfinger.shell.app import CommandError, Context, Interaction, Reply, ShellApp
 from sshfinger.shell.lineedit import LineEditor
 from sshfinger.shell.manhole import ManholeShell, manhole_namespace
 
@@ -26,11 +29,12 @@ from sshfinger.shell.manhole import ManholeShell, manhole_namespace
 IDLE_WARNING = 60.0
 
 
-class CommandShell(LineEditor):
+class CommandShell(TerminalProtocol):
     """
     The command shell of one SSH session.
 
     @ivar context: the command context (login, role, store).
+    @ivar editor: the line editor, created when the terminal connects.
     @ivar busy: whether a command is running (typed lines are ignored meanwhile).
     """
 
@@ -38,7 +42,7 @@ class CommandShell(LineEditor):
 
     def __init__(
         self,
-        app: Any,
+        app: ShellApp,
         context: Context,
         size: tuple[int, int],
         on_exit: Callable[[int], None],
@@ -46,7 +50,7 @@ class CommandShell(LineEditor):
         manhole_only: bool = False,
     ) -> None:
         """
-        @param app: the shared L{sshfinger.ssh.session.ShellApp}.
+        @param app: the shared L{ShellApp}.
         @param context: this session's command context.
         @param size: the terminal's (columns, rows).
         @param on_exit: ends the session with an exit status.
@@ -54,7 +58,6 @@ class CommandShell(LineEditor):
         @param manhole_only: open the manhole at once and end the session when it is left
             (C{ssh -t HOST manhole}).
         """
-        super().__init__()
         self.app = app
         self.context = context
         self.size = size
@@ -63,24 +66,55 @@ class CommandShell(LineEditor):
         self.pending: Interaction | None = None
         self.answers: list[str] = []
         self.ended = False
-        self._idle: Any = None
+        self._idle: IDelayedCall | None = None
         self._warned = False
         self.colour = colour
         self.manhole_only = manhole_only
         self.manhole: ManholeShell | None = None
-        self.prompt = self.command_prompt()
+        self.editor: LineEditor | None = None
 
     def is_active(self) -> bool:
         """
         Draw nothing once the session is ending.
         """
-        return super().is_active() and not self.ended and self.manhole is None
+        return not self.ended and self.manhole is None
 
     def say(self, text: str) -> None:
         """
         Print a message above whichever prompt is showing (this shell's or the manhole's).
         """
-        (self.manhole or self).write_line(text)
+        if self.manhole is not None:
+            self.manhole.editor.write_line(text)
+        else:
+            self.write_line(text)
+
+    def write_line(self, text: str) -> None:
+        """
+        Print a line above the prompt.
+        """
+        if self.editor is not None:
+            self.editor.write_line(text)
+
+    def draw_prompt(self) -> None:
+        """
+        Draw the prompt and the line being edited again.
+        """
+        if self.editor is not None:
+            self.editor.draw_prompt()
+
+    def set_prompt(self, text: str) -> None:
+        """
+        Change the prompt (drawn by the next L{draw_prompt}).
+        """
+        if self.editor is not None:
+            self.editor.set_prompt(text)
+
+    def set_echo(self, echo: bool) -> None:
+        """
+        Show typed characters, or not (passwords).
+        """
+        if self.editor is not None:
+            self.editor.echo = echo
 
     def command_prompt(self) -> str:
         """
@@ -92,7 +126,16 @@ class CommandShell(LineEditor):
         """
         Greet, load this login's history from the store and start the idle timer.
         """
-        super().connectionMade()
+        self.editor = LineEditor(
+            self.terminal,
+            self.line_submitted,
+            complete=self.complete,
+            on_end=self.end_of_input,
+            on_interrupt=self.interrupt,
+            active=self.is_active,
+        )
+        self.editor.set_prompt(self.command_prompt())
+        self.editor.start()
         self.terminalSize(*self.size)
         self.reset_idle()
         if self.manhole_only:
@@ -114,10 +157,18 @@ class CommandShell(LineEditor):
 
     def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
         """
-        Any key resets the idle timer.
+        Any key resets the idle timer; the editor handles it.
         """
         self.reset_idle()
-        super().keystrokeReceived(keyID, modifier)
+        if self.editor is not None:
+            self.editor.keystroke(keyID, modifier)
+
+    def unhandledControlSequence(self, seq: bytes) -> None:
+        """
+        Keys insults does not parse go to the editor.
+        """
+        if self.editor is not None:
+            self.editor.control_sequence(seq)
 
     def reset_idle(self) -> None:
         """
@@ -152,10 +203,12 @@ class CommandShell(LineEditor):
             self._idle.cancel()
         self.on_exit(code)
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
+    def connectionLost(self, reason: object = None) -> None:
         """
-        Stop the idle timer.
+        Stop the idle timer and the drawing.
         """
+        if self.editor is not None:
+            self.editor.stop()
         self.ended = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
@@ -187,12 +240,13 @@ class CommandShell(LineEditor):
         """
         if self.pending is not None:
             self.pending, self.answers = None, []
-            self.echo = True
+            self.set_echo(True)
             self.set_prompt(self.command_prompt())
             self.write_line("^C (cancelled)")
             self.draw_prompt()
             return
-        super().interrupt()
+        if self.editor is not None:
+            self.editor.interrupt()
 
     def line_submitted(self, line: str) -> None:
         """
@@ -215,8 +269,8 @@ class CommandShell(LineEditor):
         """
         Insert older history lines before this session's.
         """
-        current = self.history_lines()
-        self.set_history([*lines, *current])
+        if self.editor is not None:
+            self.editor.set_history([*lines, *self.editor.history_lines()])
 
     def run(self, d: Deferred[Any]) -> None:
         """
@@ -253,7 +307,7 @@ class CommandShell(LineEditor):
             self.set_prompt("... ")
         else:
             self.set_prompt(interaction.prompt)
-            self.echo = interaction.kind != "secret"
+            self.set_echo(interaction.kind != "secret")
         self.draw_prompt()
 
     def answer(self, line: str) -> None:
@@ -272,7 +326,7 @@ class CommandShell(LineEditor):
             self.draw_prompt()
             return
         answers, self.answers, self.pending = self.answers, [], None
-        self.echo = True
+        self.set_echo(True)
         self.set_prompt(self.command_prompt())
         if interaction.kind == "secret":
             if answers[0] != line:
@@ -292,8 +346,8 @@ class CommandShell(LineEditor):
         if reply.manhole:
             self.enter_manhole()
             return
-        if reply.clear:
-            self.clear_screen()
+        if reply.clear and self.editor is not None:
+            self.editor.clear_screen()
         for line in reply.lines:
             self.write_line(sanitize(line))
         if reply.exit:
@@ -313,7 +367,7 @@ class CommandShell(LineEditor):
             self.app.store,
             self.leave_manhole,
             colour=self.colour,
-            size=(self.width, self.height),
+            size=self.size,
             on_activity=self.reset_idle,
             on_lost=self.connectionLost,
         )
@@ -331,13 +385,15 @@ class CommandShell(LineEditor):
             self.end(0)
             return
         self.write_line("Back in the command shell.")
-        self.terminalSize(manhole.width, manhole.height)
+        self.terminalSize(*self.size)
 
     def terminalSize(self, width: int, height: int) -> None:
         """
-        Resize this shell, and the manhole when it is open.
+        Resize this shell's editor, and the manhole when it is open.
         """
-        super().terminalSize(width, height)
+        self.size = (width, height)
+        if self.editor is not None:
+            self.editor.resize(width, height)
         if self.manhole is not None:
             self.manhole.terminalSize(width, height)
 

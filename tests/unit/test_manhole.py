@@ -159,9 +159,9 @@ class ManholeTests(ManholeTestCase):
         """
         self.open()
         self.type(b"use\t")
-        self.assertEqual(self.server.terminalProtocol.current_line(), "users ")
+        self.assertEqual(self.server.terminalProtocol.editor.current_line(), "users ")
         self.type(b"\x15store.pe\t")
-        self.assertEqual(self.server.terminalProtocol.current_line(), "store.peek ")
+        self.assertEqual(self.server.terminalProtocol.editor.current_line(), "store.peek ")
 
     def test_await(self) -> None:
         """

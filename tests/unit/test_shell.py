@@ -131,7 +131,7 @@ class ShellTests(ShellTestCase):
         self.type(b"passwd\rn3w-secret\rn3w-secret\r")
         self.assertEqual(self.passwords, {"root": "n3w-secret"})
         self.assertNotIn("n3w-secret", self.output())
-        self.assertNotIn("n3w-secret", self.shell.history_lines())
+        self.assertNotIn("n3w-secret", self.shell.editor.history_lines())
 
     def test_del_confirmation(self) -> None:
         """
@@ -170,7 +170,7 @@ class ShellTests(ShellTestCase):
         context = self.app.context("root", "shell", "127.0.0.1:2", True)
         server = ServerProtocol(CommandShell, self.app, context, (80, 24), self.exits.append)
         server.makeConnection(StringTransport())
-        self.assertEqual(server.terminalProtocol.history_lines(), ["whoami"])
+        self.assertEqual(server.terminalProtocol.editor.history_lines(), ["whoami"])
 
     def test_idle_timeout(self) -> None:
         """
@@ -190,4 +190,4 @@ class ShellTests(ShellTestCase):
         A resize reaches the editor.
         """
         self.shell.terminalSize(50, 20)
-        self.assertEqual(self.shell.width, 50)
+        self.assertEqual(self.shell.editor.width, 50)  # type: ignore[union-attr]
