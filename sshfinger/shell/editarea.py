@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from twisted.conch.insults.insults import ITerminalTransport
 
-from sshfinger.shell.editbuffer import advance, char_width, layout, strip_escapes
+from sshfinger.shell.editbuffer import advance, char_width, position, strip_escapes
 
 ESC = "\x1b"
 
@@ -105,7 +105,7 @@ class EditArea:
         self.width, self.height = max(width, 2), max(height, 1)
         if self._connected:
             view = self.view()
-            new_row = layout(strip_escapes(view.prompt) + view.text[: view.cursor], self.width)[-1][0]
+            new_row = position(strip_escapes(view.prompt) + view.text[: view.cursor], self.width)[0]
             self._cursor_row = max(old_row, new_row)
             self.draw_prompt()
 
@@ -121,9 +121,8 @@ class EditArea:
             return
         view = self.view()
         plain = strip_escapes(view.prompt)
-        positions = layout(plain + view.text, self.width)
-        end_row, end_column = positions[-1]
-        row, column = positions[len(plain) + view.cursor]
+        end_row, end_column = position(plain + view.text, self.width)
+        row, column = position(plain + view.text[: view.cursor], self.width)
         out = [self._to_edit_start(), ESC, "[J", view.prompt, view.shown]
         if end_column == 0 and end_row > 0:
             out.append("\r\n")  # leave the pending-wrap state of a line that ends at the margin

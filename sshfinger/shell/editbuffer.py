@@ -66,6 +66,18 @@ def layout(text: str, width: int) -> list[tuple[int, int]]:
     return positions
 
 
+def position(text: str, width: int) -> tuple[int, int]:
+    """
+    Where the cursor stands after printing C{text} from column 0 of a terminal C{width} wide: the last of
+    L{layout}'s positions, computed without a loop for ASCII text (one column per character), so redrawing a long
+    line stays cheap.
+    """
+    width = max(width, 2)
+    if text.isascii():
+        return divmod(len(text), width)
+    return layout(text, width)[-1]
+
+
 def common_prefix(words: Sequence[str]) -> str:
     """
     The longest common prefix of C{words}.

@@ -17,7 +17,7 @@ from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, 
 from twisted.conch.ssh.session import SSHSession, wrapProtocol
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -32,6 +32,14 @@ from sshfinger.shell.shell import CommandShell
 
 #: Most bytes of standard input an exec command reads (a plan, a password).
 MAX_STDIN = 64 * 1024
+
+#: Longest command line (bytes) an exec request or a line of standard input may hold; longer ones are refused
+#: before they are decoded or split.
+MAX_COMMAND = 8 * 1024
+
+#: Seconds a resize waits for more resizes before the shell redraws for the last one (a flood of window-change
+#: requests then costs one redraw).
+RESIZE_DELAY = 0.05
 
 #: Environment variables a client may send (C{SendEnv}); others are refused.
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
@@ -104,6 +112,7 @@ class Session:
         self.env: dict[str, str] = {}
         self.shell: ServerProtocol | None = None
         self.exec: ExecProtocol | None = None
+        self._resize: IDelayedCall | None = None
 
     def setEnv(self, name: bytes, value: bytes) -> None:
         """
@@ -123,10 +132,16 @@ class Session:
 
     def windowChanged(self, newWindowSize: tuple[int, int, int, int]) -> None:
         """
-        Pass a resize to the shell, which re-wraps its line.
+        Remember the new size; the shell re-wraps its line for the last size once resizes stop arriving for
+        L{RESIZE_DELAY} seconds, so a flood of resizes costs one redraw.
         """
         self.window = (newWindowSize[0], newWindowSize[1])
-        if self.shell is not None:
+        if self.shell is not None and self._resize is None:
+            self._resize = self.user.app.clock.callLater(RESIZE_DELAY, self._apply_resize)
+
+    def _apply_resize(self) -> None:
+        self._resize = None
+        if self.shell is not None and self.shell.terminalProtocol is not None:
             self.shell.terminalProtocol.terminalSize(self.window[1], self.window[0])
 
     def openShell(self, process: Any) -> None:
@@ -158,6 +173,9 @@ class Session:
         """
         if self._refused(process):
             return
+        if len(command) > MAX_COMMAND:
+            self._refuse_exec(process, f"error: command longer than {MAX_COMMAND} bytes; refused\n")
+            return
         text = command.decode("utf-8", "replace")
         if self.term is not None and text.strip() == "manhole":
             self._start_shell(process, peer_of(process), manhole_only=True)
@@ -180,10 +198,21 @@ class Session:
         if self.user.app.store.peek(login) is not None:
             return False
         self.log.info("SSH login {login} has no account in the store; session refused", login=login)
-        message = f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
+        self._refuse_exec(
+            process, f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
+        )
+        return True
+
+    def _refuse_exec(self, process: Any, message: str) -> None:
+        """
+        End the channel with C{message} on stderr and exit status 1.  Input the client still sends is discarded
+        (Conch hands it to the protocol wired in here, and fails if there is none).
+        """
+        sink = Protocol()
+        sink.makeConnection(process)
+        process.makeConnection(wrapProtocol(sink))
         process.errReceived(message.encode("utf-8"))
         process.processEnded(exited(1))
-        return True
 
     def _ended(self, process: Any) -> Callable[[int], None]:
         def end(code: int) -> None:
@@ -200,8 +229,12 @@ class Session:
 
     def closed(self) -> None:
         """
-        The channel is closed; the protocols are told through their connectionLost.
+        The channel is closed; the protocols are told through their connectionLost.  A pending redraw is dropped.
         """
+        if self._resize is not None and self._resize.active():
+            self._resize.cancel()
+        self._resize = None
+        self.shell = None
 
 
 class ExecProtocol(Protocol):
@@ -263,7 +296,9 @@ class ExecProtocol(Protocol):
                 line = await self._next_line()
                 if line is None:
                     break
-                if await self._run_line(line):
+                if len(line.encode("utf-8", "replace")) > MAX_COMMAND:
+                    self._error(f"command longer than {MAX_COMMAND} bytes; refused")
+                elif await self._run_line(line):
                     break
         self._finish()
 

@@ -15,7 +15,7 @@ from twisted.conch.insults.insults import ServerProtocol, TerminalProtocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.shell.editbuffer import char_width, columns, common_prefix, in_quotes, layout
+from sshfinger.shell.editbuffer import char_width, columns, common_prefix, in_quotes, layout, position
 from sshfinger.shell.lineedit import LineEditor
 
 UP, DOWN, LEFT, RIGHT = b"\x1b[A", b"\x1b[B", b"\x1b[D", b"\x1b[C"
@@ -296,6 +296,14 @@ class HelperTests(SynchronousTestCase):
         East Asian wide characters and emoji take two columns, combining marks none.
         """
         self.assertEqual([char_width(c) for c in "a中\u0301🙂"], [1, 2, 0, 2])
+
+    def test_position_is_layout_end(self) -> None:
+        """
+        L{position} (fast for ASCII) agrees with the last of L{layout}'s positions, at and around the margin.
+        """
+        for text in ("", "abc", "x" * 10, "x" * 11, "x" * 4000, "a中b" * 7, "e\u0301" * 13):
+            for width in (2, 5, 10, 11, 80):
+                self.assertEqual(position(text, width), layout(text, width)[-1], (text[:10], width))
 
     def test_layout_wraps(self) -> None:
         """

@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
-from sshfinger.ssh.session import MAX_STDIN, Session, ShellUser
+from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, Session, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -325,3 +325,84 @@ class StoreFaultTests(SynchronousTestCase):
         self.assertEqual(process.status, 1)
         self.assertEqual(process.err, b"error: cannot save change: database or disk is full\n")
         self.assertIn("Status: Old", "\n".join(finger.user("alice", False)))
+
+
+class FloodTests(SessionTestCase):
+    """
+    Bounded work per event for logged-in users (issue 17, #4 and #5).
+    """
+
+    def shell(self, login: str = "alice") -> tuple[Session, FakeProcess]:
+        """
+        A shell session with a pty, started.
+        """
+        session = self.session(login)
+        session.getPty(b"xterm", (24, 80, 0, 0), [])
+        process = FakeProcess()
+        session.openShell(process)
+        return session, process
+
+    def test_resizes_coalesced(self) -> None:
+        """
+        A thousand window changes with a 4 000-character line cost one redraw, once the clock turns: nothing is
+        drawn per resize, and the line is drawn for the last size.
+        """
+        session, process = self.shell()
+        process.transport.write(b"x" * 4000)
+        before = len(process.out)
+        for n in range(1000):
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(len(process.out), before)
+        self.clock.advance(1)
+        drawn = len(process.out) - before
+        self.assertGreater(drawn, 4000)
+        self.assertLess(drawn, 2 * 4100)
+        self.assertEqual(session.window, (24, 40 + 999 % 50))
+
+    def test_resize_after_close_ignored(self) -> None:
+        """
+        A resize pending when the channel closes is dropped, not drawn on a closed channel.
+        """
+        session, process = self.shell()
+        session.windowChanged((24, 50, 0, 0))
+        session.closed()
+        before = len(process.out)
+        self.clock.advance(1)
+        self.assertEqual(len(process.out), before)
+
+    def test_long_exec_refused_unparsed(self) -> None:
+        """
+        An exec command longer than L{MAX_COMMAND} is refused at once with one line, without being split (a
+        1 MB command of unbalanced quotes would take seconds to split).
+        """
+        process = self.execute("alice", b"status '" + b"x" * 1_000_000)
+        self.assertEqual(process.status, 1)
+        self.assertEqual(process.err, f"error: command longer than {MAX_COMMAND} bytes; refused\n".encode())
+
+    def test_long_stdin_line_refused(self) -> None:
+        """
+        In line mode (a shell without a pty) a line longer than L{MAX_COMMAND} is refused; the next runs.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.openShell(process)
+        process.transport.write(b"status " + b"y" * (MAX_COMMAND + 10) + b"\nwhoami\n")
+        session.eofReceived()
+        self.assertIn(f"command longer than {MAX_COMMAND} bytes".encode(), process.err)
+        self.assertIn(b"alice (user)", process.out)
+
+    def test_no_account_input_discarded(self) -> None:
+        """
+        A login without an account that sends input after its refusal (a shell with or without a pty) has
+        the input discarded: Conch hands it to the transport the session wired in, which must exist.
+        """
+        for pty in (False, True):
+            session = self.session("mallory")
+            if pty:
+                session.getPty(b"xterm", (24, 80, 0, 0), [])
+            process = FakeProcess()
+            session.openShell(process)
+            self.assertEqual(process.status, 1)
+            self.assertIsNotNone(process.transport)
+            process.transport.write(b"whoami\n")
+            self.assertEqual(process.out, b"")
