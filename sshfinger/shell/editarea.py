@@ -154,23 +154,25 @@ class EditArea:
         self._write(text + ("\r\n" if column == 0 else ""))
         self._cursor_row, self._end = row, (row, column)
 
-    def write_text(self, text: str) -> None:
+    def write_text(self, text: str, redraw: bool = True) -> None:
         """
         Print C{text} above the edit area (C{"\\n"} becomes C{"\\r\\n"}; a final newline is added if missing,
-        since the prompt always starts a row), then redraw the prompt and the line below it.
+        since the prompt always starts a row), then redraw the prompt and the line below it (unless C{redraw} is
+        false: the last words of a session).
         """
         body = text.replace("\r\n", "\n").replace("\n", "\r\n")
         if not body.endswith("\r\n"):
             body += "\r\n"
         self._write(self._to_edit_start() + ESC + "[J" + body)
         self._cursor_row, self._end = 0, (0, 0)
-        self.draw_prompt()
+        if redraw:
+            self.draw_prompt()
 
-    def write_line(self, text: str) -> None:
+    def write_line(self, text: str, redraw: bool = True) -> None:
         """
         Print C{text} and a newline above the edit area; see L{write_text}.
         """
-        self.write_text(text + "\n")
+        self.write_text(text + "\n", redraw)
 
     def write_below(self, lines: list[str]) -> None:
         """

@@ -28,6 +28,9 @@ from sshfinger.shell.manhole import ManholeShell, manhole_namespace
 #: Seconds of warning before the idle timeout closes the session.
 IDLE_WARNING = 60.0
 
+#: Most characters a multi-line answer (a plan typed or pasted) may hold, as for standard input in exec.
+MAX_ANSWER = 64 * 1024
+
 
 class CommandShell(TerminalProtocol):
     """
@@ -87,6 +90,14 @@ class CommandShell(TerminalProtocol):
             self.manhole.editor.write_line(text)
         else:
             self.write_line(text)
+
+    def farewell(self, text: str) -> None:
+        """
+        Print the last line of the session, with no prompt after it (above the manhole's, if it is open).
+        """
+        editor = self.manhole.editor if self.manhole is not None else self.editor
+        if editor is not None:
+            editor.write_line(text, redraw=False)
 
     def write_line(self, text: str) -> None:
         """
@@ -189,7 +200,7 @@ class CommandShell(TerminalProtocol):
             self.say(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
             self._idle = self.app.clock.callLater(IDLE_WARNING, self._idle_fired)
             return
-        self.say("Idle timeout: goodbye.")
+        self.farewell("Idle timeout: goodbye.")
         self.end(0)
 
     def end(self, code: int) -> None:
@@ -231,7 +242,7 @@ class CommandShell(TerminalProtocol):
             else:
                 self.interrupt()
             return
-        self.write_line("bye")
+        self.farewell("bye")
         self.end(0)
 
     def interrupt(self) -> None:
@@ -318,6 +329,11 @@ class CommandShell(TerminalProtocol):
         assert interaction is not None
         if interaction.kind == "text" and line != ".":
             self.answers.append(line)
+            if sum(len(answer) + 1 for answer in self.answers) > MAX_ANSWER:
+                self.pending, self.answers = None, []
+                self.set_prompt(self.command_prompt())
+                self.show_error(f"the text is longer than {MAX_ANSWER} characters; nothing changed")
+                return
             self.draw_prompt()
             return
         if interaction.kind == "secret" and not self.answers:
@@ -348,11 +364,13 @@ class CommandShell(TerminalProtocol):
             return
         if reply.clear and self.editor is not None:
             self.editor.clear_screen()
-        for line in reply.lines:
-            self.write_line(sanitize(line))
         if reply.exit:
+            for line in reply.lines:
+                self.farewell(sanitize(line))
             self.end(0)
             return
+        for line in reply.lines:
+            self.write_line(sanitize(line))
         self.draw_prompt()
 
     def enter_manhole(self) -> None:

@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account, Actor
 from sshfinger.shell import commands
+from sshfinger.shell.app import EditRate
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.ssh.checkers import parse_authorized_key
 from sshfinger.ssh.hostkeys import fingerprint
@@ -65,7 +66,13 @@ class CommandTestCase(SynchronousTestCase):
         self.finger = FingerService(self.store, self.clock)
         self.passwords: dict[str, str] = {}
 
-    def context(self, login: str, interactive: bool = True, admins: frozenset[str] = frozenset()) -> Context:
+    def context(
+        self,
+        login: str,
+        interactive: bool = True,
+        admins: frozenset[str] = frozenset(),
+        edits: EditRate | None = None,
+    ) -> Context:
         """
         A command context for C{login}.
         """
@@ -84,6 +91,7 @@ class CommandTestCase(SynchronousTestCase):
             parse_key=parse_authorized_key,
             fingerprint=fingerprint,
             interactive=interactive,
+            edits=edits,
         )
 
     def run_as(self, login: str, line: str, **kwargs: Any) -> Reply | Interaction:
@@ -365,3 +373,49 @@ class CompletionTests(CommandTestCase):
         self.assertEqual((start, found), (7, [("alice", "Alice Liddell")]))
         self.assertEqual([n for n, _ in commands.complete(self.context("root"), "set alice st")[1]], ["status"])
         self.assertEqual(commands.complete(self.context("root"), 'status "al')[1], [])
+
+
+class EditRateTests(CommandTestCase):
+    """
+    Per-login edit budgets (issue 17, #8): a flood of edits from one login is throttled with a clear line.
+    """
+
+    def test_user_flood_throttled(self) -> None:
+        """
+        With 5 edits a minute, alice's sixth quick edit is refused, names the limit and changes nothing; a
+        refill of one edit comes after 12 s.  Each login has its own budget.
+        """
+        edits = EditRate(self.clock, per_minute=5)
+        for n in range(5):
+            self.lines("alice", f"status edit {n}", edits=edits)
+        error = self.error("alice", "status edit 5", edits=edits)
+        self.assertIn("too many changes: at most 5 a minute; nothing changed", error)
+        self.assertEqual(self.store.peek("alice").status, "edit 4")  # type: ignore[union-attr]
+        self.assertIn("too many changes", self.error("alice", "hide", edits=edits))
+        self.lines("bob", "status mine", edits=edits)
+        self.clock.advance(12)
+        self.lines("alice", "status edit 6", edits=edits)
+        self.assertIn("too many changes", self.error("alice", "status edit 7", edits=edits))
+
+    def test_admins_get_more(self) -> None:
+        """
+        An admin's budget is twenty times a user's: 100 quick edits at 5 a minute go through, the 101st not.
+        """
+        edits = EditRate(self.clock, per_minute=5)
+        for n in range(100):
+            self.lines("root", f"set bob status {n}", edits=edits)
+        self.assertIn("at most 100 a minute", self.error("root", "add carol", edits=edits))
+        self.assertIsNone(self.store.peek("carol"))
+
+    def test_passwd_counts(self) -> None:
+        """
+        A password change spends the budget too (each costs a bcrypt hash).
+        """
+        edits = EditRate(self.clock, per_minute=1)
+        self.finish(self.run_as("alice", "passwd", edits=edits), "a long enough password")
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(self.run_as("alice", "passwd", edits=edits).finish("another long password")),  # type: ignore[union-attr,arg-type]
+            CommandError,
+        )
+        self.assertIn("too many changes", failure.getErrorMessage())
+        self.assertEqual(self.passwords, {"alice": "a long enough password"})

@@ -50,23 +50,39 @@ def split(line: str) -> list[str]:
 
 
 def one_login(args: list[str], usage: str) -> str:
+    """
+    The one login in C{args}, lower-case.
+
+    @raise CommandError: with C{usage} unless there is exactly one argument; see L{check_login}.
+    """
     if len(args) != 1:
         raise CommandError(f"usage: {usage}")
     return check_login(args[0])
 
 
 def check_login(login: str) -> str:
+    """
+    C{login}, lower-case.
+
+    @raise CommandError: "no such user" if it is not even a valid login.
+    """
     if not is_valid_login(login):
         raise CommandError(f"no such user: {login}")
     return login.lower()
 
 
 async def update(ctx: Context, login: str, changes: Mapping[str, object]) -> Account:
+    """
+    Change fields of C{login}'s account, if this login may, and its edit budget allows.
+
+    @raise CommandError: on a bad field name or value, a permission refused, a spent budget or a store error.
+    """
     try:
         names = [field_name(name) for name in changes]
     except InvalidValue as e:
         raise CommandError(str(e)) from None
     ctx.require_edit(login, names)
+    ctx.spend_edit()
     try:
         account: Account = await ctx.store.update(login, changes, ctx.actor)
     except StoreError as e:

@@ -66,6 +66,7 @@ async def cmd_add(ctx: Context, args: list[str]) -> Result:
     if not args:
         raise CommandError("usage: add LOGIN [REAL NAME...]")
     fields = {"real_name": " ".join(args[1:])} if len(args) > 1 else {}
+    ctx.spend_edit()
     try:
         account = await ctx.store.create(args[0], ctx.actor, fields)
     except StoreError as e:
@@ -87,6 +88,7 @@ async def cmd_del(ctx: Context, args: list[str]) -> Result:
     async def finish(answer: str) -> Reply:
         if answer.strip().lower() not in ("y", "yes"):
             return Reply(["not deleted"])
+        ctx.spend_edit()
         try:
             await ctx.store.delete(login, ctx.actor)
         except StoreError as e:
@@ -104,6 +106,7 @@ async def _set_hidden(ctx: Context, args: list[str], hidden: bool, usage: str) -
     login = one_login(args, usage) if args else ctx.login
     if not ctx.is_admin and login != ctx.login:
         raise CommandError("permission denied: you may only hide or unhide your own account")
+    ctx.spend_edit()
     try:
         await ctx.store.update(login, {"hidden": hidden}, ctx.actor)
     except StoreError as e:
@@ -138,6 +141,7 @@ async def cmd_passwd(ctx: Context, args: list[str]) -> Result:
     async def finish(password: str) -> Reply:
         if not password:
             raise CommandError("passwd: empty password refused")
+        ctx.spend_edit()
         try:
             await setter(ctx.login, password)
         except (OSError, ValueError) as e:
