@@ -26,6 +26,7 @@ from sshfinger.finger.protocol import FingerFactory, FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
 from sshfinger.ops.endpoints import with_backlog
 from sshfinger.ops.reload import ReloadService
+from sshfinger.shell.app import ADMIN_EDIT_FACTOR, EDIT_RATE
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
@@ -46,6 +47,7 @@ DEFAULTS: Mapping[str, Any] = {
     "login-grace": 60.0,
     "max-auth-failures": 6,
     "audit-keep": 100_000,
+    "edit-rate": EDIT_RATE,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -152,6 +154,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["max-auth-failures"],
             "Failed SSH authentication attempts before the connection is cut.",
             _positive(int, "max-auth-failures"),
+        ],
+        [
+            "edit-rate",
+            None,
+            DEFAULTS["edit-rate"],
+            "Changes (edits, password changes) one login may make per minute over SSH, with a minute's worth at "
+            f"once; admins may make {ADMIN_EDIT_FACTOR:g} times as many.",
+            _positive(float, "edit-rate"),
         ],
     ]
 

@@ -20,6 +20,19 @@ DEFAULT_ROUNDS = 12
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
+#: The fewest characters a new password may have.
+MIN_PASSWORD_LENGTH = 10
+
+
+def check_password_strength(password: str) -> None:
+    """
+    Refuse a new password that is too weak: shorter than L{MIN_PASSWORD_LENGTH} characters.
+
+    @raise ValueError: with one line saying why.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:

@@ -25,7 +25,7 @@ from zope.interface import implementer
 
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import with_backlog
-from sshfinger.shell.app import ShellApp
+from sshfinger.shell.app import EDIT_RATE, ShellApp
 from sshfinger.ssh import passwd
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
@@ -189,6 +189,7 @@ def make_ssh_service(
         set_password=set_password,
         parse_key=parse_authorized_key,
         fingerprint=fingerprint,
+        edit_rate=float(config.get("edit-rate", EDIT_RATE)),
     )
     factory = SSHFactory(
         build_portal(ShellRealm(app), checkers),

@@ -17,6 +17,7 @@ from sshfinger.shell import commands
 from sshfinger.shell.app import EditRate
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.ssh.checkers import parse_authorized_key
+from sshfinger.ssh.passwd import MIN_PASSWORD_LENGTH
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
@@ -342,9 +343,9 @@ class KeyAndPasswdTests(CommandTestCase):
         """
         C{passwd} asks for a secret and stores it for the caller only.
         """
-        reply = self.finish(self.run_as("alice", "passwd"), "n3w")
+        reply = self.finish(self.run_as("alice", "passwd"), "n3w-secret")
         self.assertEqual(reply.lines, ["password changed for alice"])
-        self.assertEqual(self.passwords, {"alice": "n3w"})
+        self.assertEqual(self.passwords, {"alice": "n3w-secret"})
         self.assertIn("empty password", str(self.failureResultOf(
             Deferred.fromCoroutine(self.run_as("alice", "passwd").finish("")), CommandError  # type: ignore[union-attr,arg-type]
         ).value))
@@ -419,3 +420,29 @@ class EditRateTests(CommandTestCase):
         )
         self.assertIn("too many changes", failure.getErrorMessage())
         self.assertEqual(self.passwords, {"alice": "a long enough password"})
+
+
+class PasswdPolicyTests(CommandTestCase):
+    """
+    Password strength and the audit trail (issue 18, #17).
+    """
+
+    def test_short_password_refused(self) -> None:
+        """
+        A password shorter than the minimum is refused with the minimum named, and nothing is written.
+        """
+        result = self.run_as("alice", "passwd")
+        failure = self.failureResultOf(Deferred.fromCoroutine(result.finish("x")), CommandError)  # type: ignore[union-attr,arg-type]
+        self.assertIn(f"at least {MIN_PASSWORD_LENGTH} characters", failure.getErrorMessage())
+        self.assertEqual(self.passwords, {})
+
+    def test_change_audited_without_secret(self) -> None:
+        """
+        A password change is recorded in the audit trail (who, from where, whose) without the password, and
+        C{log} shows it.
+        """
+        self.finish(self.run_as("alice", "passwd"), "correct horse battery")
+        changes = self.successResultOf(self.store.recent_changes(10, "alice"))
+        self.assertEqual([(c.action, c.login, c.actor.peer) for c in changes], [("passwd", "alice", "127.0.0.1:5000")])
+        self.assertNotIn("horse", repr(changes))
+        self.assertIn("alice/shell@127.0.0.1:5000 changed the password of alice", self.lines("alice", "log")[0])

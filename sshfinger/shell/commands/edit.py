@@ -4,10 +4,11 @@ The commands that change accounts: status, set, plan, add, del, hide, unhide and
 
 from __future__ import annotations
 
-from sshfinger.model.account import field_name
+from sshfinger.model.account import Change, field_name
 from sshfinger.model.errors import InvalidValue, StoreError
 from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import check_login, one_login, update
+from sshfinger.ssh.passwd import check_password_strength
 
 
 async def cmd_status(ctx: Context, args: list[str]) -> Result:
@@ -141,11 +142,19 @@ async def cmd_passwd(ctx: Context, args: list[str]) -> Result:
     async def finish(password: str) -> Reply:
         if not password:
             raise CommandError("passwd: empty password refused")
+        try:
+            check_password_strength(password)
+        except ValueError as e:
+            raise CommandError(f"passwd: {e}; nothing changed") from None
         ctx.spend_edit()
         try:
             await setter(ctx.login, password)
         except (OSError, ValueError) as e:
             raise CommandError(f"passwd: cannot save the password: {e}") from None
+        try:
+            await ctx.store.record(Change(0.0, ctx.actor, ctx.login, "passwd", "password"))  # never the hash
+        except StoreError as e:
+            return Reply([f"password changed for {ctx.login} (not recorded in the audit trail: {e})"])
         return Reply([f"password changed for {ctx.login}"])
 
     return Interaction("secret", "New password: ", finish)

@@ -46,6 +46,8 @@ def format_change(change: Change) -> str:
         who += f"@{change.actor.peer}"
     if change.action == "input":
         return f"{stamp} {who} >>> {change.new}"
+    if change.action == "passwd":
+        return f"{stamp} {who} changed the password of {change.login}"
     if change.action != "update":
         return f"{stamp} {who} {change.action}d {change.login}"
     old, new = (value if value is None else value.replace("\n", "\\n") for value in (change.old, change.new))
