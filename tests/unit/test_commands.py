@@ -17,8 +17,8 @@ from sshfinger.shell import commands
 from sshfinger.shell.app import EditRate
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.ssh.checkers import parse_authorized_key
-from sshfinger.ssh.passwd import MIN_PASSWORD_LENGTH
 from sshfinger.ssh.hostkeys import fingerprint
+from sshfinger.ssh.passwd import MIN_PASSWORD_LENGTH
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -229,10 +229,24 @@ class EditCommandTests(CommandTestCase):
         C{set LOGIN FIELD VALUE} sets a field; without a field name the rest is the status; quotes work.
         """
         self.lines("root", 'set alice name "Alice P. Liddell"')
-        self.lines("root", "set alice In a meeting")
+        self.lines("root", 'set alice "In a meeting"')
         alice = self.store.peek("alice")
         assert alice is not None
         self.assertEqual((alice.real_name, alice.status), ("Alice P. Liddell", "In a meeting"))
+
+    def test_unknown_field_refused(self) -> None:
+        """
+        A word in the field position that is not a field is an error listing the fields, and nothing changes
+        (issue 18, #13); the reply names a field as it was typed.
+        """
+        error = self.error("root", "set alice colr red")
+        self.assertIn("unknown field 'colr'", error)
+        self.assertIn("name, status, plan, office, phone, hidden, role", error)
+        alice = self.store.peek("alice")
+        assert alice is not None
+        self.assertEqual(alice.status, "Reading")
+        self.assertEqual(self.lines("root", "set alice name Alice P."), ["name of alice set"])
+        self.assertEqual(self.lines("root", "set alice Away"), ["status of alice set"])
 
     def test_user_may_not_edit_others(self) -> None:
         """

@@ -16,6 +16,7 @@ from sshfinger.model.account import EDITABLE_FIELDS
 from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import Command, split
 from sshfinger.shell.commands.edit import (
+    SET_FIELDS,
     cmd_add,
     cmd_del,
     cmd_hide,
@@ -99,8 +100,9 @@ COMMAND_LIST: Sequence[Command] = (
 
 HELP_DETAILS: Mapping[str, Sequence[str]] = {
     "set": (
-        f"FIELD is one of: name, {', '.join(name for name in EDITABLE_FIELDS if name not in ('real_name', 'keys'))}.",
-        "Without a FIELD the rest of the line is the status: set alice In a meeting",
+        f"FIELD is one of: {', '.join(SET_FIELDS)}.",
+        'Without a FIELD, one (quoted) VALUE is the status: set alice "In a meeting"',
+        "An unknown FIELD is an error, so a typo never becomes the status.",
         "Users may change their own name, status and plan; admins anything.",
     ),
     "key": (

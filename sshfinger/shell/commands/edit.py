@@ -4,11 +4,14 @@ The commands that change accounts: status, set, plan, add, del, hide, unhide and
 
 from __future__ import annotations
 
-from sshfinger.model.account import Change, field_name
+from sshfinger.model.account import EDITABLE_FIELDS, Change, field_name
 from sshfinger.model.errors import InvalidValue, StoreError
 from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import check_login, one_login, update
 from sshfinger.ssh.passwd import check_password_strength
+
+#: The field names C{set} takes, as people type them.
+SET_FIELDS = tuple("name" if name == "real_name" else name for name in EDITABLE_FIELDS if name != "keys")
 
 
 async def cmd_status(ctx: Context, args: list[str]) -> Result:
@@ -24,23 +27,31 @@ async def cmd_status(ctx: Context, args: list[str]) -> Result:
 
 async def cmd_set(ctx: Context, args: list[str]) -> Result:
     """
-    Set one field of an account; C{set LOGIN TEXT...} (no field name) sets the status.
+    Set one field of an account: C{set LOGIN FIELD VALUE...}; C{set LOGIN TEXT} (one word, or quoted) sets the
+    status.  A word in the field position that is not a field is an error listing the fields, so a typo never
+    becomes the status.
     """
     if len(args) < 2:
         raise CommandError("usage: set LOGIN [FIELD] VALUE...")
     login = check_login(args[0])
-    try:
-        name = field_name(args[1])
-        values = args[2:]
-    except InvalidValue:
-        name, values = "status", args[1:]
+    if len(args) == 2:
+        typed, name, values = "status", "status", args[1:]
+    else:
+        typed, values = args[1], args[2:]
+        try:
+            name = field_name(typed)
+        except InvalidValue:
+            raise CommandError(
+                f"unknown field {typed!r}: choose from {', '.join(SET_FIELDS)} "
+                f"(to set the status to several words, quote them: set {login} \"...\")"
+            ) from None
     if name == "keys":
         raise CommandError("use 'key add' and 'key del' to change keys")
     value = " ".join(values)
     if name == "plan":
         value = value.replace("\\n", "\n")
     account = await update(ctx, login, {name: value})
-    return Reply([f"{name} of {account.login} set"])
+    return Reply([f"{typed} of {account.login} set"])
 
 
 async def cmd_plan(ctx: Context, args: list[str]) -> Result:
