@@ -460,3 +460,65 @@ class PasswdPolicyTests(CommandTestCase):
         self.assertEqual([(c.action, c.login, c.actor.peer) for c in changes], [("passwd", "alice", "127.0.0.1:5000")])
         self.assertNotIn("horse", repr(changes))
         self.assertIn("alice/shell@127.0.0.1:5000 changed the password of alice", self.lines("alice", "log")[0])
+
+
+class HiddenAccountTests(CommandTestCase):
+    """
+    Hidden accounts never leak to users who may not see them (issue 18, #5): C{ghost} is hidden.
+    """
+
+    def answer(self, login: str, line: str) -> str:
+        """
+        What a command line answers, error or output, as one string.
+        """
+        try:
+            argv = commands.split(line)
+        except CommandError as e:
+            return f"error: {e}"
+        d = commands.run(self.context(login), argv)
+        result = self.successResultOf(d.addErrback(lambda f: f.trap(CommandError) and f"error: {f.value}"))
+        if isinstance(result, str):
+            return result
+        if isinstance(result, Interaction):
+            return f"asks: {result.prompt}"
+        return "\n".join(result.lines)
+
+    def test_errors_same_as_unknown(self) -> None:
+        """
+        For a user, every command naming the hidden C{ghost} answers exactly as for C{nosuchuser}.
+        """
+        templates = [
+            "key list {}",
+            "key add {} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK3Q",
+            "key del {} 1",
+            "set {} status x",
+            "set {} colr x",
+            "plan {}",
+            "hide {}",
+            "unhide {}",
+            "log {}",
+            "finger {}",
+            "finger -l {}",
+            "del {}",
+        ]
+        for template in templates:
+            hidden = self.answer("alice", template.format("ghost"))
+            unknown = self.answer("alice", template.format("nosuchuser"))
+            self.assertEqual(hidden.replace("ghost", "X"), unknown.replace("nosuchuser", "X"), template)
+
+    def test_admin_still_sees(self) -> None:
+        """
+        An admin is told the truth about a hidden account.
+        """
+        self.assertEqual(self.answer("root", "key list ghost"), "ghost has no keys")
+
+    def test_completion_leaves_hidden_out(self) -> None:
+        """
+        Tab and C{?} never offer a hidden account to a user; an admin gets it, and a hidden user their own.
+        """
+        self.assertEqual(commands.complete(self.context("alice"), "finger gh")[1], [])
+        names = [name for name, _ in commands.complete(self.context("alice"), "finger ")[1]]
+        self.assertNotIn("ghost", names)
+        self.assertIn("bob", names)
+        self.assertEqual([n for n, _ in commands.complete(self.context("root"), "finger gh")[1]], ["ghost"])
+        self.assertEqual([n for n, _ in commands.complete(self.context("ghost"), "finger gh")[1]], ["ghost"])

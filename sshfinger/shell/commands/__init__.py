@@ -180,7 +180,8 @@ def _candidates(ctx: Context, kind: str | None) -> list[tuple[str, str]]:
     if kind == "login":
         result = []
         for login in ctx.store.logins():
-            account = ctx.store.peek(login)
-            result.append((login, account.real_name if account and account.real_name else "account"))
+            account = ctx.visible(login)  # hidden accounts only for admins and their owner
+            if account is not None:
+                result.append((login, account.real_name or "account"))
         return result
     return []

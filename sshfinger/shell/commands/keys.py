@@ -25,7 +25,7 @@ async def cmd_key(ctx: Context, args: list[str]) -> Result:
     if not args or args[0] not in ("list", "add", "del"):
         raise CommandError("usage: key list [LOGIN] | key add [LOGIN] KEYLINE | key del [LOGIN] N|FINGERPRINT")
     action, (login, rest) = args[0], _key_target(ctx, args[1:])
-    account = ctx.store.peek(login)
+    account = ctx.visible(login)  # a hidden account is no such user to those who may not see it
     if account is None:
         raise CommandError(f"no such user: {login}")
     if action == "list":
