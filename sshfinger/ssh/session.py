@@ -41,6 +41,12 @@ MAX_COMMAND = 8 * 1024
 #: requests then costs one redraw).
 RESIZE_DELAY = 0.05
 
+#: Window changes a session may send at once, and per second after that.  Past them the client is flooding (a
+#: person dragging a window corner sends a few dozen a second): the connection is closed, since even ignored
+#: requests cost the SSH layer work that delays everyone else.
+RESIZE_BURST = 200
+RESIZE_RATE = 50.0
+
 #: Environment variables a client may send (C{SendEnv}); others are refused.
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
 
@@ -113,6 +119,9 @@ class Session:
         self.shell: ServerProtocol | None = None
         self.exec: ExecProtocol | None = None
         self._resize: IDelayedCall | None = None
+        self._resize_budget = (float(RESIZE_BURST), 0.0)
+        self._flooded = False
+        self.peer = ""
 
     def setEnv(self, name: bytes, value: bytes) -> None:
         """
@@ -136,8 +145,35 @@ class Session:
         L{RESIZE_DELAY} seconds, so a flood of resizes costs one redraw.
         """
         self.window = (newWindowSize[0], newWindowSize[1])
+        if not self._spend_resize():
+            return
         if self.shell is not None and self._resize is None:
             self._resize = self.user.app.clock.callLater(RESIZE_DELAY, self._apply_resize)
+
+    def _spend_resize(self) -> bool:
+        """
+        Count a window change against L{RESIZE_BURST} and L{RESIZE_RATE}; on a flood, close the connection
+        (once) and return false.
+        """
+        if self._flooded:
+            return False
+        tokens, then = self._resize_budget
+        now = self.user.app.clock.seconds()
+        tokens = min(float(RESIZE_BURST), tokens + (now - then) * RESIZE_RATE) - 1
+        self._resize_budget = (tokens, now)
+        if tokens >= 0:
+            return True
+        self._flooded = True
+        self.log.warn(
+            "SSH window-change flood from {login} at {peer}: connection closed",
+            login=self.user.login,
+            peer=self.peer,
+            outcome="flood",
+        )
+        conn = getattr(self.user, "conn", None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.loseConnection()
+        return False
 
     def _apply_resize(self) -> None:
         self._resize = None
@@ -150,7 +186,7 @@ class Session:
         """
         if self._refused(process):
             return
-        peer = peer_of(process)
+        peer = self.peer = peer_of(process)
         if self.term is None:
             self._start_exec(process, None)
             return

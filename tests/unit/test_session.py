@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
-from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, Session, ShellUser
+from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, RESIZE_BURST, RESIZE_RATE, Session, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -344,20 +344,52 @@ class FloodTests(SessionTestCase):
 
     def test_resizes_coalesced(self) -> None:
         """
-        A thousand window changes with a 4 000-character line cost one redraw, once the clock turns: nothing is
-        drawn per resize, and the line is drawn for the last size.
+        A burst of window changes (all the budget allows) with a 4 000-character line costs one redraw, once the
+        clock turns: nothing is drawn per resize, and the line is drawn for the last size.
         """
         session, process = self.shell()
         process.transport.write(b"x" * 4000)
         before = len(process.out)
-        for n in range(1000):
+        for n in range(RESIZE_BURST):
             session.windowChanged((24, 40 + n % 50, 0, 0))
         self.assertEqual(len(process.out), before)
         self.clock.advance(1)
         drawn = len(process.out) - before
         self.assertGreater(drawn, 4000)
         self.assertLess(drawn, 2 * 4100)
-        self.assertEqual(session.window, (24, 40 + 999 % 50))
+        self.assertEqual(session.window, (24, 40 + (RESIZE_BURST - 1) % 50))
+
+    def test_resize_flood_closes_connection(self) -> None:
+        """
+        Window changes beyond the burst and the rate close the SSH connection once, with one warning naming the
+        login and the peer; a steady pace within the rate is fine.
+        """
+        session, process = self.shell()
+        closed: list[bool] = []
+
+        class Transport:
+            def loseConnection(self) -> None:
+                closed.append(True)
+
+        class Conn:
+            transport = Transport()
+
+        session.user.conn = Conn()
+        for n in range(3 * RESIZE_BURST):
+            self.clock.advance(1.5 / RESIZE_RATE)
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(closed, [])
+        events: list[dict[str, object]] = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for n in range(2 * RESIZE_BURST):
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(closed, [True])
+        floods = [e for e in events if e.get("outcome") == "flood"]
+        self.assertEqual(len(floods), 1)
+        self.assertEqual((floods[0]["login"], floods[0]["peer"]), ("alice", "192.0.2.7:40000"))
 
     def test_resize_after_close_ignored(self) -> None:
         """
