@@ -343,6 +343,26 @@ class KeyAndPasswdTests(CommandTestCase):
         self.assertIn("no key 7", self.error("root", "key del bob 7"))
         self.assertIn("usage", self.error("alice", "key frob"))
 
+    def test_key_add_from_input(self) -> None:
+        """
+        C{key add} without a key line asks for the keys (in exec: standard input, C{key add < id.pub}): every
+        key line is added at once, blank and comment lines skipped; a bad line is named and nothing is added.
+        """
+        first, second = ssh_keygen_line(self.mktemp_dir()), ssh_keygen_line(self.mktemp_dir(), "ecdsa")
+        result = self.run_as("alice", "key add")
+        assert isinstance(result, Interaction)
+        self.assertEqual(result.kind, "text")
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(result.finish(f"{first}\nnot a key\n")), CommandError  # type: ignore[arg-type]
+        )
+        self.assertIn("key add: line 2:", failure.getErrorMessage())
+        self.assertEqual(self.lines("alice", "key list"), ["alice has no keys"])
+        reply = self.finish(self.run_as("alice", "key add"), f"# mine\n{first}\n\n{second}\n")
+        self.assertEqual(reply.lines, ["2 keys added to alice"])
+        self.assertEqual(len(self.lines("alice", "key list")), 2)
+        self.assertIn("there already", self.error("alice", f"key add {first}"))
+        self.assertIn("permission denied", self.error("alice", "key add bob"))
+
     def mktemp_dir(self) -> str:
         """
         A fresh directory.

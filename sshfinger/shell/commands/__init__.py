@@ -108,6 +108,7 @@ HELP_DETAILS: Mapping[str, Sequence[str]] = {
     "key": (
         "key list [LOGIN]            numbered keys with fingerprints",
         "key add [LOGIN] KEYLINE     e.g. key add ssh-ed25519 AAAA... me@laptop",
+        "key add [LOGIN]             paste keys (in exec: ssh host key add < ~/.ssh/id_ed25519.pub)",
         "key del [LOGIN] N           by number or SHA256: fingerprint",
     ),
     "plan": ("In 'ssh host plan < file' the plan is read from standard input.",),

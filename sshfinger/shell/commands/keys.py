@@ -5,7 +5,7 @@ The C{key} command: list, add and delete a login's SSH public keys.
 from __future__ import annotations
 
 from sshfinger.model.account import Account, is_valid_login
-from sshfinger.shell.app import CommandError, Context, Reply, Result
+from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import update
 
 
@@ -23,7 +23,7 @@ async def cmd_key(ctx: Context, args: list[str]) -> Result:
     List, add or delete SSH public keys.
     """
     if not args or args[0] not in ("list", "add", "del"):
-        raise CommandError("usage: key list [LOGIN] | key add [LOGIN] KEYLINE | key del [LOGIN] N|FINGERPRINT")
+        raise CommandError("usage: key list [LOGIN] | key add [LOGIN] [KEYLINE] | key del [LOGIN] N|FINGERPRINT")
     action, (login, rest) = args[0], _key_target(ctx, args[1:])
     account = ctx.visible(login)  # a hidden account is no such user to those who may not see it
     if account is None:
@@ -35,16 +35,14 @@ async def cmd_key(ctx: Context, args: list[str]) -> Result:
     if ctx.parse_key is None:
         raise CommandError("key: public keys are not available")
     if action == "add":
-        if not rest:
-            raise CommandError("usage: key add [LOGIN] KEYLINE")
-        try:
-            _, line = ctx.parse_key(" ".join(rest))
-        except ValueError as e:
-            raise CommandError(f"key add: {e}") from None
-        if line in account.keys:
-            raise CommandError("key add: that key is there already")
-        await update(ctx, login, {"keys": account.keys + (line,)})
-        return Reply([f"key added to {login}"])
+        if rest:
+            return await _add_keys(ctx, login, [" ".join(rest)])
+        ctx.require_edit(login, ["keys"])
+
+        async def finish(text: str) -> Reply:
+            return await _add_keys(ctx, login, text.splitlines(), numbered=True)
+
+        return Interaction("text", "Paste the public keys, one per line; end with a line holding only '.':", finish)
     if len(rest) != 1:
         raise CommandError("usage: key del [LOGIN] N|FINGERPRINT")
     keep = [line for index, line in enumerate(account.keys, 1) if not _key_matches(ctx, index, line, rest[0])]
@@ -52,6 +50,35 @@ async def cmd_key(ctx: Context, args: list[str]) -> Result:
         raise CommandError(f"key del: no key {rest[0]} (see 'key list')")
     await update(ctx, login, {"keys": tuple(keep)})
     return Reply([f"key removed from {login}"])
+
+
+async def _add_keys(ctx: Context, login: str, lines: list[str], numbered: bool = False) -> Reply:
+    """
+    Add the key lines in C{lines} (blank and C{#} lines skipped) to C{login}'s account, all or none.
+
+    @param numbered: name a bad line by its number (the lines were pasted or read from standard input).
+    """
+    if ctx.parse_key is None:
+        raise CommandError("key: public keys are not available")
+    account = ctx.visible(login)
+    if account is None:
+        raise CommandError(f"no such user: {login}")
+    added: list[str] = []
+    parsed = 0
+    for number, text in enumerate(lines, 1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            _, line = ctx.parse_key(text)
+        except ValueError as e:
+            raise CommandError(f"key add: line {number}: {e}" if numbered else f"key add: {e}") from None
+        parsed += 1
+        if line not in account.keys and line not in added:
+            added.append(line)
+    if not added:
+        raise CommandError("key add: that key is there already" if parsed else "key add: no key given")
+    await update(ctx, login, {"keys": account.keys + tuple(added)})
+    return Reply([f"{len(added)} keys added to {login}" if len(added) > 1 else f"key added to {login}"])
 
 
 def _key_fingerprint(ctx: Context, line: str) -> str:
