@@ -271,6 +271,8 @@ def cmd_key(args: argparse.Namespace, out: TextIO) -> int:
         if account is None:
             raise NoSuchAccount(args.login)
         if args.action == "list":
+            if not account.keys:
+                out.write(f"{account.login} has no keys\n")  # as the shell says it
             for index, line in enumerate(account.keys, 1):
                 out.write(f"{index:>2}  {fingerprint(parse_authorized_key(line)[0])}  {line.split(None, 2)[-1]}\n")
             return 0

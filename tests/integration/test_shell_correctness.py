@@ -203,3 +203,12 @@ class KeyFromStdinTests(ShellServerTestCase):
         self.assertEqual(ssh_run(self.server, "alice", ["whoami"], key=key).returncode, 0)
         status, out, _ = self.run_as("alice", "key", "list")
         self.assertTrue(re.search(r"ssh-ed25519 +SHA256:", out), out)
+
+    def test_no_keys_said_alike(self) -> None:
+        """
+        The CLI's C{key list} and the shell's say the same line for an account without keys (#21).
+        """
+        shell = self.run_as("bob", "key", "list")
+        cli = run_tool("key", "list", "bob", "--store", self.store)
+        self.assertEqual((shell[0], shell[1]), (0, "bob has no keys\n"))
+        self.assertEqual((cli.returncode, cli.stdout), (0, "bob has no keys\n"))
