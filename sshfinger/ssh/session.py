@@ -51,6 +51,49 @@ RESIZE_RATE = 50.0
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
 
 
+class ShellTerminal(ServerProtocol):
+    """
+    The insults terminal of a shell session, writing what it draws while handling one chunk of input as one
+    write (one SSH packet): a pasted line is echoed at once, not a packet per character.
+    """
+
+    _batch: list[bytes] | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Handle the input, then send everything drawn meanwhile.
+        """
+        self._batch = []
+        try:
+            super().dataReceived(data)
+        finally:
+            self.flush()
+
+    def write(self, data: bytes) -> None:
+        """
+        Write now, or at the end of the input being handled.
+        """
+        if self._batch is not None:
+            self._batch.append(data)
+        else:
+            super().write(data)
+
+    def loseConnection(self) -> None:
+        """
+        Send what is held, then close.
+        """
+        self.flush()
+        super().loseConnection()
+
+    def flush(self) -> None:
+        """
+        Send what is held (before the session ends, say) and write directly again.
+        """
+        batch, self._batch = self._batch, None
+        if batch:
+            super().write(b"".join(batch))
+
+
 class ShellUser(ConchUser):
     """
     An authenticated SSH login.  Offers session channels only: no port forwarding, no agent forwarding.
@@ -116,7 +159,7 @@ class Session:
         self.term: str | None = None
         self.window = (24, 80)
         self.env: dict[str, str] = {}
-        self.shell: ServerProtocol | None = None
+        self.shell: ShellTerminal | None = None
         self.exec: ExecProtocol | None = None
         self._resize: IDelayedCall | None = None
         self._resize_budget = (float(RESIZE_BURST), 0.0)
@@ -197,7 +240,7 @@ class Session:
         rows, cols = self.window
         context = app.context(self.user.login, "shell", peer, True)
         colour = wants_colour(self.term, self.env)
-        self.shell = ServerProtocol(
+        self.shell = ShellTerminal(
             CommandShell, app, context, (cols, rows), self._ended(process), colour, manhole_only
         )
         self.shell.makeConnection(process)
@@ -252,6 +295,8 @@ class Session:
 
     def _ended(self, process: Any) -> Callable[[int], None]:
         def end(code: int) -> None:
+            if self.shell is not None:
+                self.shell.flush()  # the last words leave before the exit status
             process.processEnded(exited(code))
 
         return end

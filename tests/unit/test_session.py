@@ -41,6 +41,7 @@ class FakeProcess:
         Nothing written yet.
         """
         self.out = b""
+        self.writes = 0
         self.err = b""
         self.ended: Failure | None = None
         self.transport: Any = None
@@ -63,6 +64,7 @@ class FakeProcess:
         """
         assert self.ended is None, "write after the end"
         self.out += data
+        self.writes += 1
 
     def errReceived(self, data: bytes) -> None:
         """
@@ -390,6 +392,20 @@ class FloodTests(SessionTestCase):
         floods = [e for e in events if e.get("outcome") == "flood"]
         self.assertEqual(len(floods), 1)
         self.assertEqual((floods[0]["login"], floods[0]["peer"]), ("alice", "192.0.2.7:40000"))
+
+    def test_paste_one_write(self) -> None:
+        """
+        A 4 000-character paste arriving in one chunk is echoed in one write (one SSH packet), not one per
+        character; C{quit} typed in the same chunk as more text still says bye before the session ends.
+        """
+        session, process = self.shell()
+        before = process.writes
+        process.transport.write(b"x" * 4000)
+        self.assertEqual(process.writes - before, 1)
+        self.assertEqual(process.out.count(b"x"), 4000)
+        process.transport.write(b"\x15quit\rwhoami\r")
+        self.assertEqual(process.status, 0)
+        self.assertIn(b"bye", process.out)
 
     def test_resize_after_close_ignored(self) -> None:
         """
