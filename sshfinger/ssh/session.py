@@ -14,6 +14,7 @@ from typing import Any
 from twisted.conch.avatar import ConchUser
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.conch.ssh import common
 from twisted.conch.ssh.session import SSHSession, wrapProtocol
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -36,6 +37,10 @@ MAX_STDIN = 64 * 1024
 #: Longest command line (bytes) an exec request or a line of standard input may hold; longer ones are refused
 #: before they are decoded or split.
 MAX_COMMAND = 8 * 1024
+
+#: What an exec request longer than L{MAX_COMMAND} is replaced with before Conch sees it (Conch logs the command
+#: whole: a megabyte of it would be formatted and written to the log).
+OVERLONG = b"\x00overlong command"
 
 #: Seconds a resize waits for more resizes before the shell redraws for the last one (a flood of window-change
 #: requests then costs one redraw).
@@ -94,6 +99,22 @@ class ShellTerminal(ServerProtocol):
             super().write(b"".join(batch))
 
 
+class SessionChannel(SSHSession):
+    """
+    Conch's session channel, except that an exec command longer than L{MAX_COMMAND} is replaced by L{OVERLONG}
+    before Conch logs and parses it; L{Session.execCommand} refuses it.
+    """
+
+    def request_exec(self, data: bytes) -> int:
+        """
+        Hand Conch the command, or L{OVERLONG} in place of an overlong one.
+        """
+        if len(data) > MAX_COMMAND + 4:  # the command is a length-prefixed string
+            data = common.NS(OVERLONG)
+        result: int = super().request_exec(data)
+        return result
+
+
 class ShellUser(ConchUser):
     """
     An authenticated SSH login.  Offers session channels only: no port forwarding, no agent forwarding.
@@ -109,7 +130,7 @@ class ShellUser(ConchUser):
         super().__init__()
         self.login = login
         self.app = app
-        self.channelLookup[b"session"] = SSHSession
+        self.channelLookup[b"session"] = SessionChannel
 
     def __conform__(self, interface: Any) -> Any:
         """
@@ -252,7 +273,7 @@ class Session:
         """
         if self._refused(process):
             return
-        if len(command) > MAX_COMMAND:
+        if command == OVERLONG or len(command) > MAX_COMMAND:
             self._refuse_exec(process, f"error: command longer than {MAX_COMMAND} bytes; refused\n")
             return
         text = command.decode("utf-8", "replace")

@@ -5,6 +5,7 @@ command.  It prints one line of figures and exits 0 when the server answered.
 
     python conchflood.py PORT LOGIN PASSWORD resize COUNT LINE_LENGTH
     python conchflood.py PORT LOGIN PASSWORD exec SIZE
+    python conchflood.py PORT LOGIN PASSWORD login
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ class Flood(channel.SSHChannel):
         """
         self.received = 0
         self.started = time.monotonic()
-        if MODE == "resize":
+        if MODE == "login":  # no flood: the cost of a login alone, for comparison
+            RESULT.update(ok=True, seconds=round(time.monotonic() - STARTED, 3))
+            self.loseConnection()
+        elif MODE == "resize":
             pty = session.packRequest_pty_req(b"xterm", (24, 80, 0, 0), b"")
             self.conn.sendRequest(self, b"pty-req", pty)
             self.conn.sendRequest(self, b"shell", b"", wantReply=True).addCallback(self.resize)

@@ -7,12 +7,14 @@ them) leave finger's p99 near idle, and one login's edit flood is throttled.  Fi
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -25,13 +27,12 @@ FLOOD = str(Path(__file__).with_name("conchflood.py"))
 
 def finger_latencies(port: int, stop: threading.Event, seconds: float | None = None) -> list[float]:
     """
-    Query finger for C{alice} one query after another until C{stop} is set (or for C{seconds}); return each
-    query's latency in seconds.
+    Query finger for C{alice} on a fixed schedule (every 5 ms, from a pool of threads) until C{stop} is set (or
+    for C{seconds}); return each query's latency counted from its scheduled start, so a server that stalls for a
+    second delays the 200 queries due in that second, not just the one in flight.
     """
-    latencies: list[float] = []
-    deadline = time.monotonic() + seconds if seconds else None
-    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        started = time.monotonic()
+
+    def query(due: float) -> float:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
                 s.sendall(b"alice\r\n")
@@ -39,9 +40,18 @@ def finger_latencies(port: int, stop: threading.Event, seconds: float | None = N
                     pass
         except OSError:
             pass  # refused or timed out: counts for the time it took
-        latencies.append(time.monotonic() - started)
-        time.sleep(0.002)
-    return latencies
+        return time.monotonic() - due
+
+    started = time.monotonic()
+    futures = []
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for n in itertools.count():
+            due = started + n * 0.005
+            if stop.is_set() or (seconds is not None and due > started + seconds):
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            futures.append(pool.submit(query, due))
+    return [future.result() for future in futures]
 
 
 def store_size(path: str) -> int:
@@ -120,6 +130,13 @@ class FloodTests(FloodTestCase):
     """
     Floods from one logged-in user.
     """
+
+    def test_login_alone(self) -> None:
+        """
+        For comparison: five logins that flood nothing.
+        """
+        idle, loaded, figures = self.flood("login", repeat=5)
+        self.check("5 logins, no flood", idle, loaded)
 
     def test_window_change_flood(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.conch.ssh import common
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -17,7 +18,7 @@ from zope.interface.verify import verifyObject
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
-from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, RESIZE_BURST, RESIZE_RATE, Session, ShellUser
+from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, RESIZE_BURST, RESIZE_RATE, Session, SessionChannel, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -454,3 +455,63 @@ class FloodTests(SessionTestCase):
             self.assertIsNotNone(process.transport)
             process.transport.write(b"whoami\n")
             self.assertEqual(process.out, b"")
+
+
+class FakeConnection:
+    """
+    The parts of Conch's C{SSHConnection} a session channel uses to answer: stderr, requests and close.
+    """
+
+    def __init__(self) -> None:
+        """
+        Nothing sent yet.
+        """
+        self.stderr = b""
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.closed = False
+        self.transport = None
+
+    def sendExtendedData(self, channel: object, dataType: int, data: bytes) -> None:
+        """
+        Standard error.
+        """
+        self.stderr += data
+
+    def sendRequest(self, channel: object, requestType: bytes, data: bytes, wantReply: bool = False) -> None:
+        """
+        A channel request (exit-status).
+        """
+        self.requests.append((requestType, data))
+
+    def sendEOF(self, channel: object) -> None:
+        """
+        End of output.
+        """
+
+    def sendClose(self, channel: object) -> None:
+        """
+        The channel closes.
+        """
+        self.closed = True
+
+
+class ChannelTests(SessionTestCase):
+    """
+    L{SessionChannel}, Conch's session channel with the overlong exec refused before Conch logs it.
+    """
+
+    def test_overlong_exec_not_logged(self) -> None:
+        """
+        A 1 MB exec request is refused with one line and exit status 1, and no log event carries the megabyte.
+        """
+        from twisted.logger import globalLogPublisher
+
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        conn = FakeConnection()
+        channel = SessionChannel(remoteWindow=2**20, remoteMaxPacket=2**15, conn=conn, avatar=ShellUser("alice", self.app))
+        self.assertEqual(channel.request_exec(common.NS(b"status " + b"x" * 1_000_000)), 1)
+        self.assertEqual(conn.stderr, f"error: command longer than {MAX_COMMAND} bytes; refused\n".encode())
+        self.assertIn((b"exit-status", b"\x00\x00\x00\x01"), conn.requests)
+        self.assertEqual([e for e in events if len(repr(e)) > 10_000], [])
