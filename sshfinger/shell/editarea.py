@@ -61,6 +61,9 @@ class EditArea:
         self._cursor_row = 0
         #: Where the end of the drawn text is, as C{(row, column)} from the edit area's first row and column.
         self._end = (0, 0)
+        #: Whether redraws wait for L{release} (while a chunk of input is handled), and whether one is due.
+        self._holding = False
+        self._dirty = False
 
     def view(self) -> View:
         """
@@ -113,10 +116,39 @@ class EditArea:
         if self.is_active():
             self.terminal.write(text.encode("utf-8"))
 
+    def hold(self) -> None:
+        """
+        Hold redraws until L{release}: keys handled in one chunk of input (a paste of arrows, say) then cost one
+        redraw, however many there are.
+        """
+        self._holding = True
+
+    def release(self) -> None:
+        """
+        Stop holding redraws, and draw once if any was asked for.
+        """
+        self._holding = False
+        if self._dirty:
+            self.draw_prompt()
+
+    def _flush(self) -> None:
+        """
+        Draw a held redraw now, before writing anything that relies on what the screen shows.
+        """
+        if self._dirty:
+            holding, self._holding = self._holding, False
+            self.draw_prompt()
+            self._holding = holding
+
     def draw_prompt(self) -> None:
         """
-        Redraw the prompt and the line, wrapped to the terminal width, with the cursor in place.
+        Redraw the prompt and the line, wrapped to the terminal width, with the cursor in place (or note that it
+        is due, while holding).
         """
+        if self._holding:
+            self._dirty = True
+            return
+        self._dirty = False
         if not self.is_active():
             return
         view = self.view()
@@ -140,6 +172,8 @@ class EditArea:
         L{layout} does, so typing and pasting stay cheap.  Undecorated text only, without zero-width
         characters (which would attach to the wrong cell after a wrap); anything else is redrawn whole.
         """
+        if self._dirty:
+            return  # the held redraw shows it
         row, column = self._end
         if self.decorated() or not self.is_active() or row != self._cursor_row:
             self.draw_prompt()
@@ -204,6 +238,7 @@ class EditArea:
         """
         Move below the drawn edit area (writing C{mark} at its end first), leaving it on the screen.
         """
+        self._flush()
         row, column = self._end
         down = row - self._cursor_row
         out = (f"{ESC}[{down}B" if down > 0 else "") + "\r" + (f"{ESC}[{column}C" if column else "") + mark

@@ -260,6 +260,17 @@ class LineEditor(EditArea):
             if handler is not None:
                 handler()
 
+    def type_text(self, text: str) -> None:
+        """
+        Type printable ASCII that arrived in one chunk (a paste) at once, as key after key would type it.
+        """
+        if self._search is not None or self._decoder.getstate()[0]:
+            for char in text:
+                self.keystroke(char.encode("ascii"), None)
+            return
+        self._last_key = (text[-1:].encode("ascii"), None)
+        self._type(text)
+
     def control_sequence(self, seq: bytes) -> None:
         """
         The owner's C{unhandledControlSequence}: keys insults does not parse (Ctrl/Alt-arrows, application-mode

@@ -179,6 +179,13 @@ class ManholeShell(TerminalProtocol):
         self.on_activity()
         self.editor.keystroke(keyID, modifier)
 
+    def type_text(self, text: str) -> None:
+        """
+        Printable text arriving at once (a paste) counts as activity; the editor types it.
+        """
+        self.on_activity()
+        self.editor.type_text(text)
+
     def unhandledControlSequence(self, seq: bytes) -> None:
         """
         Keys insults does not parse go to the editor.

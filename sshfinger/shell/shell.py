@@ -70,6 +70,7 @@ class CommandShell(TerminalProtocol):
         self.answers: list[str] = []
         self.ended = False
         self._idle: IDelayedCall | None = None
+        self._active_at = 0.0
         self._warned = False
         self.colour = colour
         self.manhole_only = manhole_only
@@ -174,6 +175,14 @@ class CommandShell(TerminalProtocol):
         if self.editor is not None:
             self.editor.keystroke(keyID, modifier)
 
+    def type_text(self, text: str) -> None:
+        """
+        Printable text arriving at once (a paste): resets the idle timer; the editor types it.
+        """
+        self.reset_idle()
+        if self.editor is not None:
+            self.editor.type_text(text)
+
     def unhandledControlSequence(self, seq: bytes) -> None:
         """
         Keys insults does not parse go to the editor.
@@ -183,22 +192,34 @@ class CommandShell(TerminalProtocol):
 
     def reset_idle(self) -> None:
         """
-        Restart the idle countdown.
+        Restart the idle countdown: note the time (a key costs no timer churn); the timer checks it when it fires.
         """
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
+        self._active_at = self.app.clock.seconds()
         self._warned = False
+        if self._idle is None or not self._idle.active():
+            self._idle = self.app.clock.callLater(self._quiet_before_warning(), self._idle_fired)
+
+    def _quiet_before_warning(self) -> float:
+        """
+        Seconds without input before the warning (or, for a timeout shorter than the warning, the end).
+        """
         timeout = self.app.idle_timeout
-        delay = max(timeout - IDLE_WARNING, 0) if timeout > IDLE_WARNING else timeout
-        self._idle = self.app.clock.callLater(delay, self._idle_fired)
+        return timeout - IDLE_WARNING if timeout > IDLE_WARNING else timeout
 
     def _idle_fired(self) -> None:
+        self._idle = None
         if self.ended:
             return
-        if not self._warned and self.app.idle_timeout > IDLE_WARNING:
+        timeout, clock = self.app.idle_timeout, self.app.clock
+        quiet = clock.seconds() - self._active_at
+        due = timeout if self._warned else self._quiet_before_warning()
+        if quiet < due:  # there was input since the timer was set
+            self._idle = clock.callLater(due - quiet, self._idle_fired)
+            return
+        if not self._warned and timeout > IDLE_WARNING:
             self._warned = True
             self.say(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
-            self._idle = self.app.clock.callLater(IDLE_WARNING, self._idle_fired)
+            self._idle = clock.callLater(timeout - quiet, self._idle_fired)
             return
         self.farewell("Idle timeout: goodbye.")
         self.end(0)

@@ -8,6 +8,7 @@ and answers no global requests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,10 @@ RESIZE_RATE = 50.0
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
 
 
+#: Plain printable ASCII, except C{?} (which lists completions): typed as it is.
+_PLAIN = re.compile(rb"[\x20-\x3e\x40-\x7e]{2,}")
+
+
 class ShellTerminal(ServerProtocol):
     """
     The insults terminal of a shell session, writing what it draws while handling one chunk of input as one
@@ -66,13 +71,33 @@ class ShellTerminal(ServerProtocol):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Handle the input, then send everything drawn meanwhile.
+        Handle the input, then send everything drawn meanwhile.  The editor's redraws are held until the end of
+        the chunk, and runs of plain printable ASCII (a paste) are typed at once rather than key by key.
         """
         self._batch = []
+        editor = getattr(self.terminalProtocol, "editor", None)
+        if editor is not None:
+            editor.hold()
         try:
-            super().dataReceived(data)
+            self._feed(data)
         finally:
+            if editor is not None:
+                editor.release()
             self.flush()
+
+    def _feed(self, data: bytes) -> None:
+        done = 0
+        for run in _PLAIN.finditer(data):
+            if run.start() > done:
+                super().dataReceived(data[done : run.start()])
+            type_text = getattr(self.terminalProtocol, "type_text", None)
+            if self.state == "data" and type_text is not None:  # insults is not inside an escape sequence
+                type_text(run.group().decode("ascii"))
+            else:
+                super().dataReceived(run.group())
+            done = run.end()
+        if done < len(data):
+            super().dataReceived(data[done:])
 
     def write(self, data: bytes) -> None:
         """

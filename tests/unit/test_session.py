@@ -408,6 +408,30 @@ class FloodTests(SessionTestCase):
         self.assertEqual(process.status, 0)
         self.assertIn(b"bye", process.out)
 
+    def test_keys_in_one_chunk_redraw_once(self) -> None:
+        """
+        A thousand Left arrows after a 4 000-character line, in one chunk, cost one redraw of the line, not a
+        thousand; the cursor ends where a thousand key presses put it.
+        """
+        session, process = self.shell()
+        process.transport.write(b"x" * 3000 + b"y" * 1000)
+        before = len(process.out)
+        process.transport.write(b"\x1b[D" * 1000)
+        self.assertLess(len(process.out) - before, 2 * 4100)
+        process.transport.write(b"\x0b\r")  # Ctrl-K cuts the y's; Enter runs the x's as a command
+        self.assertIn(b"unknown command: " + b"x" * 3000, process.out)
+
+    def test_paste_runs_like_keys(self) -> None:
+        """
+        Pasted lines (printable runs typed at once, Enter and C{?} key by key) run as if typed.
+        """
+        session, process = self.shell()
+        process.transport.write(b"status pasted in one go\rwhoami\r")
+        self.assertEqual(self.store.peek("alice").status, "pasted in one go")  # type: ignore[union-attr]
+        self.assertIn(b"alice (user)", process.out)
+        process.transport.write(b"set alice status 'what?'\r")
+        self.assertEqual(self.store.peek("alice").status, "what?")  # type: ignore[union-attr]
+
     def test_resize_after_close_ignored(self) -> None:
         """
         A resize pending when the channel closes is dropped, not drawn on a closed channel.
