@@ -57,6 +57,9 @@ RESIZE_RATE = 50.0
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
 
 
+#: Longest escape sequence kept while it is being received.
+MAX_ESCAPE = 64
+
 #: Plain printable ASCII, except C{?} (which lists completions): typed as it is.
 _PLAIN = re.compile(rb"[\x20-\x3e\x40-\x7e]{2,}")
 
@@ -91,13 +94,16 @@ class ShellTerminal(ServerProtocol):
             if run.start() > done:
                 super().dataReceived(data[done : run.start()])
             type_text = getattr(self.terminalProtocol, "type_text", None)
-            if self.state == "data" and type_text is not None:  # insults is not inside an escape sequence
+            if self.state == b"data" and type_text is not None:  # insults is not inside an escape sequence
                 type_text(run.group().decode("ascii"))
             else:
                 super().dataReceived(run.group())
             done = run.end()
         if done < len(data):
             super().dataReceived(data[done:])
+        if self.state != b"data" and len(getattr(self, "escBuf", ())) > MAX_ESCAPE:
+            self.state = b"data"  # an escape sequence no terminal sends: drop it rather than collect it for ever
+            del self.escBuf
 
     def write(self, data: bytes) -> None:
         """

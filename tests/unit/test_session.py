@@ -432,6 +432,32 @@ class FloodTests(SessionTestCase):
         process.transport.write(b"set alice status 'what?'\r")
         self.assertEqual(self.store.peek("alice").status, "what?")  # type: ignore[union-attr]
 
+    def test_paste_typed_at_once(self) -> None:
+        """
+        A 4 000-character paste is typed as one piece of text, not handed over key by key; a key after it
+        still works.
+        """
+        session, process = self.shell()
+        shell = session.shell.terminalProtocol  # type: ignore[union-attr]
+        keys: list[object] = []
+        original = shell.keystrokeReceived
+        self.patch(shell, "keystrokeReceived", lambda key, modifier: (keys.append(key), original(key, modifier)))
+        process.transport.write(b"status " + b"z" * 100 + b" " + b"w" * 3893)
+        self.assertEqual(keys, [])
+        process.transport.write(b"\r")
+        self.assertEqual(self.store.peek("alice").status, "")  # type: ignore[union-attr]  # too long: refused
+        self.assertIn(b"longer than", process.out)
+
+    def test_endless_escape_sequence_dropped(self) -> None:
+        """
+        An escape sequence that never ends (ESC [ and a megabyte of digits) is dropped, not collected; typing
+        works afterwards.
+        """
+        session, process = self.shell()
+        process.transport.write(b"\x1b[" + b"1" * 100_000)
+        process.transport.write(b"\x15whoami\r")
+        self.assertIn(b"alice (user) from", process.out)
+
     def test_resize_after_close_ignored(self) -> None:
         """
         A resize pending when the channel closes is dropped, not drawn on a closed channel.
