@@ -18,7 +18,8 @@ from zope.interface.verify import verifyObject
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
-from sshfinger.ssh.session import MAX_COMMAND, MAX_STDIN, RESIZE_BURST, RESIZE_RATE, Session, SessionChannel, ShellUser
+from sshfinger.ssh.execution import MAX_COMMAND, MAX_STDIN
+from sshfinger.ssh.session import RESIZE_BURST, RESIZE_RATE, Session, SessionChannel, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
