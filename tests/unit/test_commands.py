@@ -229,7 +229,7 @@ class EditCommandTests(CommandTestCase):
         C{set LOGIN FIELD VALUE} sets a field; without a field name the rest is the status; quotes work.
         """
         self.lines("root", 'set alice name "Alice P. Liddell"')
-        self.lines("root", 'set alice "In a meeting"')
+        self.lines("root", "set alice In a meeting")
         alice = self.store.peek("alice")
         assert alice is not None
         self.assertEqual((alice.real_name, alice.status), ("Alice P. Liddell", "In a meeting"))
@@ -247,6 +247,8 @@ class EditCommandTests(CommandTestCase):
         self.assertEqual(alice.status, "Reading")
         self.assertEqual(self.lines("root", "set alice name Alice P."), ["name of alice set"])
         self.assertEqual(self.lines("root", "set alice Away"), ["status of alice set"])
+        self.assertEqual(self.lines("root", "set alice 'away from desk'"), ["status of alice set"])
+        self.assertIn("unknown field 'away'", self.error("root", "set alice away from desk"))
 
     def test_user_may_not_edit_others(self) -> None:
         """

@@ -101,8 +101,8 @@ COMMAND_LIST: Sequence[Command] = (
 HELP_DETAILS: Mapping[str, Sequence[str]] = {
     "set": (
         f"FIELD is one of: {', '.join(SET_FIELDS)}.",
-        'Without a FIELD, one (quoted) VALUE is the status: set alice "In a meeting"',
-        "An unknown FIELD is an error, so a typo never becomes the status.",
+        "Without a FIELD the rest of the line is the status: set alice In a meeting",
+        "A lower-case first word must be a FIELD (a typo never becomes the status); quote such a status.",
         "Users may change their own name, status and plan; admins anything.",
     ),
     "key": (

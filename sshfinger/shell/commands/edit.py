@@ -4,11 +4,16 @@ The commands that change accounts: status, set, plan, add, del, hide, unhide and
 
 from __future__ import annotations
 
+import re
+
 from sshfinger.model.account import EDITABLE_FIELDS, Change, field_name
 from sshfinger.model.errors import InvalidValue, StoreError
 from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import check_login, one_login, update
 from sshfinger.ssh.passwd import check_password_strength
+
+#: A word that can only be meant as a field name (lower-case letters, C{-} or C{_}).
+_FIELD_LIKE = re.compile(r"[a-z][a-z_-]*")
 
 #: The field names C{set} takes, as people type them.
 SET_FIELDS = tuple("name" if name == "real_name" else name for name in EDITABLE_FIELDS if name != "keys")
@@ -27,24 +32,24 @@ async def cmd_status(ctx: Context, args: list[str]) -> Result:
 
 async def cmd_set(ctx: Context, args: list[str]) -> Result:
     """
-    Set one field of an account: C{set LOGIN FIELD VALUE...}; C{set LOGIN TEXT} (one word, or quoted) sets the
-    status.  A word in the field position that is not a field is an error listing the fields, so a typo never
-    becomes the status.
+    Set one field of an account: C{set LOGIN FIELD VALUE...}.  Without a field name the rest of the line is the
+    status (C{set alice In a meeting}, as C{ssh host set alice "In a meeting"} arrives), unless it starts with a
+    lower-case word: that is taken for a field name, and one that is not a field is an error listing the
+    fields, so a typo (C{set alice colr red}) never becomes the status.
     """
     if len(args) < 2:
         raise CommandError("usage: set LOGIN [FIELD] VALUE...")
     login = check_login(args[0])
-    if len(args) == 2:
-        typed, name, values = "status", "status", args[1:]
-    else:
-        typed, values = args[1], args[2:]
-        try:
-            name = field_name(typed)
-        except InvalidValue:
+    typed = args[1]
+    try:
+        name, values = field_name(typed), args[2:]
+    except InvalidValue:
+        if len(args) > 2 and _FIELD_LIKE.fullmatch(typed):
             raise CommandError(
                 f"unknown field {typed!r}: choose from {', '.join(SET_FIELDS)} "
-                f"(to set the status to several words, quote them: set {login} \"...\")"
+                f"(for a status starting with {typed!r}, quote it: set {login} \"{typed} ...\")"
             ) from None
+        typed, name, values = "status", "status", args[1:]
     if name == "keys":
         raise CommandError("use 'key add' and 'key del' to change keys")
     value = " ".join(values)
