@@ -112,6 +112,8 @@ class LineEditor(EditArea):
         self._search: ReverseSearch | None = None
         self._last_query = ""
         self._last_key: tuple[Any, Any] = (None, None)
+        #: Whether the candidates were listed and no other key came since (a run of C{?} lists once).
+        self._listed = False
         e = self._edit
         self._control: dict[int, Callable[[], object]] = {
             0x01: self._move(e.home),
@@ -244,6 +246,8 @@ class LineEditor(EditArea):
         the C{ALT} modifier.
         """
         previous, self._last_key = self._last_key, (keyID, modifier)
+        if keyID not in (b"?", b"\t") or modifier is not None:
+            self._listed = False
         if keyID == b"\n" and modifier is None and previous == (b"\r", None):
             return  # CR LF is one Enter
         if self._search is not None and self._search_key(keyID, modifier):
@@ -269,6 +273,7 @@ class LineEditor(EditArea):
                 self.keystroke(char.encode("ascii"), None)
             return
         self._last_key = (text[-1:].encode("ascii"), None)
+        self._listed = False
         self._type(text)
 
     def control_sequence(self, seq: bytes) -> None:
@@ -481,7 +486,8 @@ class LineEditor(EditArea):
             if len(prefix) > cursor - start:
                 self._edit.replace(start, cursor, prefix)
                 self.draw_prompt()
-            elif again:
+            elif again and not self._listed:
+                self._listed = True
                 self.write_below(columns(names, self.width))
 
     def _question(self) -> bool:
@@ -494,8 +500,11 @@ class LineEditor(EditArea):
         before = self._edit.text[: self._edit.cursor]
         if in_quotes(before):
             return False
+        if self._listed:
+            return True  # listed already, and nothing changed since
         _, candidates = self.complete(before)
         if not candidates:
             return False
+        self._listed = True
         self.write_below(describe(candidates))
         return True

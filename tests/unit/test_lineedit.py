@@ -898,3 +898,18 @@ class CompletionTests(EditorTestCase):
         self.editor.question_lists = False
         self.keys(b"al?")
         self.assertEqual(self.line(), "al?")
+
+    def test_repeated_listing_once(self) -> None:
+        """
+        A run of C{?} (or of Tabs) lists the candidates once, not once per key (a paste of a thousand C{?} must
+        not print a thousand lists); after another key it lists again.
+        """
+        self.keys(b"al", b"?" * 1000)
+        self.sync()
+        self.assertEqual(self.output.count(b"Alice Liddell"), 1)
+        self.keys(b"\x15al", b"\t" * 1000)
+        self.sync()
+        self.assertEqual(self.output.count(b"albert  alice"), 1)
+        self.keys(b"i?")
+        self.sync()
+        self.assertEqual(self.output.count(b"Alice Liddell"), 2)
