@@ -35,6 +35,7 @@ from sshfinger.ops import config as config_file
 from sshfinger.ops.endpoints import check_description, listen_description
 from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
+from sshfinger.shell.app import ADMIN_EDIT_FACTOR, EDIT_RATE
 from sshfinger.ssh.admission import Startups
 from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
@@ -68,6 +69,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max-startups": "10:30:100",
     "max-ssh-per-peer": 10,
     "min-password-length": 10,
+    "edit-rate": EDIT_RATE,
 }
 
 #: --auth types refused at startup, with the reason.
@@ -285,6 +287,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             DEFAULTS["min-password-length"],
             "Shortest password the shell's passwd command accepts.",
             _positive(int, "min-password-length"),
+        ],
+        [
+            "edit-rate",
+            None,
+            DEFAULTS["edit-rate"],
+            "Changes (edits, password changes) one login may make per minute over SSH, with a minute's worth at "
+            f"once; admins may make {ADMIN_EDIT_FACTOR:g} times as many.",
+            _positive(float, "edit-rate"),
         ],
     ]
 

@@ -6,8 +6,9 @@ history and the reverse search.  Nothing here touches a terminal, so all of it c
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
+
+from sshfinger.finger.render import display_width
 
 #: Columns between listed completion candidates.
 COLUMN_GAP = 2
@@ -18,14 +19,10 @@ HISTORY_LIMIT = 1000
 _CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
-def char_width(char: str) -> int:
-    """
-    Columns a character takes on a terminal: 2 for East Asian wide, 0 for combining marks (and other
-    non-spacing marks and format characters, such as variation selectors), else 1.
-    """
-    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+#: Columns a character takes on a terminal: 2 for East Asian wide, 0 for combining marks (and other non-spacing
+#: marks and format characters, such as variation selectors), else 1.  The finger renderer's measure, so the shell
+#: and finger answers agree.
+char_width = display_width
 
 
 def strip_escapes(text: str) -> str:
@@ -35,11 +32,8 @@ def strip_escapes(text: str) -> str:
     return _CSI.sub("", text)
 
 
-def text_width(text: str) -> int:
-    """
-    Columns C{text} (one row, no escape sequences) takes.
-    """
-    return sum(char_width(char) for char in text)
+#: Columns a row of text (no escape sequences) takes.
+text_width = display_width
 
 
 def advance(row: int, column: int, width: int, char_columns: int) -> tuple[int, int]:
@@ -70,6 +64,18 @@ def layout(text: str, width: int) -> list[tuple[int, int]]:
         row, column = advance(row, column, width, char_width(char))
         positions.append((row, column))
     return positions
+
+
+def position(text: str, width: int) -> tuple[int, int]:
+    """
+    Where the cursor stands after printing C{text} from column 0 of a terminal C{width} wide: the last of
+    L{layout}'s positions, computed without a loop for ASCII text (one column per character), so redrawing a long
+    line stays cheap.
+    """
+    width = max(width, 2)
+    if text.isascii():
+        return divmod(len(text), width)
+    return layout(text, width)[-1]
 
 
 def common_prefix(words: Sequence[str]) -> str:

@@ -1,5 +1,8 @@
 """
-L{LineEditor}: a line editor for insults terminals, far beyond Twisted's stock L{HistoricRecvLine}.
+L{LineEditor}: a line editor for insults terminals, far beyond Twisted's stock C{HistoricRecvLine}.
+
+It is a component: the terminal protocol that owns it (the command shell, the manhole) passes it keys and
+resizes, and is called back with each line entered, for completions, on Ctrl-C and on Ctrl-D.
 
 It keeps the line as text (UTF-8 input is decoded incrementally), redraws the whole edit area on every change
 (so wide characters, lines longer than the terminal and resizes come out right), and binds the keys people
@@ -16,6 +19,8 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from twisted.conch.insults.insults import ITerminalTransport
 
 from sshfinger.shell.editarea import ESC, EditArea, View
 from sshfinger.shell.editbuffer import (
@@ -52,24 +57,54 @@ _SEQUENCES: dict[bytes, bytes | int] = {
 
 class LineEditor(EditArea):
     """
-    A readline-like editor.  Subclasses override L{line_submitted}, L{complete}, L{end_of_input} and
-    L{interrupt}, and print with L{write_line} / L{write_text} (above the line being edited).
+    A readline-like editor drawing on a terminal.  Its owner passes it keys (L{keystroke},
+    L{control_sequence}) and sizes (L{resize}), prints with L{write_line} / L{write_text} (above the line being
+    edited), and is called back through the functions given to the constructor.
 
     @ivar prompt: the prompt drawn before the line (str, may hold non-ASCII; escape sequences take no room).
     @ivar echo: whether typed characters are shown.  While off (password entry) nothing typed is drawn, put in
         the history or the kill buffer, and history, search and completion keys do nothing.
+    @ivar question_lists: whether C{?} lists completions (a command shell) rather than always typing itself
+        (Python).
+    @ivar decorate: adds colour to the line as drawn (zero-width escape sequences only), or L{None}.
     """
 
     echo = True
-    #: Whether C{?} lists completions (a command shell) rather than always typing itself (Python).
-    question_lists = True
     #: Characters a line may hold; typing beyond it is ignored.
     max_line = 4096
 
-    def __init__(self, history: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        terminal: ITerminalTransport,
+        on_line: Callable[[str], None] = lambda line: None,
+        *,
+        complete: Callable[[str], tuple[int, list[tuple[str, str]]]] | None = None,
+        on_end: Callable[[], None] | None = None,
+        on_interrupt: Callable[[], None] | None = None,
+        decorate: Callable[[str], str] | None = None,
+        active: Callable[[], bool] | None = None,
+        history: Sequence[str] = (),
+        question_lists: bool = True,
+    ) -> None:
         """
+        @param terminal: where to draw; its key constants are bound.
+        @param on_line: called with each line entered.
+        @param complete: completion candidates for Tab and C{?} (see L{complete}); by default none.
+        @param on_end: Ctrl-D on an empty line; by default the connection is closed.
+        @param on_interrupt: Ctrl-C; by default L{interrupt} (drop the line).  An owner that wants the default
+            too calls L{interrupt}.
+        @param decorate: see L{decorate}.
+        @param active: whether drawing makes sense (see L{EditArea.is_active}).
         @param history: initial history lines, oldest first.
+        @param question_lists: see L{question_lists}.
         """
+        super().__init__(terminal, active)
+        self.on_line = on_line
+        self._complete = complete
+        self.on_end = on_end
+        self.on_interrupt = on_interrupt
+        self.decorate = decorate
+        self.question_lists = question_lists
         self._edit = EditBuffer()
         self._history = History(history)
         self._kill = ""
@@ -77,11 +112,13 @@ class LineEditor(EditArea):
         self._search: ReverseSearch | None = None
         self._last_query = ""
         self._last_key: tuple[Any, Any] = (None, None)
+        #: Whether the candidates were listed and no other key came since (a run of C{?} lists once).
+        self._listed = False
         e = self._edit
         self._control: dict[int, Callable[[], object]] = {
             0x01: self._move(e.home),
             0x02: self._move(e.left),
-            0x03: self.interrupt,
+            0x03: self._ctrl_c,
             0x04: self._ctrl_d,
             0x05: self._move(e.end),
             0x06: self._move(e.right),
@@ -106,17 +143,8 @@ class LineEditor(EditArea):
             b"\x7f": self._cut(e.kill_word_backward),
             b"\x08": self._cut(e.kill_word_backward),
         }
-        self._special: dict[Any, Callable[[], object]] = {}
-
-    # Connection and terminal.
-
-    def connectionMade(self) -> None:
-        """
-        Bind the terminal's special keys; draw the prompt.
-        """
-        t = self.terminal
-        e = self._edit
-        self._special = {
+        t: Any = terminal
+        self._special: dict[Any, Callable[[], object]] = {
             t.LEFT_ARROW: self._move(e.left),
             t.RIGHT_ARROW: self._move(e.right),
             t.UP_ARROW: self.history_previous,
@@ -126,9 +154,14 @@ class LineEditor(EditArea):
             t.DELETE: self._move(e.delete_forward),
             t.INSERT: self.toggle_overwrite,
         }
-        super().connectionMade()
 
-    # Public helpers for subclasses.
+    def decorated(self) -> bool:
+        """
+        Whether a decorator colours the line.
+        """
+        return self.decorate is not None
+
+    # Public helpers for the owner.
 
     def current_line(self) -> str:
         """
@@ -161,12 +194,12 @@ class LineEditor(EditArea):
         """
         self._history = History(lines)
 
-    # Override points.
+    # What the owner is called back for.
 
     def lineReceived(self, line: str | bytes) -> None:
         """
         Enter: keep the line in the history (not a blank line, a repeat of the newest entry, or anything typed
-        with echo off), then hand it to L{line_submitted}.
+        with echo off), then hand it to the owner.
         """
         if isinstance(line, bytes):
             line = line.decode("utf-8", "replace")
@@ -174,32 +207,29 @@ class LineEditor(EditArea):
             self._history.add(line)
         else:
             self._history.reset()
-        self.line_submitted(line)
-
-    def line_submitted(self, line: str) -> None:
-        """
-        Called with each line entered.
-        """
+        self.on_line(line)
 
     def complete(self, before_cursor: str) -> tuple[int, list[tuple[str, str]]]:
         """
-        Completion candidates for Tab and C{?}.
+        Completion candidates for Tab and C{?}, from the owner (none by default).
 
         @param before_cursor: the line up to the cursor.
         @return: where the word being completed starts in C{before_cursor}, and C{(candidate, description)}
             pairs.
         """
-        return len(before_cursor), []
+        if self._complete is None:
+            return len(before_cursor), []
+        return self._complete(before_cursor)
 
-    def end_of_input(self) -> None:
-        """
-        Ctrl-D on an empty line: close the connection.
-        """
-        self.terminal.loseConnection()
+    def _ctrl_c(self) -> None:
+        if self.on_interrupt is None:
+            self.interrupt()
+        else:
+            self.on_interrupt()
 
     def interrupt(self) -> None:
         """
-        Ctrl-C: show C{^C}, drop the line and prompt again.
+        Ctrl-C's default: show C{^C}, drop the line and prompt again.
         """
         self._leave_edit_area("^C")
         self._edit.set("")
@@ -209,12 +239,15 @@ class LineEditor(EditArea):
 
     # Keys.
 
-    def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
+    def keystroke(self, keyID: Any, modifier: Any) -> None:
         """
-        Dispatch one key from insults: a one-byte character (UTF-8 arrives a byte at a time), or a special key
-        constant; C{ESC} followed by a character arrives as that character with the C{ALT} modifier.
+        Dispatch one key from insults (the owner's C{keystrokeReceived}): a one-byte character (UTF-8 arrives a
+        byte at a time), or a special key constant; C{ESC} followed by a character arrives as that character with
+        the C{ALT} modifier.
         """
         previous, self._last_key = self._last_key, (keyID, modifier)
+        if keyID not in (b"?", b"\t") or modifier is not None:
+            self._listed = False
         if keyID == b"\n" and modifier is None and previous == (b"\r", None):
             return  # CR LF is one Enter
         if self._search is not None and self._search_key(keyID, modifier):
@@ -231,10 +264,22 @@ class LineEditor(EditArea):
             if handler is not None:
                 handler()
 
-    def unhandledControlSequence(self, seq: bytes) -> None:
+    def type_text(self, text: str) -> None:
         """
-        Keys insults does not parse (Ctrl/Alt-arrows, application-mode arrows): bind the usual ones, ignore
-        the rest.
+        Type printable ASCII that arrived in one chunk (a paste) at once, as key after key would type it.
+        """
+        if self._search is not None or self._decoder.getstate()[0]:
+            for char in text:
+                self.keystroke(char.encode("ascii"), None)
+            return
+        self._last_key = (text[-1:].encode("ascii"), None)
+        self._listed = False
+        self._type(text)
+
+    def control_sequence(self, seq: bytes) -> None:
+        """
+        The owner's C{unhandledControlSequence}: keys insults does not parse (Ctrl/Alt-arrows, application-mode
+        arrows).  Bind the usual ones, ignore the rest.
         """
         key = _SEQUENCES.get(seq)
         if key is not None:
@@ -246,7 +291,7 @@ class LineEditor(EditArea):
         code = key[0]
         if code >= 0x80 or 0x20 <= code < 0x7F:
             if key != b"?" or not self._question():
-                self.characterReceived(key, False)
+                self.character(key)
         elif code == 0x09:
             self._tab(again)
         else:
@@ -254,7 +299,7 @@ class LineEditor(EditArea):
             if handler is not None:
                 handler()
 
-    def characterReceived(self, ch: bytes | str, moreCharactersComing: bool) -> None:
+    def character(self, ch: bytes | str) -> None:
         """
         Type one character: a byte of UTF-8 (decoded once the character is complete) or text.
         """
@@ -307,8 +352,10 @@ class LineEditor(EditArea):
         if self._edit.chars:
             self._edit.delete_forward()
             self._refresh()
+        elif self.on_end is None:
+            self.terminal.loseConnection()
         else:
-            self.end_of_input()
+            self.on_end()
 
     def toggle_overwrite(self) -> None:
         """
@@ -410,7 +457,8 @@ class LineEditor(EditArea):
         if not self.echo:
             return View(self.prompt, "", 0, "")
         text = self._edit.text
-        return View(self.prompt, text, self._edit.cursor, self.decorate(text))
+        shown = text if self.decorate is None else self.decorate(text)
+        return View(self.prompt, text, self._edit.cursor, shown)
 
     # Completion.
 
@@ -438,7 +486,8 @@ class LineEditor(EditArea):
             if len(prefix) > cursor - start:
                 self._edit.replace(start, cursor, prefix)
                 self.draw_prompt()
-            elif again:
+            elif again and not self._listed:
+                self._listed = True
                 self.write_below(columns(names, self.width))
 
     def _question(self) -> bool:
@@ -451,8 +500,11 @@ class LineEditor(EditArea):
         before = self._edit.text[: self._edit.cursor]
         if in_quotes(before):
             return False
+        if self._listed:
+            return True  # listed already, and nothing changed since
         _, candidates = self.complete(before)
         if not candidates:
             return False
+        self._listed = True
         self.write_below(describe(candidates))
         return True

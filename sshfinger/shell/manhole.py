@@ -19,12 +19,14 @@ import types
 from collections.abc import Callable, Generator, Iterator, MutableMapping
 from typing import Any
 
+from twisted.conch.insults.insults import TerminalProtocol
 from twisted.conch.manhole import ManholeInterpreter, lastColorizedLine
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.model.account import Account, Actor, Change
+from sshfinger.shell.app import ShellApp
 from sshfinger.shell.commands import format_change
 from sshfinger.shell.lineedit import ESC, LineEditor
 from sshfinger.store.interfaces import IUserStore
@@ -44,7 +46,7 @@ sshfinger manhole: Python inside the running server. Ctrl-D leaves.
 WARNING: code runs on the reactor thread; a blocking statement freezes the whole server."""
 
 
-class UsersMapping(MutableMapping[str, Account]):
+class UsersMapping(MutableMapping[str, Any]):
     """
     The tutorial's users dict, live over the store: reading gives the current L{Account}; assigning a string
     sets that account's status (persisted, then visible to finger).
@@ -116,13 +118,14 @@ class AuditLines(list[str]):
         return "\n".join(self) or "(no entries)"
 
 
-class ManholeShell(LineEditor):
+class ManholeShell(TerminalProtocol):
     """
-    The Python REPL protocol.  Runs inside an insults C{ServerProtocol}.
+    The Python REPL protocol.  Runs inside an insults C{ServerProtocol}, reading lines with a L{LineEditor}.
+
+    @ivar editor: the line editor, created when the terminal connects.
     """
 
     log = Logger()
-    question_lists = False
 
     def __init__(
         self,
@@ -145,14 +148,12 @@ class ManholeShell(LineEditor):
         @param on_activity: called on every key (the idle timer).
         @param on_lost: called when the connection goes away.
         """
-        super().__init__()
         self.namespace = namespace
         self.actor = actor
         self.store = store
         self.on_exit = on_exit
         self.colour = colour
         self.size = size
-        self.prompt = ">>> "
         self.on_activity = on_activity
         self.on_lost = on_lost
         self.interpreter = AsyncInterpreter(self, namespace)
@@ -160,34 +161,81 @@ class ManholeShell(LineEditor):
         self._printed = 0
         self._pending = ""
         self.leaving = False
+        self._editor: LineEditor | None = None
+
+    @property
+    def editor(self) -> LineEditor:
+        """
+        The line editor (the terminal has connected: insults connects a protocol before passing it anything).
+        """
+        if self._editor is None:
+            raise RuntimeError("the manhole is not connected to a terminal")
+        return self._editor
 
     def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
         """
-        Any key counts as activity.
+        Any key counts as activity; the editor handles it.
         """
         self.on_activity()
-        super().keystrokeReceived(keyID, modifier)
+        self.editor.keystroke(keyID, modifier)
+
+    def type_text(self, text: str) -> None:
+        """
+        Printable text arriving at once (a paste) counts as activity; the editor types it.
+        """
+        self.on_activity()
+        self.editor.type_text(text)
+
+    def unhandledControlSequence(self, seq: bytes) -> None:
+        """
+        Keys insults does not parse go to the editor.
+        """
+        self.editor.control_sequence(seq)
+
+    def terminalSize(self, width: int, height: int) -> None:
+        """
+        Re-wrap the line for the new size.
+        """
+        self.size = (width, height)
+        self.editor.resize(width, height)
 
     def connectionLost(self, reason: object = None) -> None:
         """
         Tell the owner the connection is gone.
         """
-        super().connectionLost(reason)
+        self.editor.stop()
         self.on_lost(reason)
 
     def connectionMade(self) -> None:
         """
         Show the banner and the prompt.
         """
-        super().connectionMade()
+        self._editor = LineEditor(
+            self.terminal,
+            self.line_submitted,
+            complete=self.complete,
+            on_end=self.end_of_input,
+            on_interrupt=self.interrupt,
+            decorate=self.decorate if self.colour else None,
+            active=self.is_active,
+            question_lists=False,
+        )
+        self.editor.set_prompt(">>> ")
+        self.editor.start()
         self.terminalSize(*self.size)
         self.write_line(BANNER.format(cap=OUTPUT_CAP))
+
+    def write_line(self, text: str) -> None:
+        """
+        Print a line above the prompt.
+        """
+        self.editor.write_line(text)
 
     def is_active(self) -> bool:
         """
         Draw nothing once leaving.
         """
-        return super().is_active() and not self.leaving
+        return not self.leaving
 
     def decorate(self, text: str) -> str:
         """
@@ -211,7 +259,7 @@ class ManholeShell(LineEditor):
         self._printed = 0
         more = self.interpreter.push(line.encode("utf-8"))
         self.flush_output()
-        self.set_prompt("... " if more else ">>> ")
+        self.editor.set_prompt("... " if more else ">>> ")
 
     def _record_failed(self, reason: Failure) -> None:
         self.log.failure("Cannot record a manhole line of {login}", reason, login=self.actor.login)
@@ -270,8 +318,8 @@ class ManholeShell(LineEditor):
         Ctrl-C: drop the line and any unfinished block.
         """
         self.interpreter.resetBuffer()
-        self.set_prompt(">>> ")
-        super().interrupt()
+        self.editor.set_prompt(">>> ")
+        self.editor.interrupt()
 
     def end_of_input(self) -> None:
         """
@@ -358,7 +406,7 @@ def audit_function(store: IUserStore) -> Callable[..., Deferred[AuditLines]]:
     return audit
 
 
-def manhole_namespace(app: Any, actor: Actor, report: Callable[[str], None]) -> dict[str, Any]:
+def manhole_namespace(app: ShellApp, actor: Actor, report: Callable[[str], None]) -> dict[str, Any]:
     """
     The names an admin starts with.
     """

@@ -1,5 +1,6 @@
 """
-L{CommandShell}: the interactive SSH shell, a L{LineEditor} that runs L{sshfinger.shell.commands}.
+L{CommandShell}: the interactive SSH shell, a terminal protocol that runs L{sshfinger.shell.commands} on the
+lines its L{LineEditor} reads.
 
 It adds what only a person at a terminal needs: the prompt with login and host, answering a command's questions
 (a multi-line plan, a password without echo, a confirmation), history kept per login in the store, and an idle
@@ -11,26 +12,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.conch.insults.insults import TerminalProtocol
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import Actor
 from sshfinger.shell import commands
-from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
+from sshfinger.shell.app import CommandError, Context, Interaction, Reply, ShellApp
 from sshfinger.shell.lineedit import LineEditor
 from sshfinger.shell.manhole import ManholeShell, manhole_namespace
 
 #: Seconds of warning before the idle timeout closes the session.
 IDLE_WARNING = 60.0
 
+#: Most characters a multi-line answer (a plan typed or pasted) may hold, as for standard input in exec.
+MAX_ANSWER = 64 * 1024
 
-class CommandShell(LineEditor):
+
+class CommandShell(TerminalProtocol):
     """
     The command shell of one SSH session.
 
     @ivar context: the command context (login, role, store).
+    @ivar editor: the line editor, created when the terminal connects.
     @ivar busy: whether a command is running (typed lines are ignored meanwhile).
     """
 
@@ -38,7 +45,7 @@ class CommandShell(LineEditor):
 
     def __init__(
         self,
-        app: Any,
+        app: ShellApp,
         context: Context,
         size: tuple[int, int],
         on_exit: Callable[[int], None],
@@ -46,7 +53,7 @@ class CommandShell(LineEditor):
         manhole_only: bool = False,
     ) -> None:
         """
-        @param app: the shared L{sshfinger.ssh.session.ShellApp}.
+        @param app: the shared L{ShellApp}.
         @param context: this session's command context.
         @param size: the terminal's (columns, rows).
         @param on_exit: ends the session with an exit status.
@@ -54,7 +61,6 @@ class CommandShell(LineEditor):
         @param manhole_only: open the manhole at once and end the session when it is left
             (C{ssh -t HOST manhole}).
         """
-        super().__init__()
         self.app = app
         self.context = context
         self.size = size
@@ -63,24 +69,64 @@ class CommandShell(LineEditor):
         self.pending: Interaction | None = None
         self.answers: list[str] = []
         self.ended = False
-        self._idle: Any = None
+        self._idle: IDelayedCall | None = None
+        self._active_at = 0.0
         self._warned = False
         self.colour = colour
         self.manhole_only = manhole_only
         self.manhole: ManholeShell | None = None
-        self.prompt = self.command_prompt()
+        self.editor: LineEditor | None = None
 
     def is_active(self) -> bool:
         """
         Draw nothing once the session is ending.
         """
-        return super().is_active() and not self.ended and self.manhole is None
+        return not self.ended and self.manhole is None
 
     def say(self, text: str) -> None:
         """
         Print a message above whichever prompt is showing (this shell's or the manhole's).
         """
-        (self.manhole or self).write_line(text)
+        if self.manhole is not None:
+            self.manhole.editor.write_line(text)
+        else:
+            self.write_line(text)
+
+    def farewell(self, text: str) -> None:
+        """
+        Print the last line of the session, with no prompt after it (above the manhole's, if it is open).
+        """
+        editor = self.manhole.editor if self.manhole is not None else self.editor
+        if editor is not None:
+            editor.write_line(text, redraw=False)
+
+    def write_line(self, text: str) -> None:
+        """
+        Print a line above the prompt.
+        """
+        if self.editor is not None:
+            self.editor.write_line(text)
+
+    def draw_prompt(self) -> None:
+        """
+        Draw the prompt and the line being edited again.
+        """
+        if self.editor is not None:
+            self.editor.draw_prompt()
+
+    def set_prompt(self, text: str) -> None:
+        """
+        Change the prompt (drawn by the next L{draw_prompt}).
+        """
+        if self.editor is not None:
+            self.editor.set_prompt(text)
+
+    def set_echo(self, echo: bool) -> None:
+        """
+        Show typed characters, or not (passwords).
+        """
+        if self.editor is not None:
+            self.editor.echo = echo
 
     def command_prompt(self) -> str:
         """
@@ -92,7 +138,16 @@ class CommandShell(LineEditor):
         """
         Greet, load this login's history from the store and start the idle timer.
         """
-        super().connectionMade()
+        self.editor = LineEditor(
+            self.terminal,
+            self.line_submitted,
+            complete=self.complete,
+            on_end=self.end_of_input,
+            on_interrupt=self.interrupt,
+            active=self.is_active,
+        )
+        self.editor.set_prompt(self.command_prompt())
+        self.editor.start()
         self.terminalSize(*self.size)
         self.reset_idle()
         if self.manhole_only:
@@ -114,31 +169,59 @@ class CommandShell(LineEditor):
 
     def keystrokeReceived(self, keyID: Any, modifier: Any) -> None:
         """
-        Any key resets the idle timer.
+        Any key resets the idle timer; the editor handles it.
         """
         self.reset_idle()
-        super().keystrokeReceived(keyID, modifier)
+        if self.editor is not None:
+            self.editor.keystroke(keyID, modifier)
+
+    def type_text(self, text: str) -> None:
+        """
+        Printable text arriving at once (a paste): resets the idle timer; the editor types it.
+        """
+        self.reset_idle()
+        if self.editor is not None:
+            self.editor.type_text(text)
+
+    def unhandledControlSequence(self, seq: bytes) -> None:
+        """
+        Keys insults does not parse go to the editor.
+        """
+        if self.editor is not None:
+            self.editor.control_sequence(seq)
 
     def reset_idle(self) -> None:
         """
-        Restart the idle countdown.
+        Restart the idle countdown: note the time (a key costs no timer churn); the timer checks it when it fires.
         """
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
+        self._active_at = self.app.clock.seconds()
         self._warned = False
+        if self._idle is None or not self._idle.active():
+            self._idle = self.app.clock.callLater(self._quiet_before_warning(), self._idle_fired)
+
+    def _quiet_before_warning(self) -> float:
+        """
+        Seconds without input before the warning (or, for a timeout shorter than the warning, the end).
+        """
         timeout = self.app.idle_timeout
-        delay = max(timeout - IDLE_WARNING, 0) if timeout > IDLE_WARNING else timeout
-        self._idle = self.app.clock.callLater(delay, self._idle_fired)
+        return timeout - IDLE_WARNING if timeout > IDLE_WARNING else timeout
 
     def _idle_fired(self) -> None:
+        self._idle = None
         if self.ended:
             return
-        if not self._warned and self.app.idle_timeout > IDLE_WARNING:
+        timeout, clock = self.app.idle_timeout, self.app.clock
+        quiet = clock.seconds() - self._active_at
+        due = timeout if self._warned else self._quiet_before_warning()
+        if quiet < due:  # there was input since the timer was set
+            self._idle = clock.callLater(due - quiet, self._idle_fired)
+            return
+        if not self._warned and timeout > IDLE_WARNING:
             self._warned = True
             self.say(f"Idle for too long: the session closes in {int(IDLE_WARNING)} s unless you type.")
-            self._idle = self.app.clock.callLater(IDLE_WARNING, self._idle_fired)
+            self._idle = clock.callLater(timeout - quiet, self._idle_fired)
             return
-        self.say("Idle timeout: goodbye.")
+        self.farewell("Idle timeout: goodbye.")
         self.end(0)
 
     def end(self, code: int) -> None:
@@ -152,10 +235,12 @@ class CommandShell(LineEditor):
             self._idle.cancel()
         self.on_exit(code)
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
+    def connectionLost(self, reason: object = None) -> None:
         """
-        Stop the idle timer.
+        Stop the idle timer and the drawing.
         """
+        if self.editor is not None:
+            self.editor.stop()
         self.ended = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
@@ -178,7 +263,7 @@ class CommandShell(LineEditor):
             else:
                 self.interrupt()
             return
-        self.write_line("bye")
+        self.farewell("bye")
         self.end(0)
 
     def interrupt(self) -> None:
@@ -187,12 +272,13 @@ class CommandShell(LineEditor):
         """
         if self.pending is not None:
             self.pending, self.answers = None, []
-            self.echo = True
+            self.set_echo(True)
             self.set_prompt(self.command_prompt())
             self.write_line("^C (cancelled)")
             self.draw_prompt()
             return
-        super().interrupt()
+        if self.editor is not None:
+            self.editor.interrupt()
 
     def line_submitted(self, line: str) -> None:
         """
@@ -215,8 +301,8 @@ class CommandShell(LineEditor):
         """
         Insert older history lines before this session's.
         """
-        current = self.history_lines()
-        self.set_history([*lines, *current])
+        if self.editor is not None:
+            self.editor.set_history([*lines, *self.editor.history_lines()])
 
     def run(self, d: Deferred[Any]) -> None:
         """
@@ -253,7 +339,7 @@ class CommandShell(LineEditor):
             self.set_prompt("... ")
         else:
             self.set_prompt(interaction.prompt)
-            self.echo = interaction.kind != "secret"
+            self.set_echo(interaction.kind != "secret")
         self.draw_prompt()
 
     def answer(self, line: str) -> None:
@@ -264,6 +350,11 @@ class CommandShell(LineEditor):
         assert interaction is not None
         if interaction.kind == "text" and line != ".":
             self.answers.append(line)
+            if sum(len(answer) + 1 for answer in self.answers) > MAX_ANSWER:
+                self.pending, self.answers = None, []
+                self.set_prompt(self.command_prompt())
+                self.show_error(f"the text is longer than {MAX_ANSWER} characters; nothing changed")
+                return
             self.draw_prompt()
             return
         if interaction.kind == "secret" and not self.answers:
@@ -272,7 +363,7 @@ class CommandShell(LineEditor):
             self.draw_prompt()
             return
         answers, self.answers, self.pending = self.answers, [], None
-        self.echo = True
+        self.set_echo(True)
         self.set_prompt(self.command_prompt())
         if interaction.kind == "secret":
             if answers[0] != line:
@@ -292,13 +383,15 @@ class CommandShell(LineEditor):
         if reply.manhole:
             self.enter_manhole()
             return
-        if reply.clear:
-            self.clear_screen()
-        for line in reply.lines:
-            self.write_line(sanitize(line))
+        if reply.clear and self.editor is not None:
+            self.editor.clear_screen()
         if reply.exit:
+            for line in reply.lines:
+                self.farewell(sanitize(line))
             self.end(0)
             return
+        for line in reply.lines:
+            self.write_line(sanitize(line))
         self.draw_prompt()
 
     def enter_manhole(self) -> None:
@@ -313,7 +406,7 @@ class CommandShell(LineEditor):
             self.app.store,
             self.leave_manhole,
             colour=self.colour,
-            size=(self.width, self.height),
+            size=self.size,
             on_activity=self.reset_idle,
             on_lost=self.connectionLost,
         )
@@ -331,13 +424,15 @@ class CommandShell(LineEditor):
             self.end(0)
             return
         self.write_line("Back in the command shell.")
-        self.terminalSize(manhole.width, manhole.height)
+        self.terminalSize(*self.size)
 
     def terminalSize(self, width: int, height: int) -> None:
         """
-        Resize this shell, and the manhole when it is open.
+        Resize this shell's editor, and the manhole when it is open.
         """
-        super().terminalSize(width, height)
+        self.size = (width, height)
+        if self.editor is not None:
+            self.editor.resize(width, height)
         if self.manhole is not None:
             self.manhole.terminalSize(width, height)
 

@@ -32,7 +32,6 @@ BOM = b"\xef\xbb\xbf"
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 
-
 @dataclass(frozen=True, slots=True)
 class Entry:
     """

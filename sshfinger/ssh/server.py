@@ -26,11 +26,12 @@ from zope.interface import implementer
 
 from sshfinger.model.peers import IPV6_PREFIX, describe_peer, peer_key
 from sshfinger.ops.logs import escape_peer_text
+from sshfinger.shell.app import ShellApp
 from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Admission, Startups
 from sshfinger.ssh.groups import gex_groups
 from sshfinger.ssh.hostkeys import fingerprint
 from sshfinger.ssh.penalties import SourcePenalties
-from sshfinger.ssh.session import ShellApp, ShellUser
+from sshfinger.ssh.session import ShellUser
 
 #: Seconds from the TCP accept a client has to authenticate (Conch's default is ten hours after key exchange).
 LOGIN_GRACE = 60.0

@@ -25,12 +25,12 @@ from zope.interface import implementer
 
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import listen_description
+from sshfinger.shell.app import EDIT_RATE, ShellApp
 from sshfinger.ssh import passwd
 from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups, raise_descriptor_limit
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
-from sshfinger.ssh.session import ShellApp
 from sshfinger.store.interfaces import IUserStore
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.
@@ -203,6 +203,7 @@ def make_ssh_service(
         set_password=set_password,
         parse_key=parse_authorized_key,
         fingerprint=fingerprint,
+        edit_rate=float(config.get("edit-rate", EDIT_RATE)),
     )
     factory = SSHFactory(
         build_portal(ShellRealm(app), checkers),

@@ -8,81 +8,133 @@ and answers no global requests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.conch.avatar import ConchUser
 from twisted.conch.insults.insults import ServerProtocol
 from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.conch.ssh import common
 from twisted.conch.ssh.session import wrapProtocol
-from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sshfinger.finger.render import sanitize
-from sshfinger.model.account import Actor
 from sshfinger.model.peers import describe_peer
 from sshfinger.sftp.protocol import SubsystemSession, sftp_subsystem
-from sshfinger.shell import commands
-from sshfinger.shell.commands import CommandError, Context, Interaction
+from sshfinger.shell.app import ShellApp
 from sshfinger.shell.manhole import wants_colour
 from sshfinger.shell.shell import CommandShell
-from sshfinger.store.interfaces import IUserStore
+from sshfinger.ssh.execution import MAX_COMMAND, ExecProtocol, exited
 
-#: Most bytes of standard input an exec command reads (a plan, a password).
-MAX_STDIN = 64 * 1024
+#: What an exec request longer than L{MAX_COMMAND} is replaced with before Conch sees it (Conch logs the command
+#: whole: a megabyte of it would be formatted and written to the log).
+OVERLONG = b"\x00overlong command"
+
+#: Seconds a resize waits for more resizes before the shell redraws for the last one (a flood of window-change
+#: requests then costs one redraw).
+RESIZE_DELAY = 0.05
+
+#: Window changes a session may send at once, and per second after that.  Past them the client is flooding (a
+#: person dragging a window corner sends a few dozen a second): the connection is closed, since even ignored
+#: requests cost the SSH layer work that delays everyone else.
+RESIZE_BURST = 200
+RESIZE_RATE = 50.0
 
 #: Environment variables a client may send (C{SendEnv}); others are refused.
 ACCEPTED_ENV = frozenset({"TERM", "NO_COLOR", "LANG", "LC_ALL", "LC_CTYPE"})
 
 
-@dataclass
-class ShellApp:
-    """
-    What every SSH session shares: the store, the finger answers and the settings.
+#: Longest escape sequence kept while it is being received.
+MAX_ESCAPE = 64
 
-    @ivar store: the user store.
-    @ivar finger: the finger service object.
-    @ivar clock: for idle timeouts.
-    @ivar hostname: shown in the prompt.
-    @ivar admins: logins that are admins whatever the store says (C{--admin}).
-    @ivar idle_timeout: seconds of shell inactivity before the session is closed.
-    @ivar set_password: writes a password into the passwd file, or L{None} without one.
-    @ivar parse_key: validates an C{authorized_keys} line.
-    @ivar fingerprint: the C{SHA256:} fingerprint of a key.
+#: Plain printable ASCII, except C{?} (which lists completions): typed as it is.
+_PLAIN = re.compile(rb"[\x20-\x3e\x40-\x7e]{2,}")
+
+
+class ShellTerminal(ServerProtocol):
+    """
+    The insults terminal of a shell session, writing what it draws while handling one chunk of input as one
+    write (one SSH packet): a pasted line is echoed at once, not a packet per character.
     """
 
-    store: IUserStore
-    finger: Any
-    clock: IReactorTime
-    hostname: str = "sshfinger"
-    admins: frozenset[str] = frozenset()
-    idle_timeout: float = 15 * 60
-    set_password: Callable[[str, str], Deferred[None]] | None = None
-    parse_key: Callable[[str], tuple[Any, str]] | None = None
-    fingerprint: Callable[[Any], str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    _batch: list[bytes] | None = None
 
-    def context(self, login: str, channel: str, peer: str, interactive: bool) -> Context:
+    def dataReceived(self, data: bytes) -> None:
         """
-        Build the command context of one session.
+        Handle the input, then send everything drawn meanwhile.  The editor's redraws are held until the end of
+        the chunk, and runs of plain printable ASCII (a paste) are typed at once rather than key by key.
         """
-        return Context(
-            store=self.store,
-            finger=self.finger,
-            login=login,
-            actor=Actor(login, channel, peer),
-            admins=self.admins,
-            set_password=self.set_password,
-            parse_key=self.parse_key,
-            fingerprint=self.fingerprint,
-            interactive=interactive,
-        )
+        self._batch = []
+        editor = getattr(self.terminalProtocol, "editor", None)
+        if editor is not None:
+            editor.hold()
+        try:
+            self._feed(data)
+        finally:
+            if editor is not None:
+                editor.release()
+            self.flush()
+
+    def _feed(self, data: bytes) -> None:
+        done = 0
+        for run in _PLAIN.finditer(data):
+            if run.start() > done:
+                super().dataReceived(data[done : run.start()])
+            type_text = getattr(self.terminalProtocol, "type_text", None)
+            if self.state == b"data" and type_text is not None:  # insults is not inside an escape sequence
+                type_text(run.group().decode("ascii"))
+            else:
+                super().dataReceived(run.group())
+            done = run.end()
+        if done < len(data):
+            super().dataReceived(data[done:])
+        if self.state != b"data" and len(getattr(self, "escBuf", ())) > MAX_ESCAPE:
+            self.state = b"data"  # an escape sequence no terminal sends: drop it rather than collect it for ever
+            del self.escBuf
+
+    def write(self, data: bytes) -> None:
+        """
+        Write now, or at the end of the input being handled.
+        """
+        if self._batch is not None:
+            self._batch.append(data)
+        else:
+            super().write(data)
+
+    def loseConnection(self) -> None:
+        """
+        Send what is held, then close.
+        """
+        self.flush()
+        super().loseConnection()
+
+    def flush(self) -> None:
+        """
+        Send what is held (before the session ends, say) and write directly again.
+        """
+        batch, self._batch = self._batch, None
+        if batch:
+            super().write(b"".join(batch))
+
+
+class SessionChannel(SubsystemSession):
+    """
+    The session channel (L{SubsystemSession}: subsystems end properly, C{scp -O} is refused), except that an exec
+    command longer than L{MAX_COMMAND} is replaced by L{OVERLONG} before Conch logs and parses it;
+    L{Session.execCommand} refuses it.
+    """
+
+    def request_exec(self, data: bytes) -> int:
+        """
+        Hand Conch the command, or L{OVERLONG} in place of an overlong one.
+        """
+        if len(data) > MAX_COMMAND + 4:  # the command is a length-prefixed string
+            data = common.NS(OVERLONG)
+        result: int = super().request_exec(data)
+        return result
 
 
 class ShellUser(ConchUser):
@@ -100,7 +152,7 @@ class ShellUser(ConchUser):
         super().__init__()
         self.login = login
         self.app = app
-        self.channelLookup[b"session"] = SubsystemSession
+        self.channelLookup[b"session"] = SessionChannel
         self.subsystemLookup[b"sftp"] = sftp_subsystem
 
     def __conform__(self, interface: Any) -> Any:
@@ -128,13 +180,6 @@ def peer_of(process: Any) -> str:
     return describe_peer(address)
 
 
-def exited(code: int) -> Failure:
-    """
-    The reason to hand C{processEnded} so the client gets exit status C{code}.
-    """
-    return Failure(ProcessDone(None) if code == 0 else ProcessTerminated(exitCode=code))
-
-
 @implementer(ISession, ISessionSetEnv)
 class Session:
     """
@@ -151,8 +196,12 @@ class Session:
         self.term: str | None = None
         self.window = (24, 80)
         self.env: dict[str, str] = {}
-        self.shell: ServerProtocol | None = None
+        self.shell: ShellTerminal | None = None
         self.exec: ExecProtocol | None = None
+        self._resize: IDelayedCall | None = None
+        self._resize_budget = (float(RESIZE_BURST), 0.0)
+        self._flooded = False
+        self.peer = ""
 
     def setEnv(self, name: bytes, value: bytes) -> None:
         """
@@ -172,10 +221,43 @@ class Session:
 
     def windowChanged(self, newWindowSize: tuple[int, int, int, int]) -> None:
         """
-        Pass a resize to the shell, which re-wraps its line.
+        Remember the new size; the shell re-wraps its line for the last size once resizes stop arriving for
+        L{RESIZE_DELAY} seconds, so a flood of resizes costs one redraw.
         """
         self.window = (newWindowSize[0], newWindowSize[1])
-        if self.shell is not None:
+        if not self._spend_resize():
+            return
+        if self.shell is not None and self._resize is None:
+            self._resize = self.user.app.clock.callLater(RESIZE_DELAY, self._apply_resize)
+
+    def _spend_resize(self) -> bool:
+        """
+        Count a window change against L{RESIZE_BURST} and L{RESIZE_RATE}; on a flood, close the connection
+        (once) and return false.
+        """
+        if self._flooded:
+            return False
+        tokens, then = self._resize_budget
+        now = self.user.app.clock.seconds()
+        tokens = min(float(RESIZE_BURST), tokens + (now - then) * RESIZE_RATE) - 1
+        self._resize_budget = (tokens, now)
+        if tokens >= 0:
+            return True
+        self._flooded = True
+        self.log.warn(
+            "SSH window-change flood from {login} at {peer}: connection closed",
+            login=self.user.login,
+            peer=self.peer,
+            outcome="flood",
+        )
+        conn = getattr(self.user, "conn", None)
+        if conn is not None and conn.transport is not None:
+            conn.transport.loseConnection()
+        return False
+
+    def _apply_resize(self) -> None:
+        self._resize = None
+        if self.shell is not None and self.shell.terminalProtocol is not None:
             self.shell.terminalProtocol.terminalSize(self.window[1], self.window[0])
 
     def openShell(self, process: Any) -> None:
@@ -184,7 +266,7 @@ class Session:
         """
         if self._refused(process):
             return
-        peer = peer_of(process)
+        peer = self.peer = peer_of(process)
         if self.term is None:
             self._start_exec(process, None)
             return
@@ -195,7 +277,7 @@ class Session:
         rows, cols = self.window
         context = app.context(self.user.login, "shell", peer, True)
         colour = wants_colour(self.term, self.env)
-        self.shell = ServerProtocol(
+        self.shell = ShellTerminal(
             CommandShell, app, context, (cols, rows), self._ended(process), colour, manhole_only
         )
         self.shell.makeConnection(process)
@@ -206,6 +288,9 @@ class Session:
         Run one shell command for a script: plain output, exit status 0 or 1 with the error on stderr.
         """
         if self._refused(process):
+            return
+        if command == OVERLONG or len(command) > MAX_COMMAND:
+            self._refuse_exec(process, f"error: command longer than {MAX_COMMAND} bytes; refused\n")
             return
         text = command.decode("utf-8", "replace")
         if self.term is not None and text.strip() == "manhole":
@@ -229,13 +314,26 @@ class Session:
         if self.user.app.store.peek(login) is not None:
             return False
         self.log.info("SSH login {login} has no account in the store; session refused", login=login)
-        message = f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
+        self._refuse_exec(
+            process, f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
+        )
+        return True
+
+    def _refuse_exec(self, process: Any, message: str) -> None:
+        """
+        End the channel with C{message} on stderr and exit status 1.  Input the client still sends is discarded
+        (Conch hands it to the protocol wired in here, and fails if there is none).
+        """
+        sink = Protocol()
+        sink.makeConnection(process)
+        process.makeConnection(wrapProtocol(sink))
         process.errReceived(message.encode("utf-8"))
         process.processEnded(exited(1))
-        return True
 
     def _ended(self, process: Any) -> Callable[[int], None]:
         def end(code: int) -> None:
+            if self.shell is not None:
+                self.shell.flush()  # the last words leave before the exit status
             process.processEnded(exited(code))
 
         return end
@@ -249,179 +347,9 @@ class Session:
 
     def closed(self) -> None:
         """
-        The channel is closed; the protocols are told through their connectionLost.
+        The channel is closed; the protocols are told through their connectionLost.  A pending redraw is dropped.
         """
-
-
-class ExecProtocol(Protocol):
-    """
-    Runs commands without a terminal: the one from the exec request, or (for a shell without a pty) one per
-    line of standard input.  Output is plain text; errors go to stderr; the exit status is 0 only if every
-    command succeeded.
-
-    A command that asks for input reads it from standard input: in exec mode all of it (C{plan < file}) or its
-    first line (C{passwd}); in line mode the lines up to a lone C{.} or the next line.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self, context: Context, command: str | None, process: Any, clock: IReactorTime, idle_timeout: float
-    ) -> None:
-        """
-        @param context: the command context.
-        @param command: the command line, or L{None} to read command lines from standard input.
-        @param process: the C{SSHSessionProcessProtocol} to write to.
-        @param clock: for the idle timeout.
-        @param idle_timeout: seconds without input after which a command still waiting for input is ended.
-        """
-        self.context = context
-        self.command = command
-        self.process = process
-        self.stdin = bytearray()
-        self.stdin_done = False
-        self.status = 0
-        self.finished = False
-        self._waiter: Deferred[None] | None = None
-        self._clock = clock
-        self._idle_timeout = idle_timeout
-        self._idle: Any = None
-
-    def start(self) -> None:
-        """
-        Run the command (or the lines of standard input), then end the channel with the exit status.
-        """
-        self._reset_idle()
-        ensureDeferred(self._main()).addErrback(self._crashed)
-
-    def _reset_idle(self) -> None:
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        if not self.finished:
-            self._idle = self._clock.callLater(self._idle_timeout, self._idle_fired)
-
-    def _idle_fired(self) -> None:
-        self._error(f"no input for {self._idle_timeout:.0f} s; giving up")
-        self._finish()
-
-    async def _main(self) -> None:
-        if self.command is not None:
-            await self._run_line(self.command)
-        else:
-            while not self.finished:
-                line = await self._next_line()
-                if line is None:
-                    break
-                if await self._run_line(line):
-                    break
-        self._finish()
-
-    def dataReceived(self, data: bytes) -> None:
-        """
-        Collect standard input, bounded by L{MAX_STDIN}.
-        """
-        if len(self.stdin) + len(data) > MAX_STDIN:
-            self._error(f"standard input is larger than {MAX_STDIN} bytes")
-            self._finish()
-            return
-        self.stdin.extend(data)
-        self._reset_idle()
-        self._wake()
-
-    def stdin_closed(self) -> None:
-        """
-        All of standard input has arrived.
-        """
-        self.stdin_done = True
-        self._wake()
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        """
-        The channel went away: stop writing, and stop waiting for input.
-        """
-        self.finished = True
-        self.stdin_done = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.callback(None)
-
-    async def _more(self) -> None:
-        self._waiter = Deferred()
-        await self._waiter
-
-    async def _next_line(self) -> str | None:
-        while True:
-            newline = self.stdin.find(b"\n")
-            if newline >= 0:
-                line = bytes(self.stdin[:newline]).rstrip(b"\r")
-                del self.stdin[: newline + 1]
-                return line.decode("utf-8", "replace")
-            if self.stdin_done:
-                if not self.stdin:
-                    return None
-                rest = bytes(self.stdin)
-                self.stdin.clear()
-                return rest.decode("utf-8", "replace")
-            await self._more()
-
-    async def _read_answer(self, kind: str) -> str:
-        text = await self._read_raw_answer(kind)
-        if self.finished:
-            raise CommandError("input cancelled")  # timed out or disconnected: never act on partial input
-        return text
-
-    async def _read_raw_answer(self, kind: str) -> str:
-        if self.command is None:
-            if kind != "text":
-                return await self._next_line() or ""
-            lines = []
-            while (line := await self._next_line()) not in (None, "."):
-                lines.append(line)
-            return "\n".join(lines)
-        while not self.stdin_done:
-            await self._more()
-        text = bytes(self.stdin).decode("utf-8", "replace")
-        self.stdin.clear()
-        return text.splitlines()[0] if kind != "text" and text else text
-
-    async def _run_line(self, line: str) -> bool:
-        """
-        Run one command line; return whether the session should end.
-        """
-        try:
-            result = await commands.run(self.context, commands.split(line))
-            while isinstance(result, Interaction):
-                result = await result.finish(await self._read_answer(result.kind))
-        except CommandError as e:
-            self._error(str(e))
-            return False
-        for text in result.lines:
-            self._out(text)
-        return result.exit
-
-    def _crashed(self, reason: Failure) -> None:
-        self.log.failure("Command {command!r} failed", reason, command=self.command)
-        self._error("internal error; the event is logged")
-        self._finish()
-
-    def _finish(self) -> None:
-        if self.finished:
-            return
-        self.finished = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
-        self.process.processEnded(exited(self.status))
-
-    def _out(self, line: str) -> None:
-        if not self.finished:
-            self.process.write(sanitize(line).encode("utf-8") + b"\n")
-
-    def _error(self, message: str) -> None:
-        self.status = 1
-        if not self.finished:
-            self.process.errReceived(f"error: {sanitize(message)}\n".encode())
+        if self._resize is not None and self._resize.active():
+            self._resize.cancel()
+        self._resize = None
+        self.shell = None

@@ -14,9 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account, Actor
 from sshfinger.shell import commands
+from sshfinger.shell.app import EditRate
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.ssh.checkers import parse_authorized_key
 from sshfinger.ssh.hostkeys import fingerprint
+from sshfinger.ssh.passwd import MIN_PASSWORD_LENGTH
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -65,7 +67,13 @@ class CommandTestCase(SynchronousTestCase):
         self.finger = FingerService(self.store, self.clock)
         self.passwords: dict[str, str] = {}
 
-    def context(self, login: str, interactive: bool = True, admins: frozenset[str] = frozenset()) -> Context:
+    def context(
+        self,
+        login: str,
+        interactive: bool = True,
+        admins: frozenset[str] = frozenset(),
+        edits: EditRate | None = None,
+    ) -> Context:
         """
         A command context for C{login}.
         """
@@ -84,6 +92,7 @@ class CommandTestCase(SynchronousTestCase):
             parse_key=parse_authorized_key,
             fingerprint=fingerprint,
             interactive=interactive,
+            edits=edits,
         )
 
     def run_as(self, login: str, line: str, **kwargs: Any) -> Reply | Interaction:
@@ -225,6 +234,22 @@ class EditCommandTests(CommandTestCase):
         assert alice is not None
         self.assertEqual((alice.real_name, alice.status), ("Alice P. Liddell", "In a meeting"))
 
+    def test_unknown_field_refused(self) -> None:
+        """
+        A word in the field position that is not a field is an error listing the fields, and nothing changes
+        (issue 18, #13); the reply names a field as it was typed.
+        """
+        error = self.error("root", "set alice colr red")
+        self.assertIn("unknown field 'colr'", error)
+        self.assertIn("name, status, plan, office, phone, fediverse, hidden, role", error)
+        alice = self.store.peek("alice")
+        assert alice is not None
+        self.assertEqual(alice.status, "Reading")
+        self.assertEqual(self.lines("root", "set alice name Alice P."), ["name of alice set"])
+        self.assertEqual(self.lines("root", "set alice Away"), ["status of alice set"])
+        self.assertEqual(self.lines("root", "set alice 'away from desk'"), ["status of alice set"])
+        self.assertIn("unknown field 'away'", self.error("root", "set alice away from desk"))
+
     def test_user_may_not_edit_others(self) -> None:
         """
         A user may not change another account, nor admin-only fields of their own.
@@ -320,6 +345,26 @@ class KeyAndPasswdTests(CommandTestCase):
         self.assertIn("no key 7", self.error("root", "key del bob 7"))
         self.assertIn("usage", self.error("alice", "key frob"))
 
+    def test_key_add_from_input(self) -> None:
+        """
+        C{key add} without a key line asks for the keys (in exec: standard input, C{key add < id.pub}): every
+        key line is added at once, blank and comment lines skipped; a bad line is named and nothing is added.
+        """
+        first, second = ssh_keygen_line(self.mktemp_dir()), ssh_keygen_line(self.mktemp_dir(), "ecdsa")
+        result = self.run_as("alice", "key add")
+        assert isinstance(result, Interaction)
+        self.assertEqual(result.kind, "text")
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(result.finish(f"{first}\nnot a key\n")), CommandError  # type: ignore[arg-type]
+        )
+        self.assertIn("key add: line 2:", failure.getErrorMessage())
+        self.assertEqual(self.lines("alice", "key list"), ["alice has no keys"])
+        reply = self.finish(self.run_as("alice", "key add"), f"# mine\n{first}\n\n{second}\n")
+        self.assertEqual(reply.lines, ["2 keys added to alice"])
+        self.assertEqual(len(self.lines("alice", "key list")), 2)
+        self.assertIn("there already", self.error("alice", f"key add {first}"))
+        self.assertIn("permission denied", self.error("alice", "key add bob"))
+
     def mktemp_dir(self) -> str:
         """
         A fresh directory.
@@ -334,9 +379,9 @@ class KeyAndPasswdTests(CommandTestCase):
         """
         C{passwd} asks for a secret and stores it for the caller only.
         """
-        reply = self.finish(self.run_as("alice", "passwd"), "n3w")
+        reply = self.finish(self.run_as("alice", "passwd"), "n3w-secret")
         self.assertEqual(reply.lines, ["password changed for alice"])
-        self.assertEqual(self.passwords, {"alice": "n3w"})
+        self.assertEqual(self.passwords, {"alice": "n3w-secret"})
         self.assertIn("empty password", str(self.failureResultOf(
             Deferred.fromCoroutine(self.run_as("alice", "passwd").finish("")), CommandError  # type: ignore[union-attr,arg-type]
         ).value))
@@ -365,3 +410,137 @@ class CompletionTests(CommandTestCase):
         self.assertEqual((start, found), (7, [("alice", "Alice Liddell")]))
         self.assertEqual([n for n, _ in commands.complete(self.context("root"), "set alice st")[1]], ["status"])
         self.assertEqual(commands.complete(self.context("root"), 'status "al')[1], [])
+
+
+class EditRateTests(CommandTestCase):
+    """
+    Per-login edit budgets (issue 17, #8): a flood of edits from one login is throttled with a clear line.
+    """
+
+    def test_user_flood_throttled(self) -> None:
+        """
+        With 5 edits a minute, alice's sixth quick edit is refused, names the limit and changes nothing; a
+        refill of one edit comes after 12 s.  Each login has its own budget.
+        """
+        edits = EditRate(self.clock, per_minute=5)
+        for n in range(5):
+            self.lines("alice", f"status edit {n}", edits=edits)
+        error = self.error("alice", "status edit 5", edits=edits)
+        self.assertIn("too many changes: at most 5 a minute; nothing changed", error)
+        self.assertEqual(self.store.peek("alice").status, "edit 4")  # type: ignore[union-attr]
+        self.assertIn("too many changes", self.error("alice", "hide", edits=edits))
+        self.lines("bob", "status mine", edits=edits)
+        self.clock.advance(12)
+        self.lines("alice", "status edit 6", edits=edits)
+        self.assertIn("too many changes", self.error("alice", "status edit 7", edits=edits))
+
+    def test_admins_get_more(self) -> None:
+        """
+        An admin's budget is twenty times a user's: 100 quick edits at 5 a minute go through, the 101st not.
+        """
+        edits = EditRate(self.clock, per_minute=5)
+        for n in range(100):
+            self.lines("root", f"set bob status {n}", edits=edits)
+        self.assertIn("at most 100 a minute", self.error("root", "add carol", edits=edits))
+        self.assertIsNone(self.store.peek("carol"))
+
+    def test_passwd_counts(self) -> None:
+        """
+        A password change spends the budget too (each costs a bcrypt hash).
+        """
+        edits = EditRate(self.clock, per_minute=1)
+        self.finish(self.run_as("alice", "passwd", edits=edits), "a long enough password")
+        failure = self.failureResultOf(
+            Deferred.fromCoroutine(self.run_as("alice", "passwd", edits=edits).finish("another long password")),  # type: ignore[union-attr,arg-type]
+            CommandError,
+        )
+        self.assertIn("too many changes", failure.getErrorMessage())
+        self.assertEqual(self.passwords, {"alice": "a long enough password"})
+
+
+class PasswdPolicyTests(CommandTestCase):
+    """
+    Password strength and the audit trail (issue 18, #17).
+    """
+
+    def test_short_password_refused(self) -> None:
+        """
+        A password shorter than the minimum is refused with the minimum named, and nothing is written.
+        """
+        result = self.run_as("alice", "passwd")
+        failure = self.failureResultOf(Deferred.fromCoroutine(result.finish("x")), CommandError)  # type: ignore[union-attr,arg-type]
+        self.assertIn(f"at least {MIN_PASSWORD_LENGTH} characters", failure.getErrorMessage())
+        self.assertEqual(self.passwords, {})
+
+    def test_change_audited_without_secret(self) -> None:
+        """
+        A password change is recorded in the audit trail (who, from where, whose) without the password, and
+        C{log} shows it.
+        """
+        self.finish(self.run_as("alice", "passwd"), "correct horse battery")
+        changes = self.successResultOf(self.store.recent_changes(10, "alice"))
+        self.assertEqual([(c.action, c.login, c.actor.peer) for c in changes], [("passwd", "alice", "127.0.0.1:5000")])
+        self.assertNotIn("horse", repr(changes))
+        self.assertIn("alice/shell@127.0.0.1:5000 changed the password of alice", self.lines("alice", "log")[0])
+
+
+class HiddenAccountTests(CommandTestCase):
+    """
+    Hidden accounts never leak to users who may not see them (issue 18, #5): C{ghost} is hidden.
+    """
+
+    def answer(self, login: str, line: str) -> str:
+        """
+        What a command line answers, error or output, as one string.
+        """
+        try:
+            argv = commands.split(line)
+        except CommandError as e:
+            return f"error: {e}"
+        d = commands.run(self.context(login), argv)
+        result = self.successResultOf(d.addErrback(lambda f: f.trap(CommandError) and f"error: {f.value}"))
+        if isinstance(result, str):
+            return result
+        if isinstance(result, Interaction):
+            return f"asks: {result.prompt}"
+        return "\n".join(result.lines)
+
+    def test_errors_same_as_unknown(self) -> None:
+        """
+        For a user, every command naming the hidden C{ghost} answers exactly as for C{nosuchuser}.
+        """
+        templates = [
+            "key list {}",
+            "key add {} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK3Q",
+            "key del {} 1",
+            "set {} status x",
+            "set {} colr x",
+            "plan {}",
+            "hide {}",
+            "unhide {}",
+            "log {}",
+            "finger {}",
+            "finger -l {}",
+            "del {}",
+        ]
+        for template in templates:
+            hidden = self.answer("alice", template.format("ghost"))
+            unknown = self.answer("alice", template.format("nosuchuser"))
+            self.assertEqual(hidden.replace("ghost", "X"), unknown.replace("nosuchuser", "X"), template)
+
+    def test_admin_still_sees(self) -> None:
+        """
+        An admin is told the truth about a hidden account.
+        """
+        self.assertEqual(self.answer("root", "key list ghost"), "ghost has no keys")
+
+    def test_completion_leaves_hidden_out(self) -> None:
+        """
+        Tab and C{?} never offer a hidden account to a user; an admin gets it, and a hidden user their own.
+        """
+        self.assertEqual(commands.complete(self.context("alice"), "finger gh")[1], [])
+        names = [name for name, _ in commands.complete(self.context("alice"), "finger ")[1]]
+        self.assertNotIn("ghost", names)
+        self.assertIn("bob", names)
+        self.assertEqual([n for n, _ in commands.complete(self.context("root"), "finger gh")[1]], ["ghost"])
+        self.assertEqual([n for n, _ in commands.complete(self.context("ghost"), "finger gh")[1]], ["ghost"])

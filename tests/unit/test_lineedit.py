@@ -11,11 +11,11 @@ from __future__ import annotations
 import codecs
 import unicodedata
 
-from twisted.conch.insults.insults import ServerProtocol
+from twisted.conch.insults.insults import ServerProtocol, TerminalProtocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.shell.editbuffer import char_width, columns, common_prefix, in_quotes, layout
+from sshfinger.shell.editbuffer import char_width, columns, common_prefix, in_quotes, layout, position
 from sshfinger.shell.lineedit import LineEditor
 
 UP, DOWN, LEFT, RIGHT = b"\x1b[A", b"\x1b[B", b"\x1b[D", b"\x1b[C"
@@ -129,27 +129,80 @@ class Screen:
             self.cells[self.y + 1 :] = [[" "] * self.width for _ in range(self.height - self.y - 1)]
 
 
-class RecordingEditor(LineEditor):
+class PlainHost(TerminalProtocol):
     """
-    A L{LineEditor} that records what it is told, and completes the last word from L{words}.
+    The smallest owner of a L{LineEditor}: passes it keys and sizes, and takes no callbacks (the defaults).
+    """
+
+    def __init__(self) -> None:
+        """
+        Not connected yet.
+        """
+        self.editor: LineEditor | None = None
+
+    def make_editor(self) -> LineEditor:
+        """
+        The editor, with the default callbacks.
+        """
+        return LineEditor(self.terminal)
+
+    def connectionMade(self) -> None:
+        """
+        Create the editor and draw the prompt.
+        """
+        self.editor = self.make_editor()
+        self.editor.start()
+
+    def keystrokeReceived(self, keyID: object, modifier: object) -> None:
+        """
+        Pass a key to the editor.
+        """
+        assert self.editor is not None
+        self.editor.keystroke(keyID, modifier)
+
+    def unhandledControlSequence(self, seq: bytes) -> None:
+        """
+        Pass an unparsed sequence to the editor.
+        """
+        assert self.editor is not None
+        self.editor.control_sequence(seq)
+
+    def terminalSize(self, width: int, height: int) -> None:
+        """
+        Pass a resize to the editor.
+        """
+        assert self.editor is not None
+        self.editor.resize(width, height)
+
+
+class RecordingEditor(PlainHost):
+    """
+    An owner of a L{LineEditor} that records what it is told, and completes the last word from L{words}.
     """
 
     words = [("alice", "Alice Liddell"), ("albert", "Albert Einstein"), ("bob", "Bob Dobbs")]
 
     def __init__(self) -> None:
         """
-        Start with three history lines.
+        Nothing recorded yet.
         """
-        super().__init__(HISTORY)
+        super().__init__()
         self.lines: list[str] = []
         self.ended = 0
         self.interrupted = 0
 
-    def line_submitted(self, line: str) -> None:
+    def make_editor(self) -> LineEditor:
         """
-        Record the line.
+        An editor calling back this owner, with three history lines.
         """
-        self.lines.append(line)
+        return LineEditor(
+            self.terminal,
+            self.lines.append,
+            complete=self.complete,
+            on_end=self.end_of_input,
+            on_interrupt=self.interrupt,
+            history=HISTORY,
+        )
 
     def complete(self, before_cursor: str) -> tuple[int, list[tuple[str, str]]]:
         """
@@ -170,7 +223,8 @@ class RecordingEditor(LineEditor):
         Count Ctrl-C, then do the default.
         """
         self.interrupted += 1
-        super().interrupt()
+        assert self.editor is not None
+        self.editor.interrupt()
 
 
 class EditorTestCase(SynchronousTestCase):
@@ -180,7 +234,7 @@ class EditorTestCase(SynchronousTestCase):
 
     width = 40
     height = 12
-    editor_class: type[LineEditor] = RecordingEditor
+    editor_class: type[PlainHost] = RecordingEditor
 
     def setUp(self) -> None:
         """
@@ -189,8 +243,9 @@ class EditorTestCase(SynchronousTestCase):
         self.transport = StringTransport()
         self.server = ServerProtocol(self.editor_class)
         self.server.makeConnection(self.transport)
-        self.editor = self.server.terminalProtocol
-        self.editor.terminalSize(self.width, self.height)
+        self.host = self.server.terminalProtocol
+        self.editor = self.host.editor
+        self.host.terminalSize(self.width, self.height)
         self.screen = Screen(self.width, self.height)
         self.output = b""
 
@@ -241,6 +296,14 @@ class HelperTests(SynchronousTestCase):
         East Asian wide characters and emoji take two columns, combining marks none.
         """
         self.assertEqual([char_width(c) for c in "a中\u0301🙂"], [1, 2, 0, 2])
+
+    def test_position_is_layout_end(self) -> None:
+        """
+        L{position} (fast for ASCII) agrees with the last of L{layout}'s positions, at and around the margin.
+        """
+        for text in ("", "abc", "x" * 10, "x" * 11, "x" * 4000, "a中b" * 7, "e\u0301" * 13):
+            for width in (2, 5, 10, 11, 80):
+                self.assertEqual(position(text, width), layout(text, width)[-1], (text[:10], width))
 
     def test_layout_wraps(self) -> None:
         """
@@ -401,16 +464,16 @@ class DeletionTests(EditorTestCase):
         Ctrl-D deletes forward on a line; on an empty line it calls end_of_input.
         """
         self.keys(b"ab", HOME, b"\x04")
-        self.assertEqual((self.line(), self.editor.ended), ("b", 0))
+        self.assertEqual((self.line(), self.host.ended), ("b", 0))
         self.keys(b"\x04\x04")
-        self.assertEqual((self.line(), self.editor.ended), ("", 1))
+        self.assertEqual((self.line(), self.host.ended), ("", 1))
 
     def test_control_characters_never_inserted(self) -> None:
         """
         Unbound control characters are ignored; Ctrl-K and Ctrl-L do their job instead of inserting themselves.
         """
         self.keys(b"a\x00\x0f\x16\x1c\x1d\x1e\x1f\x0c\x07b\x0b\r")
-        self.assertEqual(self.editor.lines, ["ab"])
+        self.assertEqual(self.host.lines, ["ab"])
 
 
 class DefaultsTests(EditorTestCase):
@@ -418,7 +481,7 @@ class DefaultsTests(EditorTestCase):
     The default override points of a plain L{LineEditor}.
     """
 
-    editor_class = LineEditor
+    editor_class = PlainHost
 
     def test_end_of_input_disconnects(self) -> None:
         """
@@ -446,7 +509,7 @@ class LineTests(EditorTestCase):
         CR, LF and CR LF each submit one line, and a fresh prompt follows each.
         """
         self.keys(b"a\r", b"b\n", b"c\r\n")
-        self.assertEqual(self.editor.lines, ["a", "b", "c"])
+        self.assertEqual(self.host.lines, ["a", "b", "c"])
         self.assertEqual(self.rows()[:4], ["> a", "> b", "> c", ">"])
 
     def test_ctrl_c(self) -> None:
@@ -454,7 +517,7 @@ class LineTests(EditorTestCase):
         Ctrl-C calls interrupt, which shows C{^C}, drops the line and prompts again.
         """
         self.keys(b"oops\x03")
-        self.assertEqual((self.line(), self.editor.lines, self.editor.interrupted), ("", [], 1))
+        self.assertEqual((self.line(), self.host.lines, self.host.interrupted), ("", [], 1))
         self.assertEqual(self.rows()[:2], ["> oops^C", ">"])
         self.assertEqual(self.cursor(), (2, 1))
 
@@ -476,7 +539,7 @@ class LineTests(EditorTestCase):
         self.assertEqual([self.screen.cells[0][i] for i in (2, 4, 6, 8)], ["é", "ü", "中", "!"])
         self.assertEqual(self.cursor(), (9, 0))
         self.keys(b"\r")
-        self.assertEqual(self.editor.lines, ["é ü 中!"])
+        self.assertEqual(self.host.lines, ["é ü 中!"])
 
     def test_wide_characters_edit(self) -> None:
         """
@@ -494,7 +557,7 @@ class LineTests(EditorTestCase):
         Bytes that are not UTF-8 become U+FFFD instead of being dropped or crashing.
         """
         self.keys(b"\xffa\r")
-        self.assertEqual(self.editor.lines, ["\ufffda"])
+        self.assertEqual(self.host.lines, ["\ufffda"])
 
     def test_non_ascii_prompt(self) -> None:
         """
@@ -517,9 +580,9 @@ class LineTests(EditorTestCase):
 
     def test_decorate(self) -> None:
         """
-        A subclass's decorate colours the line as drawn, while the line itself stays plain.
+        A decorate function colours the line as drawn, while the line itself stays plain.
         """
-        self.editor.decorate = lambda text: "\x1b[1m" + text + "\x1b[0m"  # type: ignore[method-assign]
+        self.editor.decorate = lambda text: "\x1b[1m" + text + "\x1b[0m"
         self.keys(b"ab")
         self.sync()
         self.assertIn(b"\x1b[1mab\x1b[0m", self.output)
@@ -545,7 +608,7 @@ class LineTests(EditorTestCase):
         self.editor.set_prompt("Password: ")
         self.editor.draw_prompt()
         self.keys(b"s3", UP, b"\t", b"\x12", b"cr\xc3\xa9t\r")
-        self.assertEqual(self.editor.lines, ["s3crét"])
+        self.assertEqual(self.host.lines, ["s3crét"])
         self.assertEqual(self.rows()[0], "Password:")
         self.assertNotIn(b"s3", self.output)
         self.assertEqual(self.editor.history_lines(), HISTORY)
@@ -572,7 +635,7 @@ class LineTests(EditorTestCase):
         self.assertEqual(rows[1:4], ["x" * 40, "x" * 28 + " END", ""])
         self.assertEqual(self.cursor(), (32, 2))
         self.keys(b"\r")
-        self.assertEqual(self.editor.lines, ["START " + "x" * 100 + " END"])
+        self.assertEqual(self.host.lines, ["START " + "x" * 100 + " END"])
 
     def test_line_ending_at_margin(self) -> None:
         """
@@ -613,7 +676,7 @@ class LineTests(EditorTestCase):
         self.keys(b"z" * 30)
         self.sync()
         self.screen.resize(20)
-        self.editor.terminalSize(20, self.height)
+        self.host.terminalSize(20, self.height)
         rows = self.rows()
         self.assertEqual(rows[:2], ["one", "two"])
         self.assertEqual(rows[2:5], ["> " + "z" * 18, "z" * 12, ""])
@@ -624,12 +687,12 @@ class LineTests(EditorTestCase):
         After the terminal widens, a wrapped line is joined onto one row.
         """
         self.screen.resize(20)
-        self.editor.terminalSize(20, self.height)
+        self.host.terminalSize(20, self.height)
         self.keys(b"z" * 30)
         self.assertEqual(self.rows()[1], "z" * 12)
         self.sync()
         self.screen.resize(40)
-        self.editor.terminalSize(40, self.height)
+        self.host.terminalSize(40, self.height)
         self.assertEqual(self.rows()[:2], ["> " + "z" * 30, ""])
         self.assertEqual(self.cursor(), (32, 0))
 
@@ -726,7 +789,7 @@ class SearchTests(EditorTestCase):
         self.keys(b"b")
         self.assertEqual(self.rows()[0], "(reverse-i-search)`ob': finger bob")
         self.keys(b"\r")
-        self.assertEqual(self.editor.lines, ["finger bob"])
+        self.assertEqual(self.host.lines, ["finger bob"])
         self.assertEqual(self.rows()[:2], ["> finger bob", ">"])
 
     def test_backspace_and_failure(self) -> None:
@@ -743,7 +806,7 @@ class SearchTests(EditorTestCase):
         Esc accepts the match into the line, cursor at the match, without submitting it.
         """
         self.keys(b"draft", b"\x12", b"hel", b"\x1b\x1b")
-        self.assertEqual((self.line(), self.editor.lines), ("status hello", []))
+        self.assertEqual((self.line(), self.host.lines), ("status hello", []))
         self.assertEqual(self.rows()[0], "> status hello")
         self.assertEqual(self.cursor(), (9, 0))
         self.keys(b"X")
@@ -774,7 +837,7 @@ class SearchTests(EditorTestCase):
         self.assertEqual(self.line(), "draft")
         self.assertEqual(self.rows()[0], "> draft")
         self.keys(b"\x12", b"fin", b"\x03")
-        self.assertEqual((self.line(), self.editor.interrupted), ("draft", 0))
+        self.assertEqual((self.line(), self.host.interrupted), ("draft", 0))
 
 
 class CompletionTests(EditorTestCase):
@@ -835,3 +898,18 @@ class CompletionTests(EditorTestCase):
         self.editor.question_lists = False
         self.keys(b"al?")
         self.assertEqual(self.line(), "al?")
+
+    def test_repeated_listing_once(self) -> None:
+        """
+        A run of C{?} (or of Tabs) lists the candidates once, not once per key (a paste of a thousand C{?} must
+        not print a thousand lists); after another key it lists again.
+        """
+        self.keys(b"al", b"?" * 1000)
+        self.sync()
+        self.assertEqual(self.output.count(b"Alice Liddell"), 1)
+        self.keys(b"\x15al", b"\t" * 1000)
+        self.sync()
+        self.assertEqual(self.output.count(b"albert  alice"), 1)
+        self.keys(b"i?")
+        self.sync()
+        self.assertEqual(self.output.count(b"Alice Liddell"), 2)

@@ -16,9 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
+from sshfinger.shell.app import ShellApp
 from sshfinger.shell.manhole import OUTPUT_CAP, TRUNCATED, ManholeShell, wants_colour
 from sshfinger.shell.shell import CommandShell
-from sshfinger.ssh.session import ShellApp
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -159,9 +159,9 @@ class ManholeTests(ManholeTestCase):
         """
         self.open()
         self.type(b"use\t")
-        self.assertEqual(self.server.terminalProtocol.current_line(), "users ")
+        self.assertEqual(self.server.terminalProtocol.editor.current_line(), "users ")
         self.type(b"\x15store.pe\t")
-        self.assertEqual(self.server.terminalProtocol.current_line(), "store.peek ")
+        self.assertEqual(self.server.terminalProtocol.editor.current_line(), "store.peek ")
 
     def test_await(self) -> None:
         """

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.conch.interfaces import EnvironmentVariableNotPermitted, ISession, ISessionSetEnv
+from twisted.conch.ssh import common
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -16,7 +17,9 @@ from zope.interface.verify import verifyObject
 
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
-from sshfinger.ssh.session import MAX_STDIN, Session, ShellApp, ShellUser
+from sshfinger.shell.app import ShellApp
+from sshfinger.ssh.execution import MAX_COMMAND, MAX_STDIN
+from sshfinger.ssh.session import RESIZE_BURST, RESIZE_RATE, Session, SessionChannel, ShellUser
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -40,6 +43,7 @@ class FakeProcess:
         Nothing written yet.
         """
         self.out = b""
+        self.writes = 0
         self.err = b""
         self.ended: Failure | None = None
         self.transport: Any = None
@@ -62,6 +66,7 @@ class FakeProcess:
         """
         assert self.ended is None, "write after the end"
         self.out += data
+        self.writes += 1
 
     def errReceived(self, data: bytes) -> None:
         """
@@ -324,3 +329,240 @@ class StoreFaultTests(SynchronousTestCase):
         self.assertEqual(process.status, 1)
         self.assertEqual(process.err, b"error: cannot save change: database or disk is full\n")
         self.assertIn("Status: Old", "\n".join(finger.user("alice", False)))
+
+
+class FloodTests(SessionTestCase):
+    """
+    Bounded work per event for logged-in users (issue 17, #4 and #5).
+    """
+
+    def shell(self, login: str = "alice") -> tuple[Session, FakeProcess]:
+        """
+        A shell session with a pty, started.
+        """
+        session = self.session(login)
+        session.getPty(b"xterm", (24, 80, 0, 0), [])
+        process = FakeProcess()
+        session.openShell(process)
+        return session, process
+
+    def test_resizes_coalesced(self) -> None:
+        """
+        A burst of window changes (all the budget allows) with a 4 000-character line costs one redraw, once the
+        clock turns: nothing is drawn per resize, and the line is drawn for the last size.
+        """
+        session, process = self.shell()
+        process.transport.write(b"x" * 4000)
+        before = len(process.out)
+        for n in range(RESIZE_BURST):
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(len(process.out), before)
+        self.clock.advance(1)
+        drawn = len(process.out) - before
+        self.assertGreater(drawn, 4000)
+        self.assertLess(drawn, 2 * 4100)
+        self.assertEqual(session.window, (24, 40 + (RESIZE_BURST - 1) % 50))
+
+    def test_resize_flood_closes_connection(self) -> None:
+        """
+        Window changes beyond the burst and the rate close the SSH connection once, with one warning naming the
+        login and the peer; a steady pace within the rate is fine.
+        """
+        session, process = self.shell()
+        closed: list[bool] = []
+
+        class Transport:
+            def loseConnection(self) -> None:
+                closed.append(True)
+
+        class Conn:
+            transport = Transport()
+
+        session.user.conn = Conn()
+        for n in range(3 * RESIZE_BURST):
+            self.clock.advance(1.5 / RESIZE_RATE)
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(closed, [])
+        events: list[dict[str, object]] = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for n in range(2 * RESIZE_BURST):
+            session.windowChanged((24, 40 + n % 50, 0, 0))
+        self.assertEqual(closed, [True])
+        floods = [e for e in events if e.get("outcome") == "flood"]
+        self.assertEqual(len(floods), 1)
+        self.assertEqual((floods[0]["login"], floods[0]["peer"]), ("alice", "192.0.2.7:40000"))
+
+    def test_paste_one_write(self) -> None:
+        """
+        A 4 000-character paste arriving in one chunk is echoed in one write (one SSH packet), not one per
+        character; C{quit} typed in the same chunk as more text still says bye before the session ends.
+        """
+        session, process = self.shell()
+        before = process.writes
+        process.transport.write(b"x" * 4000)
+        self.assertEqual(process.writes - before, 1)
+        self.assertEqual(process.out.count(b"x"), 4000)
+        process.transport.write(b"\x15quit\rwhoami\r")
+        self.assertEqual(process.status, 0)
+        self.assertIn(b"bye", process.out)
+
+    def test_keys_in_one_chunk_redraw_once(self) -> None:
+        """
+        A thousand Left arrows after a 4 000-character line, in one chunk, cost one redraw of the line, not a
+        thousand; the cursor ends where a thousand key presses put it.
+        """
+        session, process = self.shell()
+        process.transport.write(b"x" * 3000 + b"y" * 1000)
+        before = len(process.out)
+        process.transport.write(b"\x1b[D" * 1000)
+        self.assertLess(len(process.out) - before, 2 * 4100)
+        process.transport.write(b"\x0b\r")  # Ctrl-K cuts the y's; Enter runs the x's as a command
+        self.assertIn(b"unknown command: " + b"x" * 3000, process.out)
+
+    def test_paste_runs_like_keys(self) -> None:
+        """
+        Pasted lines (printable runs typed at once, Enter and C{?} key by key) run as if typed.
+        """
+        session, process = self.shell()
+        process.transport.write(b"status pasted in one go\rwhoami\r")
+        self.assertEqual(self.store.peek("alice").status, "pasted in one go")  # type: ignore[union-attr]
+        self.assertIn(b"alice (user)", process.out)
+        process.transport.write(b"set alice status 'what?'\r")
+        self.assertEqual(self.store.peek("alice").status, "what?")  # type: ignore[union-attr]
+
+    def test_paste_typed_at_once(self) -> None:
+        """
+        A 4 000-character paste is typed as one piece of text, not handed over key by key; a key after it
+        still works.
+        """
+        session, process = self.shell()
+        shell = session.shell.terminalProtocol  # type: ignore[union-attr]
+        keys: list[object] = []
+        original = shell.keystrokeReceived
+        self.patch(shell, "keystrokeReceived", lambda key, modifier: (keys.append(key), original(key, modifier)))
+        process.transport.write(b"status " + b"z" * 100 + b" " + b"w" * 3893)
+        self.assertEqual(keys, [])
+        process.transport.write(b"\r")
+        self.assertEqual(self.store.peek("alice").status, "")  # type: ignore[union-attr]  # too long: refused
+        self.assertIn(b"longer than", process.out)
+
+    def test_endless_escape_sequence_dropped(self) -> None:
+        """
+        An escape sequence that never ends (ESC [ and a megabyte of digits) is dropped, not collected; typing
+        works afterwards.
+        """
+        session, process = self.shell()
+        process.transport.write(b"\x1b[" + b"1" * 100_000)
+        process.transport.write(b"\x15whoami\r")
+        self.assertIn(b"alice (user) from", process.out)
+
+    def test_resize_after_close_ignored(self) -> None:
+        """
+        A resize pending when the channel closes is dropped, not drawn on a closed channel.
+        """
+        session, process = self.shell()
+        session.windowChanged((24, 50, 0, 0))
+        session.closed()
+        before = len(process.out)
+        self.clock.advance(1)
+        self.assertEqual(len(process.out), before)
+
+    def test_long_exec_refused_unparsed(self) -> None:
+        """
+        An exec command longer than L{MAX_COMMAND} is refused at once with one line, without being split (a
+        1 MB command of unbalanced quotes would take seconds to split).
+        """
+        process = self.execute("alice", b"status '" + b"x" * 1_000_000)
+        self.assertEqual(process.status, 1)
+        self.assertEqual(process.err, f"error: command longer than {MAX_COMMAND} bytes; refused\n".encode())
+
+    def test_long_stdin_line_refused(self) -> None:
+        """
+        In line mode (a shell without a pty) a line longer than L{MAX_COMMAND} is refused; the next runs.
+        """
+        session = self.session("alice")
+        process = FakeProcess()
+        session.openShell(process)
+        process.transport.write(b"status " + b"y" * (MAX_COMMAND + 10) + b"\nwhoami\n")
+        session.eofReceived()
+        self.assertIn(f"command longer than {MAX_COMMAND} bytes".encode(), process.err)
+        self.assertIn(b"alice (user)", process.out)
+
+    def test_no_account_input_discarded(self) -> None:
+        """
+        A login without an account that sends input after its refusal (a shell with or without a pty) has
+        the input discarded: Conch hands it to the transport the session wired in, which must exist.
+        """
+        for pty in (False, True):
+            session = self.session("mallory")
+            if pty:
+                session.getPty(b"xterm", (24, 80, 0, 0), [])
+            process = FakeProcess()
+            session.openShell(process)
+            self.assertEqual(process.status, 1)
+            self.assertIsNotNone(process.transport)
+            process.transport.write(b"whoami\n")
+            self.assertEqual(process.out, b"")
+
+
+class FakeConnection:
+    """
+    The parts of Conch's C{SSHConnection} a session channel uses to answer: stderr, requests and close.
+    """
+
+    def __init__(self) -> None:
+        """
+        Nothing sent yet.
+        """
+        self.stderr = b""
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.closed = False
+        self.transport = None
+
+    def sendExtendedData(self, channel: object, dataType: int, data: bytes) -> None:
+        """
+        Standard error.
+        """
+        self.stderr += data
+
+    def sendRequest(self, channel: object, requestType: bytes, data: bytes, wantReply: bool = False) -> None:
+        """
+        A channel request (exit-status).
+        """
+        self.requests.append((requestType, data))
+
+    def sendEOF(self, channel: object) -> None:
+        """
+        End of output.
+        """
+
+    def sendClose(self, channel: object) -> None:
+        """
+        The channel closes.
+        """
+        self.closed = True
+
+
+class ChannelTests(SessionTestCase):
+    """
+    L{SessionChannel}, Conch's session channel with the overlong exec refused before Conch logs it.
+    """
+
+    def test_overlong_exec_not_logged(self) -> None:
+        """
+        A 1 MB exec request is refused with one line and exit status 1, and no log event carries the megabyte.
+        """
+        from twisted.logger import globalLogPublisher
+
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        conn = FakeConnection()
+        channel = SessionChannel(remoteWindow=2**20, remoteMaxPacket=2**15, conn=conn, avatar=ShellUser("alice", self.app))
+        self.assertEqual(channel.request_exec(common.NS(b"status " + b"x" * 1_000_000)), 1)
+        self.assertEqual(conn.stderr, f"error: command longer than {MAX_COMMAND} bytes; refused\n".encode())
+        self.assertIn((b"exit-status", b"\x00\x00\x00\x01"), conn.requests)
+        self.assertEqual([e for e in events if len(repr(e)) > 10_000], [])

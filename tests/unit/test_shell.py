@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from sshfinger.finger.protocol import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell import commands
-from sshfinger.shell.shell import IDLE_WARNING, CommandShell
-from sshfinger.ssh.session import ShellApp
+from sshfinger.shell.app import ShellApp
+from sshfinger.shell.shell import IDLE_WARNING, MAX_ANSWER, CommandShell
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 
@@ -131,7 +131,7 @@ class ShellTests(ShellTestCase):
         self.type(b"passwd\rn3w-secret\rn3w-secret\r")
         self.assertEqual(self.passwords, {"root": "n3w-secret"})
         self.assertNotIn("n3w-secret", self.output())
-        self.assertNotIn("n3w-secret", self.shell.history_lines())
+        self.assertNotIn("n3w-secret", self.shell.editor.history_lines())
 
     def test_del_confirmation(self) -> None:
         """
@@ -170,7 +170,7 @@ class ShellTests(ShellTestCase):
         context = self.app.context("root", "shell", "127.0.0.1:2", True)
         server = ServerProtocol(CommandShell, self.app, context, (80, 24), self.exits.append)
         server.makeConnection(StringTransport())
-        self.assertEqual(server.terminalProtocol.history_lines(), ["whoami"])
+        self.assertEqual(server.terminalProtocol.editor.history_lines(), ["whoami"])
 
     def test_idle_timeout(self) -> None:
         """
@@ -190,4 +190,43 @@ class ShellTests(ShellTestCase):
         A resize reaches the editor.
         """
         self.shell.terminalSize(50, 20)
-        self.assertEqual(self.shell.width, 50)
+        self.assertEqual(self.shell.editor.width, 50)  # type: ignore[union-attr]
+
+
+class BoundsAndEndingTests(ShellTestCase):
+    """
+    Input caps (issue 17, #5) and a clean ending (issue 18, #21).
+    """
+
+    def test_plan_text_capped(self) -> None:
+        """
+        A plan typed (or pasted) beyond L{MAX_ANSWER} characters is refused with a clear line and changes nothing;
+        the shell goes on with its prompt.
+        """
+        self.type(b"plan\r")
+        line = b"p" * 4000 + b"\r"
+        self.type(line * (MAX_ANSWER // 4000 + 2))
+        self.assertIn(f"the text is longer than {MAX_ANSWER} characters; nothing changed", self.output())
+        self.assertEqual(self.store.peek("root").plan, "")  # type: ignore[union-attr]
+        self.type(b"whoami\r")
+        self.assertIn("root (admin)", self.output())
+
+    def test_no_prompt_after_bye(self) -> None:
+        """
+        C{quit} and Ctrl-D say bye and draw no prompt after it.
+        """
+        for keys in (b"quit\r", b"\x04"):
+            self.setUp()
+            self.type(keys)
+            output = self.output()
+            self.assertEqual(output[output.rindex("bye") :].strip(), "bye", repr(output[-60:]))
+
+    def test_no_prompt_after_idle_goodbye(self) -> None:
+        """
+        The idle timeout's goodbye is the last thing drawn.
+        """
+        self.clock.advance(300 - IDLE_WARNING)
+        self.clock.advance(IDLE_WARNING)
+        output = self.output()
+        self.assertEqual(output[output.rindex("Idle") :].strip(), "Idle timeout: goodbye.", repr(output[-60:]))
+        self.assertEqual(self.exits, [0])
