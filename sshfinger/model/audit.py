@@ -21,6 +21,8 @@ def format_change(change: Change) -> str:
     if change.action == "input":
         line = change.new or ""
         return f"{stamp} {who} >>> {line if line.isprintable() else repr(line)}"
+    if change.action == "passwd":
+        return f"{stamp} {who} changed the password of {change.login}"
     if change.action != "update":
         return f"{stamp} {who} {change.action}d {change.login}"
     return f"{stamp} {who} {change.login}.{change.field}: {change.old!r} -> {change.new!r}"

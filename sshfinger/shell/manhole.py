@@ -26,8 +26,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from sshfinger.model.account import Account, Actor, Change
+from sshfinger.model.audit import format_change
 from sshfinger.shell.app import ShellApp
-from sshfinger.shell.commands import format_change
 from sshfinger.shell.lineedit import ESC, LineEditor
 from sshfinger.store.interfaces import IUserStore
 
@@ -400,7 +400,7 @@ def audit_function(store: IUserStore) -> Callable[..., Deferred[AuditLines]]:
     """
 
     def audit(n: int = 20, login: str | None = None) -> Deferred[AuditLines]:
-        d = store.recent_changes(n, login)
+        d = store.recent_changes(n, login, everything=True)  # the manhole is for admins
         return d.addCallback(lambda changes: AuditLines(format_change(change) for change in changes))
 
     return audit

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.application import strports
@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from sshfinger.model.account import Change
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import listen_description
 from sshfinger.shell.app import EDIT_RATE, ShellApp
@@ -161,6 +162,37 @@ class SSHService(MultiService):
         super().startService()
 
 
+def forget_passwords(passwd_files: list[str], in_pool: Callable[..., Deferred[Any]]) -> Callable[[Change], None]:
+    """
+    A store subscriber that removes a deleted account's entries from the passwd files (in the bcrypt pool, under
+    the files' lock), whichever process deleted it, so that a later account of the same name does not inherit
+    the old password.
+    """
+    log = Logger(namespace="sshfinger.ssh.service")
+
+    def forget(path: str, login: str) -> None:
+        def removed(found: bool) -> None:
+            if found:
+                log.info("Password of deleted account {login} removed from {path}", login=login, path=path)
+
+        def failed(failure: Failure) -> None:
+            log.warn(
+                "Cannot remove the password of deleted account {login} from {path}: {error}",
+                login=login,
+                path=path,
+                error=failure.getErrorMessage(),
+            )
+
+        in_pool(lambda: passwd.delete_password(path, login)).addCallbacks(removed, failed)
+
+    def changed(change: Change) -> None:
+        if change.action == "delete":
+            for path in passwd_files:
+                forget(path, change.login)
+
+    return changed
+
+
 def make_ssh_service(
     config: Any, store: IUserStore, finger: Any, reactor: Any
 ) -> tuple[SSHService, ShellApp]:
@@ -216,6 +248,8 @@ def make_ssh_service(
         ipv6_prefix=int(config.get("ipv6-prefix", 64)),
     )
     factory.key_policy = lambda user, blob, address: keys_db.refusal(user, blob, address, reactor.seconds())
+    if passwd_files:
+        store.subscribe(forget_passwords(passwd_files, in_pool))
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
     endpoint = strports.service(listen_description(config["ssh"]), factory, reactor)

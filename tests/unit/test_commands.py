@@ -191,6 +191,19 @@ class ReadCommandTests(CommandTestCase):
         self.assertEqual(len(self.lines("alice", "log")), 1)
         self.assertIn("permission denied", self.error("alice", "log bob"))
 
+    def test_log_newline_and_lifetime(self) -> None:
+        """
+        A plan's newline reads as one C{\\n} in C{log} (issue 18 #21), and a re-created login's user sees only
+        the new account's changes while an admin sees the old account's too (issue 18 #4).
+        """
+        self.lines("root", "add carol Carol")
+        self.finish(self.run_as("root", "plan carol"), "one\ntwo")
+        self.assertIn("carol.plan: '' -> 'one\\ntwo'", self.lines("root", "log 1 carol")[0])
+        self.lines("root", "del carol --yes")
+        self.lines("root", "add carol Carol Two")
+        self.assertNotIn("one", "\n".join(self.lines("carol", "log")))
+        self.assertIn("one", "\n".join(self.lines("root", "log carol")))
+
     def test_quit_and_clear(self) -> None:
         """
         C{quit}, C{exit} end the session; C{clear} asks for a cleared screen.

@@ -10,10 +10,15 @@ import stat
 import threading
 
 import bcrypt
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from sshfinger.model.account import Account, Actor
 from sshfinger.ssh import passwd
 from sshfinger.ssh.checkers import plaintext_warnings
+from sshfinger.ssh.service import forget_passwords
+from sshfinger.store.cached import CachedStore, run_now
+from sshfinger.store.memory import MemoryBackend
 
 
 class StrengthTests(SynchronousTestCase):
@@ -113,6 +118,45 @@ class EditTests(SynchronousTestCase):
         self.assertFalse(passwd.delete_password(self.path, "alice"))
         self.assertFalse(passwd.delete_password(self.path + ".missing", "alice"))
         self.assertFalse(os.path.exists(self.path + ".missing"))
+
+
+class ForgetPasswordsTests(SynchronousTestCase):
+    """
+    The SSH service removes a deleted account's password (issue 18 #4), whoever deleted it.
+    """
+
+    def test_deleted_account_loses_its_password(self) -> None:
+        """
+        When the store deletes bob, his entry leaves the passwd file and alice's stays; a re-created bob then
+        has no password, so the old one no longer logs in.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "passwd")
+        passwd.set_password(path, "alice", "alice-password", rounds=4)
+        passwd.set_password(path, "bob", "old-bob-password", rounds=4)
+        store = CachedStore(MemoryBackend([Account("alice"), Account("bob")]), Clock().seconds)
+        store.open()
+        store.subscribe(forget_passwords([path], run_now))
+        admin = Actor("root", "shell")
+        self.successResultOf(store.delete("bob", admin))
+        self.successResultOf(store.create("bob", admin))
+        self.assertEqual(sorted(passwd.parse(open(path, "rb").read())), ["alice"])
+
+    def test_other_changes_leave_the_file(self) -> None:
+        """
+        An update or a creation does not touch the passwd file.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "passwd")
+        passwd.set_password(path, "alice", "alice-password", rounds=4)
+        before = open(path, "rb").read()
+        store = CachedStore(MemoryBackend([Account("alice")]), Clock().seconds)
+        store.open()
+        store.subscribe(forget_passwords([path], run_now))
+        self.successResultOf(store.update("alice", {"status": "here"}, Actor("alice", "shell")))
+        self.assertEqual(open(path, "rb").read(), before)
 
 
 class ByteOrderMarkTests(SynchronousTestCase):

@@ -35,7 +35,6 @@ from sshfinger.shell.commands.read import (
     cmd_quit,
     cmd_who,
     cmd_whoami,
-    format_change,
 )
 from sshfinger.shell.commands.signed import cmd_verify
 
@@ -49,7 +48,6 @@ __all__ = [
     "Reply",
     "Result",
     "complete",
-    "format_change",
     "run",
     "split",
     "visible_commands",

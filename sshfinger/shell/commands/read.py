@@ -4,11 +4,10 @@ The commands that only read: who, finger, log, whoami, and the session ones (cle
 
 from __future__ import annotations
 
-import time
-
 from twisted.logger import Logger
 
 from sshfinger.model.account import Change
+from sshfinger.model.audit import format_change
 from sshfinger.shell.app import CommandError, Context, Reply, Result
 from sshfinger.shell.commands.base import check_login
 
@@ -36,24 +35,6 @@ async def cmd_finger(ctx: Context, args: list[str]) -> Result:
     return Reply(list(lines))
 
 
-def format_change(change: Change) -> str:
-    """
-    One line of C{log} output for a recorded change.
-    """
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(change.at))
-    who = change.actor.login + (f"/{change.actor.channel}" if change.actor.channel else "")
-    if change.actor.peer:
-        who += f"@{change.actor.peer}"
-    if change.action == "input":
-        return f"{stamp} {who} >>> {change.new}"
-    if change.action == "passwd":
-        return f"{stamp} {who} changed the password of {change.login}"
-    if change.action != "update":
-        return f"{stamp} {who} {change.action}d {change.login}"
-    old, new = (value if value is None else value.replace("\n", "\\n") for value in (change.old, change.new))
-    return f"{stamp} {who} {change.login}.{change.field}: {old!r} -> {new!r}"
-
-
 async def cmd_log(ctx: Context, args: list[str]) -> Result:
     """
     Show recent changes (admins: all, or of one LOGIN; users: their own).
@@ -68,7 +49,8 @@ async def cmd_log(ctx: Context, args: list[str]) -> Result:
         if login not in (None, ctx.login):
             raise CommandError("permission denied: you may only see changes to your own account")
         login = ctx.login
-    changes: list[Change] = await ctx.store.recent_changes(limit, login)
+    # An admin sees everything recorded under a login; a user only their own account's lifetime.
+    changes: list[Change] = await ctx.store.recent_changes(limit, login, everything=ctx.is_admin)
     return Reply([format_change(change) for change in changes] or ["no changes recorded"])
 
 
