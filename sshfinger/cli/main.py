@@ -383,6 +383,8 @@ def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
     login = normalize_login(args.login)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise CommandError("no terminal to read the password from: give it on standard input with --password-stdin")
     else:
         password = getpass.getpass(f"New password for {login}: ")
         if getpass.getpass("Again: ") != password:
@@ -483,7 +485,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
         return int(args.function(args, out))
     except (StoreError, CommandError, ValueError) as e:
         err.write(f"sshfinger: error: {e}\n")
-        return 1
+    except OSError as e:  # a file the user named: missing directory, no permission, disk full
+        where = f"{e.filename}: " if e.filename else ""
+        err.write(f"sshfinger: error: {where}{e.strerror or e}\n")
+    except (EOFError, KeyboardInterrupt):
+        err.write("sshfinger: error: interrupted; nothing changed\n")
+    return 1
 
 
 if __name__ == "__main__":

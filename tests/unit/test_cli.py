@@ -210,6 +210,24 @@ class PasswdTests(ToolTestCase):
         self.assertTrue(entries["alice"].is_bcrypt)
         self.assertTrue(bcrypt.checkpw(b"other-pass", entries["alice"].secret))
 
+    def test_one_line_errors(self) -> None:
+        """
+        Without a terminal and without C{--password-stdin}, and for files in a missing directory, the tool says
+        so in one line and exits 1, with no traceback (issue 18 #12).
+        """
+        path = os.path.join(self.directory, "passwd")
+        status, _, err = self.tool("passwd", "alice", "--file", path)
+        self.assertEqual((status, err.count("\n")), (1, 1))
+        self.assertIn("--password-stdin", err)
+        missing = os.path.join(self.directory, "missing", "passwd")
+        status, _, err = self.tool("passwd", "alice", "--file", missing, "--password-stdin", stdin="long-enough-pw\n")
+        self.assertEqual((status, err.count("\n")), (1, 1))
+        self.assertIn("No such file or directory", err)
+        self.tool("init", "--store", self.store)
+        status, _, err = self.tool("export", "--store", self.store, "-o", os.path.join(self.directory, "no", "x"))
+        self.assertEqual((status, err.count("\n")), (1, 1))
+        self.assertNotIn("Traceback", err)
+
     def test_keeps_other_lines(self) -> None:
         """
         Other logins' lines and comments survive an update.
