@@ -354,6 +354,17 @@ class ServerTransport(transport.SSHServerTransport):
         if quickack is not None:
             self._socket_option(socket.IPPROTO_TCP, quickack)
 
+    def dispatchMessage(self, messageNum: int, payload: bytes) -> None:
+        """
+        Handle one message as Conch does, unless the connection is already being closed (a flood cut off by the
+        shell, an admission refusal): then what is still buffered is dropped unread, so a 64 KiB read of small
+        packets costs nothing more once the server has decided to close.
+        """
+        if getattr(self.transport, "disconnecting", False):
+            self.buf = b""
+            return
+        super().dispatchMessage(messageNum, payload)
+
     def ssh_KEXINIT(self, packet: bytes) -> Any:
         """
         Log the client's version string (escaped) with the connection's fields, then go on as Conch does.

@@ -5,6 +5,7 @@ algorithms the server offers.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -315,6 +316,21 @@ class AdmissionTransportTests(SynchronousTestCase):
         self.assertTrue(connection.disconnecting)
         server.connectionLost(None)
         self.assertEqual(self.factory.admission.pending, 0)
+
+    def test_nothing_handled_once_closing(self) -> None:
+        """
+        Once the server is closing a connection, the packets still buffered are dropped unhandled (a flood cut
+        off mid-read costs nothing more); before that, the same packet is answered (here: "unimplemented").
+        """
+        unknown = struct.pack(">IB", 12, 10) + b"\xc8" + b"\0" * 10  # message 200, unencrypted, padded to 16
+        for closing in (False, True):
+            server, connection = self.connect(f"192.0.2.{20 + closing}")
+            server.dataReceived(b"SSH-2.0-test\r\n")
+            connection.clear()
+            if closing:
+                connection.loseConnection()
+            server.dataReceived(unknown * 3)
+            self.assertEqual(connection.value() == b"", closing)
 
     def test_per_peer_cap(self) -> None:
         """
