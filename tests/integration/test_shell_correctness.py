@@ -86,7 +86,7 @@ class ErrorTests(ShellServerTestCase):
         """
         status, out, err = self.run_as("admin", "set", "alice", "colr", "red")
         self.assertEqual(status, 1)
-        self.assertIn("unknown field 'colr': choose from name, status, plan, office, phone, hidden, role", err)
+        self.assertIn("unknown field 'colr': choose from name, status, plan, office, phone, fediverse, hidden, role", err)
         self.assertNotIn(b"colr", self.server.finger(b"alice\r\n"))
         self.assertEqual(self.run_as("admin", "set", "alice", "name", "Alice L.")[:2], (0, "name of alice set\n"))
 

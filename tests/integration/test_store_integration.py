@@ -186,7 +186,7 @@ class GrowthTests(StoreServerTestCase):
         80 status edits of 200 characters from one login (one SSH session) leave at most 10 000 bytes of audit
         trail with C{--audit-max-bytes 10000}, where unbounded they would take about 40 000; doctor says so.
         """
-        server = self.serve("--audit-max-bytes", "10000", ssh=True)
+        server = self.serve("--audit-max-bytes", "10000", "--edit-rate", "100000", ssh=True)
         lines = "".join(f"set bob status {number:03d}{'x' * 197}\n" for number in range(80))
         result = ssh_run(server, "bob", [], stdin=lines + "exit\n")
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -208,8 +208,10 @@ class RecreatedLoginTests(StoreServerTestCase):
 
     def test_new_bob_sees_nothing_of_old_bob(self) -> None:
         """
-        After old bob wrote a plan and ran commands, C{del bob} and C{add bob}: the new bob's C{log} shows only
-        his own account's creation, not the old plan; an admin's C{audit} still has everything.
+        After old bob wrote a plan and ran commands, C{del bob} and C{add bob}: old bob's password no longer logs
+        in (the server removed it from the passwd file when it saw the delete); with a password of his own, the
+        new bob's C{log} shows only his own account's creation, not the old plan; an admin's C{audit} still has
+        everything.
         """
         server = self.serve(ssh=True)
         result = ssh_run(server, "bob", ["set", "bob", "plan", "old-bob-secret-plan"])
@@ -217,7 +219,12 @@ class RecreatedLoginTests(StoreServerTestCase):
         self.tool("del", "bob")
         self.tool("add", "bob", "New", "Bob")
         wait_until(lambda: b"New Bob" in server.finger(b"bob\r\n"))
-        result = ssh_run(server, "bob", ["log"])
+        wait_until(lambda: b"bob:" not in open(os.path.join(self.directory, "passwd"), "rb").read())
+        self.assertEqual(ssh_run(server, "bob", ["whoami"]).returncode, 255)
+        new_password = "new-bob-password"
+        passwd_file = os.path.join(self.directory, "passwd")
+        run_tool("passwd", "bob", "--file", passwd_file, "--rounds", "4", "--password-stdin", stdin=new_password + "\n")
+        result = ssh_run(server, "bob", ["log"], password=new_password)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertNotIn("old-bob-secret-plan", result.stdout)
         self.assertIn("created bob", result.stdout)
