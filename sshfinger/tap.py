@@ -37,7 +37,7 @@ from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
 from sshfinger.shell.app import ADMIN_EDIT_FACTOR, EDIT_RATE
 from sshfinger.ssh.admission import Startups
-from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file
+from sshfinger.ssh.checkers import BytesUsernameChecker, check_passwd_file, review_passwd_file
 from sshfinger.ssh.hostkeys import HostKeyError, load_host_keys
 from sshfinger.ssh.service import make_ssh_service
 from sshfinger.store.limits import CHANGES_KEEP, CHANGES_MAX_BYTES
@@ -599,6 +599,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         settings.get("json-log"),
         settings.get("log-file"),
         access_log=access_log,
+        review_passwd=review_passwd_file,
     )
     reload.setName("reload")
     reload.setServiceParent(top)

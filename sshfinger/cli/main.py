@@ -22,10 +22,17 @@ from twisted.python.failure import Failure
 from sshfinger import __version__
 from sshfinger.cli import config_check, system_users
 from sshfinger.finger.render import sanitize
-from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, normalize_login
+from sshfinger.model.account import (
+    EDITABLE_FIELDS,
+    MIN_PASSWORD_LENGTH,
+    Account,
+    Actor,
+    check_password_strength,
+    normalize_login,
+)
 from sshfinger.model.audit import format_change
 from sshfinger.model.errors import NoSuchAccount, StoreError
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, MIN_PASSWORD_LENGTH, check_password_strength, set_password
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
 from sshfinger.store.registry import check_store_spec, open_backend

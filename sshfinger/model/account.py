@@ -296,15 +296,33 @@ def diff(old: Account | None, new: Account | None, actor: Actor, at: float) -> l
     return changes
 
 
+#: The shortest password accepted by default (C{--min-password-length}).
+MIN_PASSWORD_LENGTH = 10
+
+
+def check_password_strength(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> None:
+    """
+    Refuse a password too weak to store: shorter than C{min_length} characters, or only spaces.
+
+    @raise ValueError: with one line saying why.
+    """
+    if not password.strip():
+        raise ValueError("empty password refused")
+    if len(password) < min_length:
+        raise ValueError(f"password too short: at least {min_length} characters required")
+
+
 __all__ = [
     "LOGIN_RULE",
     "ROLES",
     "CHANGE_FIELDS",
+    "MIN_PASSWORD_LENGTH",
     "EDITABLE_FIELDS",
     "INTERNAL_FIELDS",
     "Account",
     "Actor",
     "Change",
+    "check_password_strength",
     "diff",
     "field_name",
     "field_text",
@@ -313,3 +331,4 @@ __all__ = [
     "normalize_field",
     "normalize_login",
 ]
+

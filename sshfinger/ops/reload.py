@@ -8,8 +8,8 @@ store at every login: nothing is cached to refresh) and reopens the log files, s
 from __future__ import annotations
 
 import signal
-from collections.abc import Sequence
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Protocol
 
 from twisted.application.service import Service
 from twisted.logger import (
@@ -23,9 +23,7 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
-from sshfinger.finger.accesslog import AccessLog
 from sshfinger.ops import logs
-from sshfinger.ssh.checkers import check_passwd_file, plaintext_warnings
 
 
 @implementer(ILogObserver)
@@ -81,6 +79,23 @@ class ReopenableLog:
             self._file, self._observer = None, None
 
 
+class Reopenable(Protocol):
+    """
+    A log file another service owns that SIGHUP reopens (the finger access log).
+    """
+
+    path: str
+
+    def reopen(self) -> None:
+        """
+        Close and open the file again; raise L{OSError} if it cannot be opened.
+        """
+
+
+def _no_review(path: str) -> list[str]:
+    return []
+
+
 class ReloadService(Service):
     """
     Handles SIGHUP and owns the reopenable log files.
@@ -94,7 +109,8 @@ class ReloadService(Service):
         passwd_files: Sequence[str],
         json_log: str | None = None,
         text_log: str | None = None,
-        access_log: AccessLog | None = None,
+        access_log: Reopenable | None = None,
+        review_passwd: Callable[[str], list[str]] = _no_review,
     ) -> None:
         """
         @param reactor: where the reload runs (the signal handler only schedules it).
@@ -102,12 +118,15 @@ class ReloadService(Service):
         @param json_log: a file for JSON events, or L{None}.
         @param text_log: a file for text events, or L{None}.
         @param access_log: the finger access log to reopen too (another service opens and closes it), or L{None}.
+        @param review_passwd: checks one passwd file: raises L{ValueError} if it is unusable, returns its
+            warnings (L{sshfinger.ssh.checkers.review_passwd_file}).
         """
         self.reactor = reactor
         self.passwd_files = list(passwd_files)
         self.paths = [(path, json) for path, json in ((json_log, True), (text_log, False)) if path]
         self.logs: list[ReopenableLog] = []
         self.access_log = access_log
+        self.review_passwd = review_passwd
         self._previous: Any = None
 
     def startService(self) -> None:
@@ -155,12 +174,12 @@ class ReloadService(Service):
                 self.log.error("Reload: access log {path}: {error}", path=self.access_log.path, error=e.strerror)
         for path in self.passwd_files:
             try:
-                check_passwd_file(path)
+                warnings = self.review_passwd(path)
             except ValueError as e:
                 problems += 1
                 self.log.error("Reload: passwd file {path}: {error}", path=path, error=str(e))
                 continue
-            for warning in plaintext_warnings(path):
+            for warning in warnings:
                 problems += 1
                 self.log.warn("Reload: {problem}", problem=warning)
         self.log.info(

@@ -461,3 +461,12 @@ class BytesUsernameChecker:
         d = ask(text)
         d.addErrback(retry_as_bytes)
         return d.addCallback(lambda avatar: _as_bytes(avatar) if isinstance(avatar, (bytes, str)) else avatar)
+
+
+def review_passwd_file(path: str) -> list[str]:
+    """
+    Check a passwd file as SIGHUP does: raise L{ValueError} (one line) if it cannot be used, else return its
+    warnings (plaintext entries, see L{plaintext_warnings}).
+    """
+    check_passwd_file(path)
+    return plaintext_warnings(path)

@@ -25,8 +25,6 @@ import bcrypt
 
 #: The bcrypt cost C{sshfinger passwd} uses unless told otherwise.
 DEFAULT_ROUNDS = 12
-#: The shortest password accepted (C{--min-password-length}).
-MIN_PASSWORD_LENGTH = 10
 #: What a UTF-8 editor may put at the start of the file.
 BOM = b"\xef\xbb\xbf"
 
@@ -78,18 +76,6 @@ def hash_password(password: str, rounds: int = DEFAULT_ROUNDS) -> bytes:
     Hash a password with bcrypt at cost C{rounds}.
     """
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(rounds))
-
-
-def check_password_strength(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> None:
-    """
-    Refuse a password too weak to store: shorter than C{min_length} characters, or only spaces.
-
-    @raise ValueError: with one line saying why.
-    """
-    if not password.strip():
-        raise ValueError("empty password refused")
-    if len(password) < min_length:
-        raise ValueError(f"password too short: at least {min_length} characters required")
 
 
 def lock_path(path: str) -> str:

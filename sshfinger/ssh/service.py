@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from sshfinger.model.account import Change
+from sshfinger.model.account import MIN_PASSWORD_LENGTH, Change, check_password_strength
 from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import listen_description
 from sshfinger.shell.app import EDIT_RATE, ShellApp
@@ -213,11 +213,11 @@ def make_ssh_service(
     checkers += list(config.get("credCheckers", []))
     warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
 
-    min_length = int(config.get("min-password-length", passwd.MIN_PASSWORD_LENGTH))
+    min_length = int(config.get("min-password-length", MIN_PASSWORD_LENGTH))
 
     def write_password(login: str, password: str) -> Deferred[None]:
         try:
-            passwd.check_password_strength(password, min_length)
+            check_password_strength(password, min_length)
         except ValueError:
             return fail()
         return in_pool(lambda: passwd.set_password(passwd_files[0], login, password))

@@ -12,13 +12,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.finger.protocol import FingerService
-from sshfinger.model.account import Account, Actor
+from sshfinger.model.account import MIN_PASSWORD_LENGTH, Account, Actor
 from sshfinger.shell import commands
 from sshfinger.shell.app import EditRate
 from sshfinger.shell.commands import CommandError, Context, Interaction, Reply
 from sshfinger.ssh.checkers import parse_authorized_key
 from sshfinger.ssh.hostkeys import fingerprint
-from sshfinger.ssh.passwd import MIN_PASSWORD_LENGTH
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.memory import MemoryBackend
 

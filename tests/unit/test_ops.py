@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
+from sshfinger.ssh.checkers import review_passwd_file
 
 
 class ImmediateReactor:
@@ -47,7 +48,9 @@ class ReloadTests(SynchronousTestCase):
             f.write("admin:$2b$04$" + "a" * 53 + "\n")
         self.json_path = os.path.join(self.directory, "events.json")
         self.text_path = os.path.join(self.directory, "events.log")
-        self.service = ReloadService(ImmediateReactor(), [self.passwd], self.json_path, self.text_path)
+        self.service = ReloadService(
+            ImmediateReactor(), [self.passwd], self.json_path, self.text_path, review_passwd=review_passwd_file
+        )
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.events: list[dict[str, Any]] = []

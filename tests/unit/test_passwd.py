@@ -13,7 +13,7 @@ import bcrypt
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.model.account import Account, Actor
+from sshfinger.model.account import Account, Actor, check_password_strength
 from sshfinger.ssh import passwd
 from sshfinger.ssh.checkers import plaintext_warnings
 from sshfinger.ssh.service import forget_passwords
@@ -23,7 +23,7 @@ from sshfinger.store.memory import MemoryBackend
 
 class StrengthTests(SynchronousTestCase):
     """
-    L{passwd.check_password_strength}.
+    L{sshfinger.model.account.check_password_strength}.
     """
 
     def test_minimum_length(self) -> None:
@@ -31,23 +31,23 @@ class StrengthTests(SynchronousTestCase):
         A password shorter than 10 characters is refused with one line naming the minimum; 10 are enough.
         """
         with self.assertRaises(ValueError) as caught:
-            passwd.check_password_strength("x")
+            check_password_strength("x")
         self.assertEqual(str(caught.exception), "password too short: at least 10 characters required")
-        passwd.check_password_strength("0123456789")
+        check_password_strength("0123456789")
 
     def test_configured_length(self) -> None:
         """
         The minimum is configurable.
         """
-        passwd.check_password_strength("abcd", min_length=4)
-        self.assertRaises(ValueError, passwd.check_password_strength, "0123456789", min_length=12)
+        check_password_strength("abcd", min_length=4)
+        self.assertRaises(ValueError, check_password_strength, "0123456789", min_length=12)
 
     def test_blank(self) -> None:
         """
         A password of spaces only is refused as empty, whatever its length.
         """
         with self.assertRaises(ValueError) as caught:
-            passwd.check_password_strength(" " * 20)
+            check_password_strength(" " * 20)
         self.assertEqual(str(caught.exception), "empty password refused")
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 
-from sshfinger.model.account import EDITABLE_FIELDS, Change, field_name
+from sshfinger.model.account import EDITABLE_FIELDS, Change, check_password_strength, field_name
 from sshfinger.model.errors import InvalidValue, StoreError
 from sshfinger.shell.app import CommandError, Context, Interaction, Reply, Result
 from sshfinger.shell.commands.base import check_login, one_login, update
 from sshfinger.shell.commands.signed import set_signed_plan
-from sshfinger.ssh.passwd import check_password_strength
 
 #: A word that can only be meant as a field name (lower-case letters, C{-} or C{_}).
 _FIELD_LIKE = re.compile(r"[a-z][a-z_-]*")
