@@ -19,6 +19,7 @@ from twisted.cred import strcred
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 from twisted.python import usage
 
 from sshfinger import __version__
@@ -32,6 +33,7 @@ from sshfinger.finger.service import FingerService
 from sshfinger.model.account import LOGIN_RULE, is_valid_login
 from sshfinger.model.peers import IPV6_PREFIX
 from sshfinger.ops import config as config_file
+from sshfinger.ops.descriptors import raise_descriptor_limit
 from sshfinger.ops.endpoints import check_description, listen_description
 from sshfinger.ops.notify import notify
 from sshfinger.ops.reload import ReloadService
@@ -505,12 +507,19 @@ class SSHFingerService(MultiService):
     (5-7 % of a finger query's CPU at 128 concurrent connections in C{bench/}).
     """
 
+    log = Logger()
+
     def privilegedStartService(self) -> None:
         """
-        Bind the endpoints (as root, if twistd runs as root).
+        Raise the soft descriptor limit to the hard one (the connection caps, fitted under it when the ports
+        start, are then what refuses a flood), and bind the endpoints (as root, if twistd runs as root).
 
         @raise SystemExit: if an endpoint cannot listen (port in use, no permission).
         """
+        before, after = raise_descriptor_limit()
+        self.log.info(
+            "Descriptor limit {after} (soft limit was {before})", before=before, after=after, outcome="limits"
+        )
         try:
             super().privilegedStartService()
         except CannotListenError as e:

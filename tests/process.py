@@ -8,6 +8,7 @@ The tests run under the venv's Python (C{make test}); the installed console scri
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -107,6 +108,7 @@ class ServerProcess:
         ssh: bool = False,
         finger_port: int | None = None,
         twistd_options: Sequence[str] = (),
+        descriptor_limit: int | None = None,
     ) -> None:
         """
         @param case: the test; the process is stopped in its cleanup.
@@ -116,11 +118,14 @@ class ServerProcess:
         @param ssh: whether to serve SSH too (on C{ssh_port}, host keys in C{directory/keys}).
         @param finger_port: the finger port (default: a free one).
         @param twistd_options: options for twistd itself (C{-u}, C{-g}).
+        @param descriptor_limit: run the server with this C{RLIMIT_NOFILE}, soft and hard (as a small systemd
+            C{LimitNOFILE} would), or L{None} for the test's own.
         """
         self.case = case
         self.directory = Path(directory)
         self.finger_port = finger_port or free_port()
         self.twistd_options = list(twistd_options)
+        self.descriptor_limit = descriptor_limit
         self.ssh_port = free_port() if ssh else None
         self.log_path = self.directory / "twistd.log"
         self.args = ["--finger", f"tcp:{self.finger_port}:interface=127.0.0.1"]
@@ -130,6 +135,10 @@ class ServerProcess:
             self.args.append("--no-ssh")
         self.args += list(args)
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _limit_descriptors(self) -> None:
+        assert self.descriptor_limit is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.descriptor_limit, self.descriptor_limit))
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         """
@@ -142,6 +151,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=clean_env(),
+                preexec_fn=self._limit_descriptors if self.descriptor_limit else None,
             )
         self.case.addCleanup(self.stop)
         deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from sshfinger.finger.render import encode_lines
 from sshfinger.finger.respond import Responder
 from sshfinger.finger.service import FingerService, IFingerService
 from sshfinger.model.peers import IPV6_PREFIX, LOCAL_PEER, describe_peer
+from sshfinger.ops.descriptors import finger_connection_cap
 
 #: Linux's option to hold partial segments until uncorked or closed (L{None} elsewhere).
 TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
@@ -260,6 +261,20 @@ class FingerFactory(ServerFactory[FingerProtocol]):
         protocol.factory = self
         protocol.address = addr
         return protocol
+
+    def startFactory(self) -> None:
+        """
+        Fit the cap on connections in all under the descriptor limit (L{finger_connection_cap}): a finger flood
+        must leave descriptors for SSH and the store.
+        """
+        cap = finger_connection_cap(self.limits.max_total)
+        if cap < self.limits.max_total:
+            FingerProtocol.log.warn(
+                "Finger connections capped at {cap} in all (a quarter of the descriptor limit), not {configured}",
+                cap=cap,
+                configured=self.limits.max_total,
+            )
+            self.limits.max_total = cap
 
     def stopFactory(self) -> None:
         """

@@ -8,7 +8,6 @@ second, and the descriptor headroom the caps are measured against.
 from __future__ import annotations
 
 import random
-import resource
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,21 +152,4 @@ class Admission:
         self._unlogged = 0
 
 
-def raise_descriptor_limit() -> tuple[int, int]:
-    """
-    Raise the soft C{RLIMIT_NOFILE} to the hard limit (as far as the kernel allows), so that the caps on
-    connections, not the descriptor table, are what refuses clients.
-
-    @return: the soft limit before and after.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft == hard:
-        return soft, soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (OSError, ValueError):
-        return soft, soft
-    return soft, hard
-
-
-__all__ = ["MAX_PER_PEER", "MAX_STARTUPS", "Admission", "Startups", "raise_descriptor_limit"]
+__all__ = ["MAX_PER_PEER", "MAX_STARTUPS", "Admission", "Startups"]

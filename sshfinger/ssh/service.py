@@ -28,7 +28,7 @@ from sshfinger.ops.background import in_background, usable_cores
 from sshfinger.ops.endpoints import listen_description
 from sshfinger.shell.app import EDIT_RATE, ShellApp
 from sshfinger.ssh import passwd
-from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups, raise_descriptor_limit
+from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
@@ -143,13 +143,8 @@ class SSHService(MultiService):
 
     def startService(self) -> None:
         """
-        Raise the soft descriptor limit to the hard one (L{raise_descriptor_limit}), log what an admin must check,
-        then start listening.
+        Log what an admin must check (the host keys' fingerprints, passwd warnings), then start listening.
         """
-        before, after = raise_descriptor_limit()
-        self.log.info(
-            "Descriptor limit {after} (soft limit was {before})", before=before, after=after, outcome="limits"
-        )
         for kind, key in sorted(self.host_keys.items()):
             self.log.info(
                 "SSH host key {description}",
