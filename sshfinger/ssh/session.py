@@ -245,10 +245,9 @@ class Session:
             return True
         self._flooded = True
         self.log.warn(
-            "SSH window-change flood from {login} at {peer}: connection closed",
-            login=self.user.login,
-            peer=self.peer,
+            "SSH window-change flood from {login} at {peer} [{conn}]: connection closed",
             outcome="flood",
+            **self._log_fields(),
         )
         conn = getattr(self.user, "conn", None)
         if conn is not None and conn.transport is not None:
@@ -306,6 +305,17 @@ class Session:
         process.makeConnection(wrapProtocol(self.exec))
         self.exec.start()
 
+    def _log_fields(self) -> dict[str, str]:
+        """
+        The fields every SSH event carries (L{sshfinger.ssh.server.ServerTransport.log_fields}): the peer, the
+        connection id and the login.
+        """
+        transport = getattr(getattr(self.user, "conn", None), "transport", None)
+        fields = getattr(transport, "log_fields", None)
+        if callable(fields):
+            return dict(fields())
+        return {"peer": self.peer, "conn": "-", "login": self.user.login}
+
     def _refused(self, process: Any) -> bool:
         """
         End the session with a clear message if the login has no account in the store.
@@ -313,7 +323,10 @@ class Session:
         login = self.user.login
         if self.user.app.store.peek(login) is not None:
             return False
-        self.log.info("SSH login {login} has no account in the store; session refused", login=login)
+        self.log.info(
+            "SSH login {login} from {peer} [{conn}] has no account in the store; session refused",
+            **self._log_fields(),
+        )
         self._refuse_exec(
             process, f"sshfinger: {login} has no account in the user store; ask an admin to run 'add {login}'\r\n"
         )

@@ -72,7 +72,8 @@ class RefusalTests(ShellServerTestCase):
         self.assertEqual(refused, 10)
         self.assertNotIn("AssertionError", log)
         self.assertNotIn("Traceback", log)
-        self.assertEqual(log.count("SSH login carol has no account in the store; session refused"), 10)
+        refusals = re.findall(r"SSH login carol from 127\.0\.0\.1:\d+ \[ssh-\d+\] has no account in the store", log)
+        self.assertEqual(len(refusals), 10)  # each with its peer and connection id (issue 18 #15)
 
 
 class ErrorTests(ShellServerTestCase):
