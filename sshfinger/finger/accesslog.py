@@ -39,13 +39,14 @@ class IQueryLog(Interface):
     Records finger queries.
     """
 
-    def query(peer: str, query: str, outcome: str) -> None:
+    def query(peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
         """
         Record one query.
 
         @param peer: who asked, as L{sshfinger.model.peers.describe_peer} gives it.
         @param query: the query, escaped (L{sshfinger.finger.protocol.escape_query}).
         @param outcome: what kind of answer it got (see L{sshfinger.finger.protocol.FingerProtocol}).
+        @param elapsed: seconds from the connection's accept to its answer (for the latency histogram).
         """
 
     def flush() -> None:
@@ -68,11 +69,13 @@ class EventQueryLog:
         """
         self.log = log
 
-    def query(self, peer: str, query: str, outcome: str) -> None:
+    def query(self, peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
         """
         See L{IQueryLog.query}.
         """
-        self.log.info("finger {peer} {query} -> {outcome}", peer=peer, query=query, outcome=outcome)
+        self.log.info(
+            "finger {peer} {query} -> {outcome}", peer=peer, query=query, outcome=outcome, elapsed=elapsed
+        )
 
     def flush(self) -> None:
         """
@@ -102,14 +105,14 @@ class BatchedEventLog:
         self._pending: list[str] = []
         self._timer: IDelayedCall | None = None
         #: Callables given each query as well (the web face's metrics hook), with L{IQueryLog.query}'s arguments.
-        self.observers: list[Callable[[str, str, str], None]] = []
+        self.observers: list[Callable[[str, str, str, float], None]] = []
 
-    def query(self, peer: str, query: str, outcome: str) -> None:
+    def query(self, peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
         """
         See L{IQueryLog.query}: queue the query's line (logged once the reactor's turn ends).
         """
         for observer in self.observers:
-            observer(peer, query, outcome)
+            observer(peer, query, outcome, elapsed)
         self._pending.append(f"finger {peer} {query} -> {outcome}")
         if len(self._pending) >= constants.BATCH_LINES:
             self.flush()
@@ -155,9 +158,9 @@ class AccessLog(Service):
         self._stamp = ""
         self._failing = False
         #: Callables given each query as well (the web face's metrics hook), with L{IQueryLog.query}'s arguments.
-        self.observers: list[Callable[[str, str, str], None]] = []
+        self.observers: list[Callable[[str, str, str, float], None]] = []
 
-    def query(self, peer: str, query: str, outcome: str) -> None:
+    def query(self, peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
         """
         See L{IQueryLog.query}: queue the query's line (written within L{FLUSH_INTERVAL} seconds).
         """
@@ -166,7 +169,7 @@ class AccessLog(Service):
             self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(second))
         line = f"{self._stamp} [finger] {peer} {query} -> {outcome}\n"
         for observer in self.observers:
-            observer(peer, query, outcome)
+            observer(peer, query, outcome, elapsed)
         self._pending.append(line)
         self._size += len(line)
         if self._size >= constants.BUFFER_LIMIT:

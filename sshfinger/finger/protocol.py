@@ -163,12 +163,19 @@ class FingerProtocol(Protocol):
         fresh deadline to read it.
         """
         self._state = "done"
-        self.factory.query_log.query(self._peer, reply.query, reply.outcome)
+        self.factory.query_log.query(self._peer, reply.query, reply.outcome, self._elapsed())
         if not self._lost:
             self.factory.deadlines.watch(self)
             send_with_fin(self.transport)  # type: ignore[arg-type]
             self.transport.write(reply.data)  # type: ignore[union-attr]
             self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _elapsed(self) -> float:
+        """
+        Seconds since the connection was accepted (its first deadline was set then).
+        """
+        deadlines = self.factory.deadlines
+        return deadlines.clock.seconds() - (self.deadline - deadlines.timeout)
 
     def timeoutConnection(self) -> None:
         """
@@ -184,7 +191,9 @@ class FingerProtocol(Protocol):
             return
         query = self._buffer if self._state == "reading" else self._query
         self._state, self._buffer = "done", b""
-        self.factory.query_log.query(self._peer, escape_query(query.decode("utf-8", "replace")), "timeout")
+        self.factory.query_log.query(
+            self._peer, escape_query(query.decode("utf-8", "replace")), "timeout", self._elapsed()
+        )
         self.factory.deadlines.watch(self)
         self.transport.loseConnection()  # type: ignore[union-attr]
 

@@ -1,10 +1,10 @@
 """
-Prometheus metrics, gathered without touching the other packages: a twisted.logger observer turns the events
-they already log (one per finger query, one per SSH login attempt) into counters, the store's subscription gives
-the change-feed lag, and a timer measures the reactor's lag.
+Prometheus metrics, gathered without reaching into the other packages: the finger server's query log hands each
+query to its observers (L{Metrics.query_observer}), a twisted.logger observer turns the SSH login events into
+counters, the store's subscription gives the change-feed lag, and a timer measures the reactor's lag.
 
-    - C{sshfinger_finger_queries_total{outcome}}; C{sshfinger_finger_query_seconds} (observed when an event
-      carries an C{elapsed} field);
+    - C{sshfinger_finger_queries_total{outcome}}; C{sshfinger_finger_query_seconds}, from the accept to the
+      answer;
     - C{sshfinger_ssh_logins_total{method,result}}; C{sshfinger_ssh_open_connections} (logged in, not yet
       closed);
     - C{sshfinger_store_roundtrip_seconds}: the last store round trip (the writer queue, measured by C{/readyz});
@@ -12,8 +12,8 @@ the change-feed lag, and a timer measures the reactor's lag.
     - C{sshfinger_web_requests_total{code}}, C{sshfinger_sse_subscribers};
     - C{sshfinger_reactor_lag_seconds}: how late a timer due every L{LAG_INTERVAL} seconds fires.
 
-With C{--access-log FILE}, finger queries are not log events: L{Metrics.query_observer} is then given to the
-access log (L{sshfinger.finger.accesslog.AccessLog.observers}).
+Whether the queries go to C{--access-log FILE} or to the main log in batches, L{Metrics.query_observer} is
+one of the query log's C{observers} (see L{sshfinger.web.service.make_web_service}).
 """
 
 from __future__ import annotations
@@ -88,11 +88,12 @@ class Metrics:
 
     # Sources.
 
-    def query_observer(self, peer: str, query: str, outcome: str) -> None:
+    def query_observer(self, peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
         """
-        Count one finger query (the signature of L{sshfinger.finger.accesslog.IQueryLog.query}).
+        Count one finger query and its latency (the signature of L{sshfinger.finger.accesslog.IQueryLog.query}).
         """
         self.finger_queries.labels(outcome).inc()
+        self.finger_seconds.observe(elapsed)
 
 
     def change_applied(self, change: Change) -> None:

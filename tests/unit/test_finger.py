@@ -522,22 +522,27 @@ class FingerProtocolTests(ProtocolTestsMixin, SynchronousTestCase):
 
     def test_query_log_gets_the_queries(self) -> None:
         """
-        With a C{query_log} (an access log), each query goes there, with its fields, and not to the global log.
+        With a C{query_log} (an access log), each query goes there, with its fields and the seconds from the
+        accept to the answer, and not to the global log.
         """
-        received: list[tuple[str, str, str]] = []
+        received: list[tuple[Any, ...]] = []
 
         @implementer(IQueryLog)
         class Recorder:
-            def query(self, peer: str, query: str, outcome: str) -> None:
-                received.append((peer, query, outcome))
+            def query(self, peer: str, query: str, outcome: str, elapsed: float = 0.0) -> None:
+                received.append((peer, query, outcome, elapsed))
 
             def flush(self) -> None:
-                received.append(("flushed",))  # type: ignore[arg-type]
+                received.append(("flushed",))
 
         factory = FingerFactory(self.service, self.clock, query_log=Recorder())
         self.query(b"alice\r\n", factory=factory)
-        self.query(b"alice\r\n", factory=factory)
-        self.assertEqual(received, [("192.0.2.7:40000", "'alice'", "user")] * 2)
+        protocol, _ = self.connect(factory)
+        self.clock.advance(0.25)
+        protocol.dataReceived(b"alice\r\n")
+        self.assertEqual(
+            received, [("192.0.2.7:40000", "'alice'", "user", 0.0), ("192.0.2.7:40000", "'alice'", "user", 0.25)]
+        )
         self.assertEqual(self.outcomes(), [])
         factory.stopFactory()  # the port closes: the log writes out what waits
         self.assertEqual(received[-1], ("flushed",))

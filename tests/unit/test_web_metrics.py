@@ -72,10 +72,13 @@ class MetricsTests(WebTestCase):
         """
         query_log = BatchedEventLog(self.reactor)
         query_log.observers.append(self.metrics.query_observer)
-        query_log.query("192.0.2.1:4000", "'alice'", "user")
-        query_log.query("192.0.2.1:4001", "'bob'", "user")
+        query_log.query("192.0.2.1:4000", "'alice'", "user", 0.002)
+        query_log.query("192.0.2.1:4001", "'bob'", "user", 0.004)
         query_log.flush()
-        self.assertEqual(self.scrape()[("sshfinger_finger_queries_total", (("outcome", "user"),))], 2)
+        samples = self.scrape()
+        self.assertEqual(samples[("sshfinger_finger_queries_total", (("outcome", "user"),))], 2)
+        self.assertEqual(samples[("sshfinger_finger_query_seconds_count", ())], 2)
+        self.assertAlmostEqual(samples[("sshfinger_finger_query_seconds_sum", ())], 0.006)
 
     def test_ssh_logins_counted(self) -> None:
         """
