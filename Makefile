@@ -23,7 +23,7 @@ SOURCES := pyproject.toml $(shell find sshfinger plugins -type f \( -name '*.py'
 # source is newer than the last install, so `make run` leaves alone a venv that is up to date (and in use, say by
 # the test suite, whose README-command test runs `make run` in the suite's own venv).
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install -q '.[test]'
+	$(BIN)/pip install -q '.[test,postgresql]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -38,10 +38,13 @@ run: install
 		--finger $(FINGER) --ssh $(SSH) --store $(RUN_DIR)/sshfinger.db --keys $(KEYS) \
 		--auth file:$(RUN_DIR)/passwd --admin admin
 
-# The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc); installed when missing.
+# The real OpenSSH client tools the integration tests drive (sshpass, tmux, nc), PostgreSQL (a throwaway cluster per
+# test module) and HAProxy; installed when missing.
 test-tools:
-	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client >/dev/null; }
+	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v haproxy >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd \
+			openssh-client postgresql haproxy >/dev/null; }
 
 # The whole suite (what CI runs): lint, then the unit and the integration tests.
 test: install test-tools lint

@@ -1,0 +1,557 @@
+"""
+L{PostgreSQLBackend}: an L{IStoreBackend} keeping accounts, keys, shell history and the audit trail in a
+PostgreSQL database that several nodes share.
+
+Every write is one transaction: it takes an advisory transaction lock (so writers are serialised and sequence
+order is commit order), reads the current row, writes the account, appends its changes to C{change_log} under
+the next sequence numbers (kept in the one-row C{feed} table), sends a C{NOTIFY} carrying only the newest number,
+and commits.  The edit is acknowledged only once C{COMMIT} has returned.
+
+Queries go through a C{psycopg_pool} connection pool that checks a connection before handing it out, so a node
+whose database restarted reconnects on its next query; connections use TCP keepalives.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping
+from importlib.resources import files
+from operator import itemgetter
+from sys import intern
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+from zope.interface import implementer
+
+from sshfinger.model.account import Account, Actor, Change, PlainAccount, as_account, diff
+from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
+from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
+from sshfinger.store.postgresql.feed import PostgreSQLFeed, change_from_row, describe_error, read_batch
+from sshfinger.store.postgresql.tuning import (
+    CHANGES_KEEP,
+    CONNECT_OPTIONS,
+    NOTIFY_CHANNEL,
+    POLL_BATCH,
+    POOL_MAX,
+    POOL_TIMEOUT,
+    PRUNE_EVERY,
+    SCHEMA_VERSION,
+    WRITE_LOCK,
+)
+
+T = TypeVar("T")
+
+ACCOUNT_COLUMNS = (
+    "login", "real_name", "status", "plan", "office", "phone", "hidden", "role", "keys", "updated_at", "updated_by",
+)  # fmt: skip
+SELECT_ACCOUNT = f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"
+#: Accounts that set nothing but their name, status and stamp load as L{PlainAccount} rows.
+_PLAIN = "plan = '' AND office = '' AND phone = '' AND NOT hidden AND role = 'user' AND keys = '{}'"
+_UPSERT_ACCOUNT = (
+    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ACCOUNT_COLUMNS))})"
+    f" ON CONFLICT (login) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ACCOUNT_COLUMNS[1:])}"
+)
+CHANGE_COLUMNS = "seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
+
+
+def schema_script(name: str) -> str:
+    """
+    Read one SQL script shipped in C{sshfinger/store/postgresql/schema/}.
+    """
+    return files("sshfinger.store.postgresql").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
+
+
+def migration_scripts(version: int | None) -> list[tuple[int, str]]:
+    """
+    List the scripts that bring a database from C{version} (L{None}: empty) to L{SCHEMA_VERSION}, as (version
+    reached, script) pairs: C{v1.sql}, then every C{upgrade-to-vN.sql}.
+    """
+    steps: list[tuple[int, str]] = []
+    if version is None:
+        steps.append((1, schema_script("v1.sql")))
+        version = 1
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
+    return steps
+
+
+def account_from_row(row: tuple) -> Account:
+    """
+    Build an L{Account} from the columns of L{ACCOUNT_COLUMNS}.
+    """
+    login, real_name, status, plan, office, phone, hidden, role, keys, updated_at, updated_by = row
+    return Account(
+        login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
+        intern(updated_by),
+    )  # fmt: skip
+
+
+def _account_values(account: Account) -> tuple:
+    return (
+        account.login, account.real_name, account.status, account.plan, account.office, account.phone,
+        account.hidden, account.role, list(account.keys), account.updated_at, account.updated_by,
+    )  # fmt: skip
+
+
+def redact(url: str) -> str:
+    """
+    Return a connection URL without its password, for descriptions and logs.
+    """
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://(unparsable)"
+    if "password" not in info:
+        return url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        credentials, _, host = rest.partition("@")
+        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{rest}".replace(f"password={info['password']}", "password=***")
+
+
+@implementer(IStoreBackend, IStoreMaintenance)
+class PostgreSQLBackend:
+    """
+    Keep the accounts in a PostgreSQL database shared by every node.
+
+    L{open} connects, creates or upgrades the schema and loads every account; later calls come from the store's
+    writer thread (or any thread: the pool is thread-safe).  L{feed} is the L{PostgreSQLFeed} over the same
+    database.  L{open_by_login} and L{poll} keep today's L{sshfinger.store.cached.CachedStore} working: L{poll}
+    reads the feed after the last change applied, leaving out this backend's own writes.
+
+    @ivar url: the libpq connection URL.
+    @ivar description: the URL without its password.
+    @ivar feed: the change feed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        changes_keep: int = CHANGES_KEEP,
+        pool_timeout: float = POOL_TIMEOUT,
+        pool_max: int = POOL_MAX,
+        connect_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """
+        @param url: a libpq connection URL (C{postgresql://user@host/db}, C{postgresql:///db?host=/run/postgresql},
+            multi-host URLs...).
+        @param changes_keep: how many of the newest changes to keep (pruned in batches of L{PRUNE_EVERY}).
+        @param pool_timeout: seconds a query waits for a working connection before failing.
+        @param pool_max: connections the pool may open.
+        @param connect_options: libpq parameters added to every connection (default L{CONNECT_OPTIONS}).
+        """
+        if changes_keep < 1:
+            raise ValueError("changes_keep must be at least 1")
+        self.url = url
+        self.description = redact(url)
+        self._changes_keep = changes_keep
+        self._pool_timeout = pool_timeout
+        self._pool_max = pool_max
+        self.connect_options = dict(CONNECT_OPTIONS if connect_options is None else connect_options)
+        self._pool: ConnectionPool | None = None
+        self.feed = PostgreSQLFeed(self)
+        #: The newest sequence number L{poll} (or L{open}) has applied, and own writes past it.
+        self._applied = 0
+        self._own: set[int] = set()
+        self._staged: dict[str, Account | PlainAccount] | None = None
+
+    # Connections.
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """
+        Open one autocommit connection of its own (the feed's LISTEN connection, the offline tool).
+
+        @raise StoreUnavailable: with libpq's reason, on one line.
+        """
+        try:
+            return psycopg.connect(self.url, autocommit=True, **self.connect_options)
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"cannot connect to {self.description}: {describe_error(e)}") from e
+
+    def run(self, work: Callable[[psycopg.Connection[Any]], T], what: str = "cannot read the store") -> T:
+        """
+        Run C{work} with a pooled connection (autocommit: C{work} opens its own transaction).
+
+        @raise StoreUnavailable: if the database cannot be reached or fails, as C{what} and the reason.
+        """
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable(f"the store {self.description} is not open")
+        try:
+            with pool.connection(timeout=self._pool_timeout) as connection:
+                return work(connection)
+        except PoolTimeout as e:
+            raise StoreUnavailable(f"{what}: the database {self.description} is unreachable") from e
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"{what}: {describe_error(e)}") from e
+
+    # Opening and closing.
+
+    def open(self) -> builtins.list[Account]:
+        """
+        See L{IStoreBackend.open}.
+        """
+        return [as_account(account) for account in self.open_by_login().values()]
+
+    def open_by_login(self) -> dict[str, Account | PlainAccount]:
+        """
+        See L{IStoreBackend.open_by_login}: connect, migrate and load every account with the feed's head from one
+        snapshot.  After L{stage_reload}, return what it loaded instead (no I/O: the reactor thread may call this).
+
+        @raise StoreError: with a one-line message if the database cannot be reached, is not an sshfinger
+            database or was written by a newer version.
+        """
+        if self._staged is not None:
+            accounts, self._staged = self._staged, None
+            return accounts
+        self.close()
+        connection = self.connect()
+        try:
+            self._migrate(connection)
+            accounts, self._applied = self.load_all(connection)
+        except psycopg.Error as e:
+            raise StoreError(f"cannot open {self.description}: {describe_error(e)}") from e
+        finally:
+            connection.close()
+        self._own.clear()
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._pool_max,
+            kwargs={"autocommit": True, **self.connect_options},
+            open=False,
+            check=ConnectionPool.check_connection,
+            timeout=self._pool_timeout,
+            reconnect_timeout=365 * 86400.0,
+            name="sshfinger",
+        )
+        self._pool.open(wait=False)
+        return accounts
+
+    def close(self) -> None:
+        """
+        See L{IStoreBackend.close}.
+        """
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close(timeout=1.0)
+
+    def _migrate(self, connection: psycopg.Connection[Any]) -> None:
+        with connection.transaction():
+            # One node migrates; the others wait here and then find the latest version.
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK + 1,))
+            version = self.schema_version(connection)
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.description} has schema version {version}, newer than this sshfinger supports"
+                    f" ({SCHEMA_VERSION}): upgrade sshfinger"
+                )
+            for target, script in migration_scripts(version):
+                connection.execute(script.encode("utf-8"))
+                connection.execute("UPDATE schema_version SET version = %s", (target,))
+
+    def schema_version(self, connection: psycopg.Connection[Any]) -> int | None:
+        """
+        Return the database's schema version, or L{None} if it holds no sshfinger tables.
+
+        @raise StoreError: if it holds other tables of the same names (not an sshfinger database).
+        """
+        version_table, accounts_table = connection.execute(
+            "SELECT to_regclass('schema_version'), to_regclass('accounts')"
+        ).fetchone()  # type: ignore[misc]
+        if version_table is None:
+            if accounts_table is not None:
+                raise StoreError(f"{self.description} is not an sshfinger database (it has no schema_version table)")
+            return None
+        rows = connection.execute("SELECT version FROM schema_version").fetchall()
+        if len(rows) != 1:
+            raise StoreError(f"{self.description} has a damaged schema_version table")
+        return int(rows[0][0])
+
+    @staticmethod
+    def load_all(connection: psycopg.Connection[Any]) -> tuple[dict[str, Account | PlainAccount], int]:
+        """
+        Read every account, by login, and the feed's head, from one snapshot.  Plain accounts come as the rows
+        themselves (L{PlainAccount}), put in the dict without a line of Python per row.
+        """
+        with connection.transaction():
+            connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            head = connection.execute("SELECT head FROM feed").fetchone()[0]  # type: ignore[index]
+            rows = connection.execute(
+                f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}"
+            ).fetchall()
+            accounts: dict[str, Account | PlainAccount] = dict(zip(map(itemgetter(0), rows), rows))
+            del rows
+            for row in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({_PLAIN})"):
+                accounts[row[0]] = account_from_row(row)
+        return accounts, int(head)
+
+    def stage_reload(self) -> int:
+        """
+        Load every account now (off the reactor thread) for the next L{open_by_login} to return, and forget the
+        own writes: a follower behind the feed's horizon reloads this way.
+
+        @return: the number of accounts loaded.
+        """
+        accounts, head = self.run(self.load_all)
+        self._staged, self._applied = accounts, head
+        self._own.clear()
+        return len(accounts)
+
+    # Writing: one transaction each.
+
+    def _write(self, work: Callable[[psycopg.Connection[Any]], tuple[T, list[Change]]]) -> tuple[T, list[Change]]:
+        def transaction(connection: psycopg.Connection[Any]) -> tuple[T, list[Change], list[int]]:
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                result, changes = work(connection)
+                seqs = self._log(connection, changes)
+            return result, changes, seqs
+
+        result, changes, seqs = self.run(transaction, "cannot save change")
+        if seqs:
+            if seqs[0] == self._applied + 1 and not self._own:
+                self._applied = seqs[-1]
+            else:
+                self._own.update(seqs)
+        return result, changes
+
+    def _log(self, connection: psycopg.Connection[Any], changes: list[Change]) -> list[int]:
+        """
+        Append C{changes} to the change log under the next sequence numbers, prune, and notify the followers.
+        """
+        if not changes:
+            return []
+        head = connection.execute(
+            "UPDATE feed SET head = head + %s RETURNING head", (len(changes),)
+        ).fetchone()[0]  # type: ignore[index]
+        first = head - len(changes) + 1
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO change_log ({CHANGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (first + i, c.at, c.actor.login, c.actor.channel, c.actor.peer, c.login, c.action, c.field,
+                     c.old, c.new)
+                    for i, c in enumerate(changes)
+                ],
+            )  # fmt: skip
+        interval = min(PRUNE_EVERY, self._changes_keep)
+        if head // interval != (first - 1) // interval and head > self._changes_keep:
+            through = head - self._changes_keep
+            connection.execute("DELETE FROM change_log WHERE seq <= %s", (through,))
+            connection.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (through,))
+        connection.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(head)))
+        return list(range(first, head + 1))
+
+    @staticmethod
+    def _load(connection: psycopg.Connection[Any], login: str) -> Account | None:
+        row = connection.execute(f"{SELECT_ACCOUNT} WHERE login = %s", (login,)).fetchone()
+        return None if row is None else account_from_row(row)
+
+    def create(self, login: str, values: Mapping[str, object], actor: Actor, at: float) -> tuple[Account, list[Change]]:
+        """
+        See L{IStoreBackend.create}.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> tuple[Account, list[Change]]:
+            if self._load(connection, login) is not None:
+                raise AccountExists(login)
+            account = Account(login).with_changes(values, actor.login, at)
+            connection.execute(_UPSERT_ACCOUNT, _account_values(account))
+            return account, diff(None, account, actor, at)
+
+        return self._write(work)
+
+    def update(self, login: str, values: Mapping[str, object], actor: Actor, at: float) -> tuple[Account, list[Change]]:
+        """
+        See L{IStoreBackend.update}.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> tuple[Account, list[Change]]:
+            old = self._load(connection, login)
+            if old is None:
+                raise NoSuchAccount(login)
+            account = old.with_changes(values, actor.login, at)
+            connection.execute(_UPSERT_ACCOUNT, _account_values(account))
+            return account, diff(old, account, actor, at)
+
+        return self._write(work)
+
+    def delete(self, login: str, actor: Actor, at: float) -> list[Change]:
+        """
+        See L{IStoreBackend.delete}.  The account's shell history goes with it.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> tuple[None, list[Change]]:
+            old = self._load(connection, login)
+            if old is None:
+                raise NoSuchAccount(login)
+            connection.execute("DELETE FROM history WHERE login = %s", (login,))
+            connection.execute("DELETE FROM accounts WHERE login = %s", (login,))
+            return None, diff(old, None, actor, at)
+
+        return self._write(work)[1]
+
+    def set_password_hash(self, login: str, hashed: str | None) -> None:
+        """
+        Store (or with L{None}, remove) the bcrypt hash of C{login}'s password, shared by every node.
+
+        @raise NoSuchAccount: if there is no such account.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> None:
+            cursor = connection.execute("UPDATE accounts SET password_hash = %s WHERE login = %s", (hashed, login))
+            if cursor.rowcount != 1:
+                raise NoSuchAccount(login)
+
+        self.run(work, "cannot save password")
+
+    def password_hash(self, login: str) -> str | None:
+        """
+        Return the stored bcrypt hash of C{login}'s password, or L{None}.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> str | None:
+            row = connection.execute("SELECT password_hash FROM accounts WHERE login = %s", (login,)).fetchone()
+            return None if row is None else row[0]
+
+        return self.run(work)
+
+    # Shell history and the audit trail.
+
+    def history(self, login: str) -> builtins.list[str]:
+        """
+        See L{IStoreBackend.history}.
+        """
+        return self.run(
+            lambda connection: [
+                line
+                for (line,) in connection.execute("SELECT line FROM history WHERE login = %s ORDER BY id", (login,))
+            ]
+        )
+
+    def add_history(self, login: str, line: str, keep: int) -> None:
+        """
+        See L{IStoreBackend.add_history}.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> None:
+            with connection.transaction():
+                connection.execute("INSERT INTO history (login, line) VALUES (%s, %s)", (login, line))
+                if keep > 0:
+                    connection.execute(
+                        "DELETE FROM history WHERE login = %s AND id NOT IN"
+                        " (SELECT id FROM history WHERE login = %s ORDER BY id DESC LIMIT %s)",
+                        (login, login, keep),
+                    )
+
+        self.run(work, "cannot save history")
+
+    def record(self, changes: builtins.list[Change]) -> None:
+        """
+        See L{IStoreBackend.record}.
+        """
+        self._write(lambda connection: (None, list(changes)))
+
+    def recent_changes(self, limit: int, login: str | None) -> builtins.list[Change]:
+        """
+        See L{IStoreBackend.recent_changes}.
+        """
+        if limit <= 0:
+            return []
+
+        def work(connection: psycopg.Connection[Any]) -> list[Change]:
+            if login is None:
+                rows = connection.execute(
+                    f"SELECT {CHANGE_COLUMNS} FROM change_log ORDER BY seq DESC LIMIT %s", (limit,)
+                ).fetchall()
+            else:
+                rows = connection.execute(
+                    f"SELECT {CHANGE_COLUMNS} FROM change_log WHERE login = %s ORDER BY seq DESC LIMIT %s",
+                    (login, limit),
+                ).fetchall()
+            return [change_from_row(row) for row in reversed(rows)]
+
+        return self.run(work)
+
+    # Following other nodes (today's poll, on top of the feed).
+
+    def read_after(self, seq: int, limit: int) -> FeedBatch:
+        """
+        Read the feed (see L{PostgreSQLFeed.read_after}) through the pool.
+        """
+        return self.run(lambda connection: read_batch(connection, seq, limit))
+
+    def poll(self) -> builtins.list[tuple[str, Account | None, builtins.list[Change]]]:
+        """
+        See L{IStoreBackend.poll}: the feed's changes after the last one applied, other than this backend's own,
+        grouped by login with each login's current state.
+
+        @raise FeedGap: if the changes after the last one applied were pruned; call L{stage_reload} and reopen.
+        """
+        changed: dict[str, list[Change]] = {}
+        states: dict[str, Account | None] = {}
+        while True:
+            batch = self.read_after(self._applied, POLL_BATCH)
+            for seq, change in batch.changes:
+                if seq not in self._own:
+                    changed.setdefault(change.login, []).append(change)
+            states.update(batch.accounts)
+            self._applied = batch.head
+            self._own = {seq for seq in self._own if seq > batch.head}
+            if len(batch.changes) < POLL_BATCH:
+                break
+        return [(login, states.get(login), changes) for login, changes in changed.items()]
+
+    # Maintenance.
+
+    def check(self) -> builtins.list[str]:
+        """
+        See L{IStoreMaintenance.check}: the schema version, the feed's bookkeeping and the change log agree.
+        """
+
+        def work(connection: psycopg.Connection[Any]) -> list[str]:
+            problems = []
+            version = self.schema_version(connection)
+            if version != SCHEMA_VERSION:
+                problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")
+            head, pruned, newest, rows = connection.execute(
+                "SELECT f.head, f.pruned_through, (SELECT max(seq) FROM change_log), (SELECT count(*) FROM feed)"
+                " FROM feed f"
+            ).fetchone()  # type: ignore[misc]
+            if rows != 1:
+                problems.append(f"the feed table has {rows} rows, expected 1")
+            if newest is not None and newest > head:
+                problems.append(f"change log holds seq {newest} beyond the feed's head {head}")
+            if pruned > head:
+                problems.append(f"pruned through {pruned}, beyond the head {head}")
+            return problems
+
+        return self.run(work)
+
+    def size(self) -> int:
+        """
+        See L{IStoreMaintenance.size}: the database's size in bytes.
+        """
+        return int(self.run(lambda c: c.execute("SELECT pg_database_size(current_database())").fetchone()[0]))  # type: ignore[index]
+
+    def backup(self, destination: str) -> None:
+        """
+        See L{IStoreMaintenance.backup}: PostgreSQL has its own tools for this.
+
+        @raise StoreError: always, naming them.
+        """
+        raise StoreError(f"back up a PostgreSQL store with pg_dump (pg_dump -Fc -f {destination} DBNAME)")
+
+    def restore(self, source: str) -> None:
+        """
+        See L{IStoreMaintenance.restore}: PostgreSQL has its own tools for this.
+
+        @raise StoreError: always, naming them.
+        """
+        raise StoreError(f"restore a PostgreSQL store with pg_restore (pg_restore -d DBNAME {source})")
+
+
+__all__ = ["PostgreSQLBackend", "SCHEMA_VERSION", "migration_scripts", "schema_script"]
