@@ -37,6 +37,8 @@ def check_store_spec(spec: str) -> str:
     """
     if spec == "memory":
         return spec
+    if spec.startswith(("postgresql://", "postgres://")):  # until the backend registry: see store/postgresql
+        return spec
     path = Path(spec)
     if path.is_dir():
         raise ValueError(f"{spec} is a directory; give the path of a SQLite file")
@@ -127,6 +129,10 @@ def make_store(
     """
     if spec == "memory":
         return StoreService(CachedStore(MemoryBackend(), reactor.seconds), reactor, poll_interval=poll_interval)
+    if spec.startswith(("postgresql://", "postgres://")):  # until the backend registry: see store/postgresql
+        from sshfinger.store.postgresql.service import make_postgresql_store
+
+        return make_postgresql_store(spec, reactor, audit_keep)  # type: ignore[return-value]
     assert IReactorThreads.providedBy(reactor)
     pool = ThreadPool(minthreads=1, maxthreads=1, name="sshfinger-store-writer")
     store = CachedStore(SQLiteBackend(spec, changes_keep=audit_keep), reactor.seconds, in_background(reactor, pool))
@@ -137,7 +143,13 @@ def open_offline(spec: str) -> CachedStore:
     """
     Open a store for the offline tool: every call commits synchronously on the calling thread.
     """
-    backend = MemoryBackend() if spec == "memory" else SQLiteBackend(check_store_spec(spec))
+    backend: Any = MemoryBackend() if spec == "memory" else None
+    if spec.startswith(("postgresql://", "postgres://")):  # until the backend registry: see store/postgresql
+        from sshfinger.store.postgresql import open_backend
+
+        backend = open_backend(spec)
+    elif backend is None:
+        backend = SQLiteBackend(check_store_spec(spec))
     store = CachedStore(backend, time.time, run_now)
     store.open()
     return store
