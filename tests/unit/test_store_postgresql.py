@@ -396,7 +396,7 @@ class ListenTests(TestCase):
         self.assertLess(global_reactor.seconds() - started, 1.0)
 
         shared_cluster().execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sshfinger-listen'"
             f" AND datname = '{url.split('/')[3].split('?')[0]}'"
         )
         yield self.until(lambda: not b.backend.feed.listener.connected)

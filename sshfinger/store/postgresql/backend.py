@@ -14,6 +14,7 @@ whose database restarted reconnects on its next query; connections use TCP keepa
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Mapping
 from importlib.resources import files
 from operator import itemgetter
@@ -37,10 +38,15 @@ from sshfinger.store.postgresql.tuning import (
     POOL_TIMEOUT,
     PRUNE_EVERY,
     SCHEMA_VERSION,
+    UNREACHABLE_TIMEOUT,
     WRITE_LOCK,
 )
 
 T = TypeVar("T")
+
+# The pool logs every failed connection attempt through the standard library, which twistd shows on stderr once
+# per retry; the feed says once that the database is unreachable and once that it is back.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 ACCOUNT_COLUMNS = (
     "login", "real_name", "status", "plan", "office", "phone", "hidden", "role", "keys", "updated_at", "updated_by",
@@ -156,19 +162,32 @@ class PostgreSQLBackend:
         self._applied = 0
         self._own: set[int] = set()
         self._staged: dict[str, Account | PlainAccount] | None = None
+        #: Whether the feed's LISTEN connection is up: while it is not, queries wait less for a connection.
+        self.reachable = True
 
     # Connections.
 
-    def connect(self) -> psycopg.Connection[Any]:
+    def connect(self, purpose: str = "") -> psycopg.Connection[Any]:
         """
         Open one autocommit connection of its own (the feed's LISTEN connection, the offline tool).
 
+        @param purpose: added to the application name the server shows (C{sshfinger-listen}).
         @raise StoreUnavailable: with libpq's reason, on one line.
         """
+        options = dict(self.connect_options)
+        if purpose:
+            options["application_name"] = f"{options.get('application_name', 'sshfinger')}-{purpose}"
         try:
-            return psycopg.connect(self.url, autocommit=True, **self.connect_options)
+            return psycopg.connect(self.url, autocommit=True, **options)
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to {self.description}: {describe_error(e)}") from e
+
+    def set_reachable(self, reachable: bool) -> None:
+        """
+        The feed found the database unreachable (or back): while it is, an edit fails after
+        L{UNREACHABLE_TIMEOUT} instead of waiting the pool's whole timeout.
+        """
+        self.reachable = reachable
 
     def run(self, work: Callable[[psycopg.Connection[Any]], T], what: str = "cannot read the store") -> T:
         """
@@ -180,7 +199,8 @@ class PostgreSQLBackend:
         if pool is None:
             raise StoreUnavailable(f"the store {self.description} is not open")
         try:
-            with pool.connection(timeout=self._pool_timeout) as connection:
+            timeout = self._pool_timeout if self.reachable else min(self._pool_timeout, UNREACHABLE_TIMEOUT)
+            with pool.connection(timeout=timeout) as connection:
                 return work(connection)
         except PoolTimeout as e:
             raise StoreUnavailable(f"{what}: the database {self.description} is unreachable") from e

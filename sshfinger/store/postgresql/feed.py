@@ -97,7 +97,10 @@ class PostgreSQLFeed:
         reactor = self.reactor
         if reactor is None:
             from twisted.internet import reactor
-        self.listener = Listener(self._backend.connect, wake, reactor, self._backend.description)
+        backend = self._backend
+        self.listener = Listener(
+            lambda: backend.connect("listen"), wake, reactor, backend.description, on_state=backend.set_reachable
+        )
         self.listener.start()
 
     def stop(self) -> Deferred[None] | None:

@@ -94,6 +94,7 @@ class Listener:
         description: str,
         interval: float = FOLLOW_INTERVAL,
         threadpool: Any = None,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         """
         @param connect: opens a new autocommit connection (blocking; run in a thread).
@@ -102,6 +103,7 @@ class Listener:
         @param description: the database, for the log.
         @param interval: seconds between ticks (wake and liveness query).
         @param threadpool: where connecting runs (default: the reactor's).
+        @param on_state: told C{False} when the database is found unreachable, C{True} when it is back.
         """
         self._connect_fn = connect
         self._wake = wake
@@ -118,6 +120,7 @@ class Listener:
         self._probe_deadline: IDelayedCall | None = None
         self._delay = RECONNECT_FIRST
         self._failing = False
+        self._on_state = on_state
         self.connected = False
 
     def start(self) -> None:
@@ -168,6 +171,8 @@ class Listener:
         self._delay = RECONNECT_FIRST
         if self._failing:
             self._failing = False
+            if self._on_state is not None:
+                self._on_state(True)
             self.log.info("Following the changes in {store} again", store=self._description)
         self._wake()  # LISTEN first, then read: nothing committed while we were away is missed
 
@@ -178,6 +183,8 @@ class Listener:
     def _trouble(self, error: str) -> None:
         if not self._failing:
             self._failing = True
+            if self._on_state is not None:
+                self._on_state(False)
             self.log.warn(
                 "Lost the change feed of {store}: {error}; retrying until it is back (edits fail meanwhile)",
                 store=self._description,
@@ -233,7 +240,9 @@ class Listener:
             return
         self._drop(watched=False)
         if self._running:
-            self._trouble(describe_error(reason.value))
+            error = reason.value
+            lost = isinstance(error, ConnectionLost) and error.args
+            self._trouble(str(error.args[0]) if lost else describe_error(error))
             self._schedule_retry()
 
     def _drop(self, watched: bool = True) -> None:

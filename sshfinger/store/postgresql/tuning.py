@@ -34,6 +34,8 @@ CONNECT_OPTIONS: dict[str, object] = {
 POOL_MAX = 4
 #: Seconds a query waits for a working connection before the edit fails (the database is unreachable).
 POOL_TIMEOUT = 3.0
+#: The same while the change feed finds the database unreachable: an edit then fails at once.
+UNREACHABLE_TIMEOUT = 0.5
 
 #: Changes read from the feed per query.
 POLL_BATCH = 1000
