@@ -135,7 +135,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         for n in range(3):
             self.assertEqual(self.set_status(self.nodes[0], "alice", f"edit {n}"), 0)
             for other in self.nodes[1:]:
-                took = wait_for(lambda other=other: status_of(other, "alice") == f"edit {n}", timeout=5)
+                took = wait_for(lambda other=other, n=n: status_of(other, "alice") == f"edit {n}", timeout=5)
                 self.assertLess(took, 1.0)
 
     def test_concurrent_writers(self) -> None:
