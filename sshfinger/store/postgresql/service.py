@@ -2,6 +2,9 @@
 Run a L{CachedStore} over a L{PostgreSQLBackend} as a Twisted service: writes and feed reads on a dedicated
 thread, and the cached view following the change feed (woken by the LISTEN connection, a timer and every
 reconnect).
+
+Unlike SQLite's writer, the thread runs at normal CPU priority: its work is mostly waiting on the database, and
+at the lowest priority a busy core delayed applying another node's change by a quarter of a second.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from sshfinger.model.errors import StoreError
-from sshfinger.ops.background import in_background
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap
 from sshfinger.store.postgresql import open_backend
@@ -121,7 +124,7 @@ class PostgreSQLStoreService(Service):
         self.backend = backend
         self._reactor = reactor
         self._pool = pool
-        self.follower = Follower(store, backend, in_background(reactor, pool))
+        self.follower = Follower(store, backend, store_executor(reactor, pool))
 
     def startService(self) -> None:
         """
@@ -156,6 +159,17 @@ class PostgreSQLStoreService(Service):
         return self.store.flush().addBoth(close)
 
 
+def store_executor(reactor: Any, pool: ThreadPool) -> Any:
+    """
+    The executor of a PostgreSQL store: C{pool}'s thread, at normal priority.
+    """
+
+    def run(function: Any) -> Deferred[Any]:
+        return deferToThreadPool(reactor, pool, function)
+
+    return run
+
+
 def make_postgresql_store(url: str, reactor: Any, audit_keep: int | None = None) -> PostgreSQLStoreService:
     """
     Build the store service for a C{postgresql://} C{--store} value.
@@ -166,7 +180,7 @@ def make_postgresql_store(url: str, reactor: Any, audit_keep: int | None = None)
     options = {} if audit_keep is None else {"changes_keep": audit_keep}
     backend = open_backend(url, **options)
     pool = ThreadPool(minthreads=1, maxthreads=1, name="sshfinger-store-postgresql")
-    store = CachedStore(backend, reactor.seconds, in_background(reactor, pool))
+    store = CachedStore(backend, reactor.seconds, store_executor(reactor, pool))
     return PostgreSQLStoreService(store, backend, reactor, pool)
 
 
