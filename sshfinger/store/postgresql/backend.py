@@ -32,6 +32,7 @@ from sshfinger.store.postgresql.feed import PostgreSQLFeed, change_from_row, des
 from sshfinger.store.postgresql.tuning import (
     CHANGES_KEEP,
     CONNECT_OPTIONS,
+    LOAD_CHUNK,
     NOTIFY_CHANNEL,
     POLL_BATCH,
     POOL_MAX,
@@ -294,15 +295,17 @@ class PostgreSQLBackend:
     def load_all(connection: psycopg.Connection[Any]) -> tuple[dict[str, Account | PlainAccount], int]:
         """
         Read every account, by login, and the feed's head, from one snapshot.  Plain accounts come as the rows
-        themselves (L{PlainAccount}), put in the dict without a line of Python per row.
+        themselves (L{PlainAccount}), put in the dict without a line of Python per row, in chunks.
         """
         with connection.transaction():
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             head = connection.execute("SELECT head FROM feed").fetchone()[0]  # type: ignore[index]
-            rows = connection.execute(
-                f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}"
-            ).fetchall()
-            accounts: dict[str, Account | PlainAccount] = dict(zip(map(itemgetter(0), rows), rows))
+            accounts: dict[str, Account | PlainAccount] = {}
+            # A server-side cursor read in chunks: the whole result never sits in libpq's memory at once.
+            with connection.cursor(name="sshfinger_load") as cursor:
+                cursor.execute(f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}")
+                while rows := cursor.fetchmany(LOAD_CHUNK):
+                    accounts.update(zip(map(itemgetter(0), rows), rows))
             del rows
             for row in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({_PLAIN})"):
                 accounts[row[0]] = account_from_row(row)

@@ -37,6 +37,9 @@ POOL_TIMEOUT = 3.0
 #: The same while the change feed finds the database unreachable: an edit then fails at once.
 UNREACHABLE_TIMEOUT = 0.5
 
+#: Accounts fetched per round trip when a node loads the whole store.
+LOAD_CHUNK = 50_000
+
 #: Changes read from the feed per query.
 POLL_BATCH = 1000
 
