@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +19,7 @@ from collections.abc import Callable
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.pgcluster import PostgresCluster, crash_cluster, shared_cluster
-from tests.process import ServerProcess, run_tool
+from tests.process import REPO, ServerProcess, free_port, run_tool
 from tests.sshclient import PASSWORD, ssh_run
 
 
@@ -231,7 +234,7 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
         """
         Every edit acknowledged before the crash is there after it; during the outage finger keeps answering,
         edits fail at once with a clear error and exit status 1, and each node's log says what is wrong once;
-        after the restart the nodes follow again without a restart of their own.
+        logins still work; after the restart the nodes follow again without a restart of their own.
         """
         acked = []
         for n in range(5):
@@ -249,6 +252,7 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
         self.assertIn("cannot save change", result.stderr)
         self.assertLess(time.monotonic() - started, 5.0)
         self.assertIn("Status: before 4", self.nodes[0].finger(b"alice\r\n").decode())
+        self.assertEqual(ssh_run(self.nodes[1], "admin", ["whoami"]).returncode, 0)  # logins need no database
         time.sleep(3)  # several ticks of the feed's timer while the database is down
 
         self.cluster.start()
@@ -260,3 +264,92 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
             self.assertEqual(log.count("Lost the change feed"), 1, log)
             self.assertLessEqual(log.count("Cannot read the changes"), 1, log)
             self.assertIn("Following the changes", log)
+
+
+class HAProxyTests(ClusterMixin, SynchronousTestCase):
+    """
+    Two nodes behind a real HAProxy running C{contrib/cluster/haproxy.cfg} (its addresses replaced by loopback
+    ports): logins and finger pass through it, and the nodes see, log and penalise the real client address.
+    """
+
+    def setUp(self) -> None:
+        """
+        Start two nodes with C{haproxy:} endpoints on one database, and HAProxy in front of them.
+        """
+        self.haproxy_bin = shutil.which("haproxy")
+        if self.haproxy_bin is None:
+            raise AssertionError("haproxy is not installed: run the tests with 'make test' (make test-tools)")
+        self.make_site(shared_cluster())
+        self.nodes = []
+        for i in range(2):
+            node = ServerProcess(
+                self, os.path.join(self.directory, f"node{i}"),
+                ["--store", self.url, "--auth", f"file:{os.path.join(self.directory, 'passwd')}", "--admin", "admin"],
+                ssh=True,
+            )  # fmt: skip
+            os.makedirs(node.directory, exist_ok=True)
+            node.args = [arg.replace("tcp:", "haproxy:tcp:", 1) if arg.startswith("tcp:") else arg for arg in node.args]
+            self.nodes.append(node.start())
+        self.wait_following(2)
+        self.finger_port, self.ssh_port = free_port(), free_port()
+        config = (REPO / "contrib" / "cluster" / "haproxy.cfg").read_text()
+        config = re.sub(r"^\s*(user|group|daemon)\b.*$", "", config, flags=re.MULTILINE)
+        config = config.replace("log /dev/log local0", "log stdout format raw local0")
+        config = config.replace("bind :79", f"bind 127.0.0.1:{self.finger_port}")
+        config = config.replace("bind :22", f"bind 127.0.0.1:{self.ssh_port}")
+        for n, node in enumerate(self.nodes, 1):
+            config = config.replace(f"10.0.0.1{n}:1079", f"127.0.0.1:{node.finger_port}")
+            config = config.replace(f"10.0.0.1{n}:2222", f"127.0.0.1:{node.ssh_port}")
+        config = re.sub(r"^\s*server node3 .*$", "", config, flags=re.MULTILINE)
+        path = os.path.join(self.directory, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write(config)
+        self.haproxy_log = open(os.path.join(self.directory, "haproxy.log"), "wb")
+        self.addCleanup(self.haproxy_log.close)
+        self.haproxy = subprocess.Popen([self.haproxy_bin, "-db", "-f", path], stdout=self.haproxy_log,
+                                        stderr=subprocess.STDOUT)  # fmt: skip
+        self.addCleanup(self.stop_haproxy)
+        # Both backends of both services up: every node has answered a health check through its haproxy: endpoint.
+        wait_for(lambda: self.through(b"alice\r\n").startswith(b"Login: alice"), timeout=15)
+
+    def stop_haproxy(self) -> None:
+        """
+        Stop HAProxy.
+        """
+        self.haproxy.terminate()
+        self.haproxy.wait(timeout=10)
+
+    def through(self, query: bytes, source: str = "127.0.0.1") -> bytes:
+        """
+        One raw finger query through HAProxy from the address C{source}.
+        """
+        try:
+            with socket.create_connection(("127.0.0.1", self.finger_port), timeout=5, source_address=(source, 0)) as s:
+                s.sendall(query)
+                chunks = []
+                while data := s.recv(65536):
+                    chunks.append(data)
+                return b"".join(chunks)
+        except OSError:
+            return b""
+
+    def test_through_haproxy(self) -> None:
+        """
+        Through HAProxy: an SSH login from 127.0.0.2 is seen by the node as coming from 127.0.0.2, its edit shows in
+        finger (from 127.0.0.3) whichever node answers, and both nodes log finger queries from 127.0.0.3; a
+        failed login from 127.0.0.4 is logged with that address.
+        """
+        proxy = type("Via", (), {"ssh_port": self.ssh_port})()
+        result = ssh_run(proxy, "admin", ["whoami"], bind="127.0.0.2")  # type: ignore[arg-type]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"^admin \(admin\) from 127\.0\.0\.2:\d+\n$")
+        result = ssh_run(proxy, "admin", ["set", "alice", "status", "through the proxy"], bind="127.0.0.2")  # type: ignore[arg-type]
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for _ in range(4):  # round robin: both nodes answer
+            wait_for(lambda: b"Status: through the proxy" in self.through(b"alice\r\n", "127.0.0.3"))
+        for node in self.nodes:
+            wait_for(lambda node=node: "finger 127.0.0.3:" in node.log())
+        self.assertTrue(any("SSH login accepted: admin from 127.0.0.2:" in node.log() for node in self.nodes))
+        result = ssh_run(proxy, "admin", ["whoami"], password="wrong", bind="127.0.0.4")  # type: ignore[arg-type]
+        self.assertEqual(result.returncode, 255)
+        wait_for(lambda: any("SSH login refused: admin from 127.0.0.4:" in node.log() for node in self.nodes))
