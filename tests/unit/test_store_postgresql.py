@@ -97,11 +97,12 @@ class PostgreSQLStoreTests(StoreTestsMixin, SynchronousTestCase):
         self.create("alice")
         backend: Any = self.backend
         self.assertIsNone(backend.password_hash("alice"))
-        backend.set_password_hash("alice", "$2b$04$hash")
+        backend.set_password_hash("alice", b"$2b$04$hash", ROOT, 1.0)
         other = new_backend(self.url)
         other.open()
         self.addCleanup(other.close)
-        self.assertEqual(other.password_hash("alice"), "$2b$04$hash")
+        self.assertEqual(other.password_hash("alice"), b"$2b$04$hash")
+        self.assertEqual(other.cached_password_hash("ALICE"), b"$2b$04$hash")
 
 
 class FeedTests(SynchronousTestCase):
@@ -299,6 +300,31 @@ class FeedTests(SynchronousTestCase):
         self.successResultOf(writer.update("alice", {"status": "after"}, ROOT))
         follower.wake()
         self.assertEqual(follower_store.peek("alice").status, "after")  # type: ignore[union-attr]
+
+    def test_password_hash_follows(self) -> None:
+        """
+        A password hash set through A is in B's memory after B follows the feed (and gone once A removes it, or
+        deletes the account); the audit trail says the password changed, never the hash.
+        """
+        self.successResultOf(self.a.create("alice", ROOT))
+        self.successResultOf(self.b.poll())
+        a: Any = self.a.backend
+        b: Any = self.b.backend
+        a.set_password_hash("alice", b"$2b$04$first", ALICE, 5.0)
+        self.assertIsNone(b.cached_password_hash("alice"))
+        self.successResultOf(self.b.poll())
+        self.assertEqual(b.cached_password_hash("alice"), b"$2b$04$first")
+        trail = self.successResultOf(self.b.recent_changes(1, "alice"))
+        self.assertEqual((trail[0].field, trail[0].old, trail[0].new), ("password", None, "(set)"))
+        a.set_password_hash("alice", None, ALICE, 6.0)
+        self.successResultOf(self.b.poll())
+        self.assertIsNone(b.cached_password_hash("alice"))
+        a.set_password_hash("alice", b"$2b$04$again", ALICE, 7.0)
+        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.delete("alice", ROOT))
+        self.assertIsNone(b.cached_password_hash("alice"))
+        self.successResultOf(self.a.poll())
+        self.assertIsNone(a.cached_password_hash("alice"))
 
     def test_other_database_is_a_gap(self) -> None:
         """

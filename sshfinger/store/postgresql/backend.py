@@ -28,6 +28,7 @@ from zope.interface import implementer
 from sshfinger.model.account import Account, Actor, Change, PlainAccount, as_account, diff
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
+from sshfinger.store.postgresql.extras import MaintenanceMixin, PasswordsMixin
 from sshfinger.store.postgresql.feed import PostgreSQLFeed, change_from_row, describe_error, read_batch
 from sshfinger.store.postgresql.tuning import (
     CHANGES_KEEP,
@@ -119,7 +120,7 @@ def redact(url: str) -> str:
 
 
 @implementer(IStoreBackend, IStoreMaintenance)
-class PostgreSQLBackend:
+class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
     """
     Keep the accounts in a PostgreSQL database shared by every node.
 
@@ -163,6 +164,7 @@ class PostgreSQLBackend:
         self._applied = 0
         self._own: set[int] = set()
         self._staged: dict[str, Account | PlainAccount] | None = None
+        self.password_hashes = {}
         #: Whether the feed's LISTEN connection is up: while it is not, queries wait less for a connection.
         self.reachable = True
 
@@ -232,6 +234,7 @@ class PostgreSQLBackend:
         try:
             self._migrate(connection)
             accounts, self._applied = self.load_all(connection)
+            self.password_hashes = self.load_password_hashes(connection)
         except psycopg.Error as e:
             raise StoreError(f"cannot open {self.description}: {describe_error(e)}") from e
         finally:
@@ -319,6 +322,7 @@ class PostgreSQLBackend:
         @return: the number of accounts loaded.
         """
         accounts, head = self.run(self.load_all)
+        self.password_hashes = self.run(self.load_password_hashes)
         self._staged, self._applied = accounts, head
         self._own.clear()
         return len(accounts)
@@ -415,32 +419,9 @@ class PostgreSQLBackend:
             connection.execute("DELETE FROM accounts WHERE login = %s", (login,))
             return None, diff(old, None, actor, at)
 
-        return self._write(work)[1]
-
-    def set_password_hash(self, login: str, hashed: str | None) -> None:
-        """
-        Store (or with L{None}, remove) the bcrypt hash of C{login}'s password, shared by every node.
-
-        @raise NoSuchAccount: if there is no such account.
-        """
-
-        def work(connection: psycopg.Connection[Any]) -> None:
-            cursor = connection.execute("UPDATE accounts SET password_hash = %s WHERE login = %s", (hashed, login))
-            if cursor.rowcount != 1:
-                raise NoSuchAccount(login)
-
-        self.run(work, "cannot save password")
-
-    def password_hash(self, login: str) -> str | None:
-        """
-        Return the stored bcrypt hash of C{login}'s password, or L{None}.
-        """
-
-        def work(connection: psycopg.Connection[Any]) -> str | None:
-            row = connection.execute("SELECT password_hash FROM accounts WHERE login = %s", (login,)).fetchone()
-            return None if row is None else row[0]
-
-        return self.run(work)
+        changes = self._write(work)[1]
+        self.password_hashes.pop(login, None)
+        return changes
 
     # Shell history and the audit trail.
 
@@ -526,55 +507,11 @@ class PostgreSQLBackend:
             self._own = {seq for seq in self._own if seq > batch.head}
             if len(batch.changes) < POLL_BATCH:
                 break
+        self.refresh_password_hashes(
+            [login for login, changes in changed.items()
+             if states.get(login) is None or any(change.field == "password" for change in changes)]
+        )  # fmt: skip
         return [(login, states.get(login), changes) for login, changes in changed.items()]
-
-    # Maintenance.
-
-    def check(self) -> builtins.list[str]:
-        """
-        See L{IStoreMaintenance.check}: the schema version, the feed's bookkeeping and the change log agree.
-        """
-
-        def work(connection: psycopg.Connection[Any]) -> list[str]:
-            problems = []
-            version = self.schema_version(connection)
-            if version != SCHEMA_VERSION:
-                problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")
-            head, pruned, newest, rows = connection.execute(
-                "SELECT f.head, f.pruned_through, (SELECT max(seq) FROM change_log), (SELECT count(*) FROM feed)"
-                " FROM feed f"
-            ).fetchone()  # type: ignore[misc]
-            if rows != 1:
-                problems.append(f"the feed table has {rows} rows, expected 1")
-            if newest is not None and newest > head:
-                problems.append(f"change log holds seq {newest} beyond the feed's head {head}")
-            if pruned > head:
-                problems.append(f"pruned through {pruned}, beyond the head {head}")
-            return problems
-
-        return self.run(work)
-
-    def size(self) -> int:
-        """
-        See L{IStoreMaintenance.size}: the database's size in bytes.
-        """
-        return int(self.run(lambda c: c.execute("SELECT pg_database_size(current_database())").fetchone()[0]))  # type: ignore[index]
-
-    def backup(self, destination: str) -> None:
-        """
-        See L{IStoreMaintenance.backup}: PostgreSQL has its own tools for this.
-
-        @raise StoreError: always, naming them.
-        """
-        raise StoreError(f"back up a PostgreSQL store with pg_dump (pg_dump -Fc -f {destination} DBNAME)")
-
-    def restore(self, source: str) -> None:
-        """
-        See L{IStoreMaintenance.restore}: PostgreSQL has its own tools for this.
-
-        @raise StoreError: always, naming them.
-        """
-        raise StoreError(f"restore a PostgreSQL store with pg_restore (pg_restore -d DBNAME {source})")
 
 
 __all__ = ["PostgreSQLBackend", "SCHEMA_VERSION", "migration_scripts", "schema_script"]
