@@ -179,10 +179,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def opt_auth(self, description: str) -> None:
         """
-        Add an SSH authentication source (repeatable): file:PATH (bcrypt passwd file), sshkey (system users'
-        ~/.ssh/authorized_keys), memory:USER:PASSWORD[:...]. Public keys in the store always work.
+        Add an SSH authentication source (repeatable): file:PATH (bcrypt passwd file), store (bcrypt hashes kept
+        with the accounts in a PostgreSQL store), sshkey (system users' ~/.ssh/authorized_keys),
+        memory:USER:PASSWORD[:...]. Public keys in the store always work.
         """
         kind, _, argument = description.partition(":")
+        if kind == "store":  # bcrypt hashes kept with the accounts (needs a store that keeps them: PostgreSQL)
+            self["auth-store"] = True
+            return
         if kind in REFUSED_AUTH:
             raise usage.UsageError(f"--auth {kind}: {REFUSED_AUTH[kind]}")
         if kind == "file":
@@ -216,6 +220,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         for option in ("json-log", "log-file", "access-log"):
             if self[option] and not os.path.isdir(os.path.dirname(os.path.abspath(self[option]))):
                 raise usage.UsageError(f"--{option}: directory of {self[option]!r} does not exist")
+        if self.get("auth-store") and not self["store"].startswith(("postgresql://", "postgres://")):
+            raise usage.UsageError("--auth store: needs a store that keeps passwords (--store postgresql://...)")
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")

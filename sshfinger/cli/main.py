@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO, TypeVar
@@ -23,7 +24,7 @@ from sshfinger import __version__
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import EDITABLE_FIELDS, Account, Actor, normalize_login
 from sshfinger.model.errors import NoSuchAccount, StoreError
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS, hash_password, set_password
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.service import check_store_spec, open_offline
 from sshfinger.store.sqlite import SQLiteBackend
@@ -375,8 +376,26 @@ def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
             raise CommandError("the passwords differ")
     if not password:
         raise CommandError("empty password refused")
+    if getattr(args, "store", None):
+        return store_password(args.store, login, password, args.rounds, out)
     set_password(args.file, login, password, args.rounds)
     out.write(f"{args.file}: password set for {login}\n")
+    return 0
+
+
+def store_password(spec: str, login: str, password: str, rounds: int, out: TextIO) -> int:
+    """
+    Write a login's bcrypt hash into a store that keeps them (C{--auth store}): every node sees it.
+    """
+    from sshfinger.ssh.storeauth import keeps_passwords
+
+    with offline_store(spec) as store:
+        if not keeps_passwords(store.backend):
+            raise CommandError(f"the store {store.description} cannot keep passwords; use --file (--auth file:PATH)")
+        if store.peek(login) is None:
+            raise CommandError(f"no such user: {login}")
+        store.backend.set_password_hash(login, hash_password(password, rounds), actor(), time.time())  # type: ignore[attr-defined]
+        out.write(f"{store.description}: password set for {login}\n")
     return 0
 
 
@@ -440,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="passwd", help="passwd file for --auth file:PATH (default: passwd)")
     p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help=f"bcrypt cost (default {DEFAULT_ROUNDS})")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--store", help="write the hash into this store instead (--auth store; a postgresql:// store)")
     return parser
 
 

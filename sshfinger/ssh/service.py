@@ -178,6 +178,12 @@ def make_ssh_service(
 
     # The shell's passwd command needs exactly one file to write to.
     set_password = write_password if len(passwd_files) == 1 else None
+    if config.get("auth-store"):  # --auth store: hashes kept with the accounts (a PostgreSQL store)
+        from sshfinger.ssh.storeauth import StorePasswordChecker, store_password_setter
+
+        backend = store.backend  # type: ignore[attr-defined]
+        checkers.append(StorePasswordChecker(backend, in_pool))
+        set_password = store_password_setter(backend, in_pool, reactor.seconds)  # type: ignore[assignment]
 
     app = ShellApp(
         store=store,

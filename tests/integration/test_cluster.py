@@ -353,3 +353,48 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
         result = ssh_run(proxy, "admin", ["whoami"], password="wrong", bind="127.0.0.4")  # type: ignore[arg-type]
         self.assertEqual(result.returncode, 255)
         wait_for(lambda: any("SSH login refused: admin from 127.0.0.4:" in node.log() for node in self.nodes))
+
+
+class StorePasswordTests(ClusterMixin, SynchronousTestCase):
+    """
+    C{--auth store}: passwords kept with the accounts in the database, shared by every node.
+    """
+
+    def setUp(self) -> None:
+        """
+        Make the site, set admin's password in the store with the tool, and start two nodes with
+        C{--auth store} (no passwd file).
+        """
+        self.make_site(shared_cluster())
+        result = run_tool("passwd", "admin", "--store", self.url, "--rounds", "4", "--password-stdin",
+                          stdin=PASSWORD + "\n")  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("password set for admin", result.stdout)
+        self.nodes = []
+        for i in range(2):
+            directory = os.path.join(self.directory, f"node{i}")
+            os.makedirs(directory)
+            args = ["--store", self.url, "--auth", "store", "--admin", "admin"]
+            self.nodes.append(ServerProcess(self, directory, args, ssh=True).start())
+        self.wait_following(2)
+
+    def test_password_change_applies_everywhere(self) -> None:
+        """
+        The password set with C{sshfinger passwd --store} logs in on both nodes; changed with the shell's
+        C{passwd} on node 0, the new one logs in on node 1 and the old one no longer does; the audit trail says
+        the password changed and never shows the hash.
+        """
+        for node in self.nodes:
+            self.assertEqual(ssh_run(node, "admin", ["whoami"]).returncode, 0)
+        result = ssh_run(self.nodes[0], "admin", ["passwd"], stdin="a new secret\n")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        wait_for(lambda: ssh_run(self.nodes[1], "admin", ["whoami"], password="a new secret").returncode == 0,
+                 interval=0.2)  # fmt: skip
+        self.assertEqual(ssh_run(self.nodes[1], "admin", ["whoami"]).returncode, 255)
+        trail = self.cluster.execute(
+            "SELECT new FROM change_log WHERE field = 'password' ORDER BY seq", database_name(self.url)
+        )
+        self.assertEqual(trail, [("(set)",), ("(set)",)])
+        result = run_tool("passwd", "nobody", "--store", self.url, "--password-stdin", stdin="x\n")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("no such user: nobody", result.stderr)
