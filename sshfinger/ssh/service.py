@@ -203,6 +203,9 @@ def make_ssh_service(
         max_auth_failures=int(config.get("max-auth-failures", 6)),
         clock=reactor,
     )
+    feed = getattr(getattr(store, "backend", None), "feed", None)
+    if callable(getattr(feed, "share_penalties", None)):  # nodes on one PostgreSQL store count failures together
+        factory.penalties = feed.share_penalties(factory.penalties, in_pool)  # type: ignore[union-attr]
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
     endpoint = strports.service(with_backlog(config["ssh"]), factory, reactor)

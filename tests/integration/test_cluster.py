@@ -215,6 +215,28 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
             self.assertEqual(node.log().count("Lost the change feed"), 1)
 
 
+    def test_penalties_shared(self) -> None:
+        """
+        Ten failed logins from one source spread over two nodes (five each, as a brute force behind a load
+        balancer would be) get that source refused by every node, as if they had hit one.
+        """
+        def fail_on(node: ServerProcess) -> None:
+            for _ in range(5):
+                ssh_run(node, "admin", ["whoami"], password="wrong", bind="127.0.0.5")
+
+        threads = [threading.Thread(target=fail_on, args=(node,)) for node in self.nodes[:2]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for node in self.nodes:
+            wait_for(lambda node=node: "SSH connection from 127.0.0.5 refused: penalised" in node.log()
+                     or ssh_run(node, "admin", ["whoami"], bind="127.0.0.5").returncode == 255, interval=0.2)  # fmt: skip
+            self.assertEqual(ssh_run(node, "admin", ["whoami"], bind="127.0.0.5").returncode, 255)
+            self.assertIn("SSH connection from 127.0.0.5 refused: penalised", node.log())
+        self.assertEqual(ssh_run(self.nodes[2], "admin", ["whoami"], bind="127.0.0.6").returncode, 0)
+
+
 class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
     """
     A cluster of its own with fsync on, crashed with C{pg_ctl -m immediate} and started again.

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -431,6 +432,34 @@ class ListenTests(TestCase):
         yield self.until(lambda: b.store.peek("alice").status == "while away")  # type: ignore[union-attr]
 
     @inlineCallbacks
+    def test_shared_penalties(self) -> Any:
+        """
+        Failed logins counted on node A are counted on node B too (through NOTIFY): after ten failures from one
+        source on A, B refuses it as well; A does not count its own announcements twice.
+        """
+        from sshfinger.ssh.penalties import SourcePenalties
+        from sshfinger.store.postgresql.service import make_postgresql_store
+
+        url = shared_cluster().new_database()
+        a = make_postgresql_store(url, global_reactor)
+        b = make_postgresql_store(url, global_reactor)
+        run = lambda f: deferToThread(f)  # noqa: E731
+        shared_a = a.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
+        shared_b = b.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
+        for service in (a, b):
+            service.startService()
+            self.addCleanup(service.stopService)
+        yield self.until(lambda: a.backend.feed.listener.connected and b.backend.feed.listener.connected)
+        for _ in range(9):
+            self.assertEqual(shared_a.failed("192.0.2.7"), 0.0)
+        yield deferLater(global_reactor, 0.3, lambda: None)
+        self.assertEqual(shared_a.blocked("192.0.2.7"), 0.0)
+        self.assertEqual(shared_b.blocked("192.0.2.7"), 0.0)
+        self.assertGreater(shared_a.failed("192.0.2.7"), 0.0)
+        yield self.until(lambda: shared_b.blocked("192.0.2.7") > 0)
+        self.assertEqual(shared_b.blocked("192.0.2.8"), 0.0)
+
+    @inlineCallbacks
     def until(self, condition: Any, timeout: float = 10.0) -> Any:
         """
         Wait (on the reactor) until C{condition()} holds.
@@ -448,3 +477,28 @@ class ListenTests(TestCase):
         self.assertTrue(verifyObject(IChangeFeed, new_backend().feed))
 
 
+
+
+class SharedPenaltiesTests(SynchronousTestCase):
+    """
+    What a node does with the failures other nodes announce.
+    """
+
+    def test_heard(self) -> None:
+        """
+        Another node's failure counts; this node's own, and malformed payloads, do not.
+        """
+        from sshfinger.ssh.penalties import SourcePenalties
+        from sshfinger.store.postgresql.penalties import SharedPenalties
+
+        clock = Clock()
+        published: list[str] = []
+        shared = SharedPenalties(SourcePenalties(clock, threshold=2), lambda p: published.append(p))  # type: ignore[arg-type,func-returns-value]
+        shared.failed("192.0.2.1")
+        self.assertEqual(published, [f"{shared.node_id} 192.0.2.1"])
+        shared.heard(published[0])
+        for payload in ("", "other", "other \x1b[2J", "other " + "x" * 100):
+            shared.heard(payload)
+        self.assertEqual(shared.blocked("192.0.2.1"), 0.0)
+        shared.heard("other 192.0.2.1")
+        self.assertGreater(shared.blocked("192.0.2.1"), 0.0)

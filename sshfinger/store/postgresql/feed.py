@@ -84,6 +84,8 @@ class PostgreSQLFeed:
         self._backend = backend
         self.reactor = reactor
         self.listener: Listener | None = None
+        #: Other notification channels the LISTEN connection follows (see L{share_penalties}).
+        self.channels: dict[str, Callable[[str], None]] = {}
 
     def start(self, wake: Callable[[], None]) -> None:
         """
@@ -99,7 +101,12 @@ class PostgreSQLFeed:
             from twisted.internet import reactor
         backend = self._backend
         self.listener = Listener(
-            lambda: backend.connect("listen"), wake, reactor, backend.description, on_state=backend.set_reachable
+            lambda: backend.connect("listen"),
+            wake,
+            reactor,
+            backend.description,
+            on_state=backend.set_reachable,
+            channels=self.channels,
         )
         self.listener.start()
 
@@ -111,6 +118,28 @@ class PostgreSQLFeed:
         if listener is not None:
             return listener.stop()
         return None
+
+    def share_penalties(self, penalties: Any, run_in_thread: Callable[[Callable[[], None]], Any]) -> Any:
+        """
+        Share an SSH factory's per-source penalties with every node on the database (call before L{start}).
+
+        @param penalties: the factory's L{sshfinger.ssh.penalties.SourcePenalties}.
+        @param run_in_thread: runs the announcing query off the reactor thread.
+        @return: the L{SharedPenalties} to put in its place.
+        """
+        from sshfinger.store.postgresql.penalties import FAILURES_CHANNEL, SharedPenalties
+
+        backend = self._backend
+
+        def publish(payload: str) -> Any:
+            def notify() -> None:
+                backend.run(lambda c: c.execute("SELECT pg_notify(%s, %s)", (FAILURES_CHANNEL, payload)))
+
+            return run_in_thread(notify)
+
+        shared = SharedPenalties(penalties, publish)
+        self.channels[FAILURES_CHANNEL] = shared.heard
+        return shared
 
     def head(self) -> int:
         """

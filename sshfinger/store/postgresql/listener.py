@@ -95,6 +95,7 @@ class Listener:
         interval: float = FOLLOW_INTERVAL,
         threadpool: Any = None,
         on_state: Callable[[bool], None] | None = None,
+        channels: dict[str, Callable[[str], None]] | None = None,
     ) -> None:
         """
         @param connect: opens a new autocommit connection (blocking; run in a thread).
@@ -104,6 +105,7 @@ class Listener:
         @param interval: seconds between ticks (wake and liveness query).
         @param threadpool: where connecting runs (default: the reactor's).
         @param on_state: told C{False} when the database is found unreachable, C{True} when it is back.
+        @param channels: more channels to LISTEN on, each with what to call with a notification's payload.
         """
         self._connect_fn = connect
         self._wake = wake
@@ -121,6 +123,7 @@ class Listener:
         self._delay = RECONNECT_FIRST
         self._failing = False
         self._on_state = on_state
+        self._channels = dict(channels or {})
         self.connected = False
 
     def start(self) -> None:
@@ -153,7 +156,8 @@ class Listener:
     def _open(self) -> psycopg.Connection[Any]:
         connection = self._connect_fn()
         try:
-            connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for channel in (NOTIFY_CHANNEL, *self._channels):
+                connection.execute(f"LISTEN {channel}")
         except BaseException:
             connection.close()
             raise
@@ -222,14 +226,24 @@ class Listener:
                     if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
                         raise psycopg.OperationalError(pgconn.get_error_message())
             notified = False
-            while pgconn.notifies() is not None:
-                notified = True
+            heard = []
+            while (notice := pgconn.notifies()) is not None:
+                channel = notice.relname.decode("utf-8", "replace")
+                if channel == NOTIFY_CHANNEL:
+                    notified = True
+                elif channel in self._channels:
+                    heard.append((self._channels[channel], notice.extra.decode("utf-8", "replace")))
         except psycopg.Error as e:
             return Failure(ConnectionLost(describe_error(e)))
         if pgconn.status != pq.ConnStatus.OK:
             return Failure(ConnectionLost("connection closed"))
         if notified:
             self._wake()
+        for handler, payload in heard:
+            try:
+                handler(payload)
+            except Exception:
+                self.log.failure("A notification handler failed")
         return None
 
     def lost(self, watch: _Watch, reason: Failure) -> None:
