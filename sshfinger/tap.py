@@ -93,6 +93,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "systemd:domain=INET:index=0; haproxy:tcp:79 behind a proxy sending PROXY headers).",
         ],
         ["store", None, DEFAULTS["store"], "User store: a SQLite file (created if missing) or 'memory'."],
+        ["node", None, None, "This node's name in a shared store's registry (default: host name and SSH port)."],
         [
             "finger-timeout",
             None,
@@ -278,6 +279,10 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     store_service = make_store(settings["store"], reactor, audit_keep=int(settings["audit-keep"]))
     store_service.setName("store")
     store_service.setServiceParent(top)
+    if hasattr(store_service, "register_node"):  # a store shared by several nodes: register this one
+        from sshfinger.store.postgresql.identity import node_identity
+
+        store_service.register_node(*node_identity(settings))
 
     access_log = None
     if settings.get("access-log"):

@@ -399,6 +399,33 @@ def store_password(spec: str, login: str, password: str, rounds: int, out: TextI
     return 0
 
 
+def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    List the nodes serving a shared (PostgreSQL) store, with warnings; exit status 1 if there are any.
+    """
+    from sshfinger.store.postgresql import is_postgresql_url, open_backend
+
+    if not is_postgresql_url(args.store):
+        raise CommandError("nodes: only a shared store (--store postgresql://...) has nodes")
+    from sshfinger.store.postgresql.nodes import format_nodes, list_nodes, node_warnings
+
+    backend = open_backend(args.store)
+    connection = backend.connect()
+    try:
+        if backend.schema_version(connection) is None:
+            raise CommandError(f"{backend.description} is empty: no node has served it yet")
+        nodes = list_nodes(connection)
+    finally:
+        connection.close()
+    now = time.time()
+    for line in format_nodes(nodes, now) or ["no nodes registered"]:
+        out.write(line + "\n")
+    warnings = node_warnings(nodes, now)
+    for warning in warnings:
+        out.write(f"warning: {warning}\n")
+    return 1 if warnings else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """
     The argument parser of the C{sshfinger} tool.
@@ -453,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passwd", action="append", help="a passwd file given to --auth file: (repeatable)")
     p.add_argument("--finger", default="tcp:79", help="finger endpoint to check (default: tcp:79)")
     p.add_argument("--ssh", default="tcp:2222", help="SSH endpoint to check (default: tcp:2222)")
+    command("nodes", cmd_nodes, "list the nodes serving a shared PostgreSQL store, and warn about them")
     p = sub.add_parser("passwd", help="set a password in a passwd file (bcrypt)")
     p.set_defaults(function=cmd_passwd)
     p.add_argument("login")

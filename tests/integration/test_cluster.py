@@ -237,6 +237,19 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         self.assertEqual(ssh_run(self.nodes[2], "admin", ["whoami"], bind="127.0.0.6").returncode, 0)
 
 
+    def test_nodes_registered(self) -> None:
+        """
+        Every node registers itself (named by host and SSH port); C{sshfinger nodes} lists all three and, as
+        each node here made its own host keys, warns that they differ and exits 1.
+        """
+        wait_for(lambda: run_tool("nodes", "--store", self.url).stdout.count("sshfinger 0.") == 3, interval=0.2)
+        result = run_tool("nodes", "--store", self.url)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        for node in self.nodes:
+            self.assertIn(f":{node.ssh_port}  sshfinger", result.stdout)
+        self.assertIn("warning: nodes serve different host keys", result.stdout)
+
+
 class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
     """
     A cluster of its own with fsync on, crashed with C{pg_ctl -m immediate} and started again.

@@ -22,6 +22,7 @@ from sshfinger.model.account import Change
 from sshfinger.model.errors import StoreError, StoreUnavailable
 from sshfinger.store.cached import CachedStore, run_now
 from sshfinger.store.interfaces import FeedGap, IChangeFeed, IStoreBackend, IStoreMaintenance
+from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 from tests.pgcluster import shared_cluster
 from tests.unit.test_store import ALICE, KEY_A, KEY_B, ROOT, StoreTestsMixin
 
@@ -374,7 +375,7 @@ class OpenErrorTests(SynchronousTestCase):
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute("UPDATE schema_version SET version = 99")
         error = self.assertRaises(StoreError, new_backend(url).open)
-        self.assertIn("schema version 99, newer than this sshfinger supports (1)", str(error))
+        self.assertIn(f"schema version 99, newer than this sshfinger supports ({SCHEMA_VERSION})", str(error))
 
     def test_password_redacted(self) -> None:
         """
@@ -502,3 +503,64 @@ class SharedPenaltiesTests(SynchronousTestCase):
         self.assertEqual(shared.blocked("192.0.2.1"), 0.0)
         shared.heard("other 192.0.2.1")
         self.assertGreater(shared.blocked("192.0.2.1"), 0.0)
+
+
+class NodeRegistryTests(SynchronousTestCase):
+    """
+    The registry of nodes: heartbeats in the database, and the warnings C{sshfinger nodes} prints.
+    """
+
+    def test_heartbeat_and_list(self) -> None:
+        """
+        A heartbeat registers a node with its lag behind the feed's head; a second one updates it.
+        """
+        from sshfinger.store.postgresql.nodes import heartbeat, list_nodes
+
+        store = CachedStore(new_backend(), Clock().seconds)
+        store.open()
+        self.addCleanup(store.close)
+        for login in ("a", "b", "c"):
+            self.successResultOf(store.create(login, ROOT))
+        backend: Any = store.backend
+        backend.run(lambda c: heartbeat(c, "node-1", "0.1.0", ["SHA256:k"], 100.0, 1))
+        backend.run(lambda c: heartbeat(c, "node-2", "0.1.0", ["SHA256:k"], 100.0, 1))
+        backend.run(lambda c: heartbeat(c, "node-1", "0.2.0", ["SHA256:k"], 100.0, 3))
+        nodes = backend.run(list_nodes)
+        self.assertEqual([(n.name, n.version, n.lag) for n in nodes], [("node-1", "0.2.0", 0), ("node-2", "0.1.0", 2)])
+
+    def test_warnings(self) -> None:
+        """
+        Different host keys among live nodes, a lagging node and a silent one are each worth a warning; a
+        healthy cluster none.
+        """
+        from sshfinger.store.postgresql.nodes import NodeRow, node_warnings
+
+        def node(name: str, keys: str = "SHA256:a", beat: float = 1000.0, lag: int = 0) -> NodeRow:
+            return NodeRow(name, "0.1.0", keys, 0.0, beat, 10, lag)
+
+        self.assertEqual(node_warnings([node("n1"), node("n2")], 1001.0), [])
+        warnings = node_warnings([node("n1"), node("n2", keys="SHA256:b"), node("n3", lag=500), node("n4", beat=0)], 1001.0)
+        self.assertEqual(len(warnings), 3, warnings)
+        self.assertIn("node n4 has been silent", warnings[0])
+        self.assertIn("different host keys", warnings[1])
+        self.assertIn("node n3 is 500 changes behind", warnings[2])
+
+    def test_upgrade_from_v1(self) -> None:
+        """
+        A database at schema version 1 is upgraded to the current one when opened, keeping its accounts.
+        """
+        import psycopg
+
+        from sshfinger.store.postgresql.backend import schema_script
+
+        url = shared_cluster().new_database()
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(schema_script("v1.sql").encode())
+            connection.execute("INSERT INTO accounts (login, status) VALUES ('old', 'from v1')")
+        store = CachedStore(new_backend(url), Clock().seconds)
+        store.open()
+        self.addCleanup(store.close)
+        self.assertEqual(store.peek("old").status, "from v1")  # type: ignore[union-attr]
+        backend: Any = store.backend
+        self.assertEqual(backend.run(backend.schema_version), SCHEMA_VERSION)
+        self.assertEqual(backend.run(lambda c: c.execute("SELECT count(*) FROM nodes").fetchone()[0]), 0)

@@ -185,6 +185,13 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         except psycopg.Error as e:
             raise StoreUnavailable(f"cannot connect to {self.description}: {describe_error(e)}") from e
 
+    @property
+    def applied(self) -> int:
+        """
+        The sequence number of the newest change this backend has applied (read or written).
+        """
+        return self._applied
+
     def set_reachable(self, reachable: bool) -> None:
         """
         The feed found the database unreachable (or back): while it is, an edit fails after

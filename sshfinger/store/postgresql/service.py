@@ -13,17 +13,21 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from sshfinger import __version__
 from sshfinger.model.errors import StoreError
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap
 from sshfinger.store.postgresql import open_backend
 from sshfinger.store.postgresql.backend import PostgreSQLBackend
 from sshfinger.store.postgresql.feed import describe_error
+from sshfinger.store.postgresql.nodes import heartbeat
+from sshfinger.store.postgresql.tuning import HEARTBEAT_INTERVAL
 
 
 class Follower:
@@ -124,7 +128,35 @@ class PostgreSQLStoreService(Service):
         self.backend = backend
         self._reactor = reactor
         self._pool = pool
-        self.follower = Follower(store, backend, store_executor(reactor, pool))
+        self._executor = store_executor(reactor, pool)
+        self.follower = Follower(store, backend, self._executor)
+        #: This node in the registry: its name and host-key fingerprints (see L{register_node}).
+        self.node: tuple[str, list[str]] | None = None
+        self._started_at = 0.0
+        self._heartbeat = LoopingCall(self.heartbeat)
+        self._heartbeat.clock = reactor
+
+    def register_node(self, name: str, host_keys: list[str]) -> None:
+        """
+        Register this node in the store's C{nodes} table as C{name}, serving C{host_keys} (fingerprints),
+        with a heartbeat every L{HEARTBEAT_INTERVAL} seconds while it runs.
+        """
+        self.node = (name, sorted(host_keys))
+
+    def heartbeat(self) -> Deferred[None] | None:
+        """
+        Refresh this node's row (its version, host keys and how far behind the change log it is).
+        """
+        if self.node is None:
+            return None
+        name, keys = self.node
+        backend = self.backend
+        started = self._started_at
+
+        def beat() -> None:
+            backend.run(lambda c: heartbeat(c, name, __version__, keys, started, backend.applied), "heartbeat")
+
+        return self._executor(beat).addErrback(lambda _: None)
 
     def startService(self) -> None:
         """
@@ -143,6 +175,9 @@ class PostgreSQLStoreService(Service):
         self._pool.start()
         self.backend.feed.reactor = self._reactor
         self.backend.feed.start(self.follower.wake)
+        self._started_at = self._reactor.seconds()
+        if self.node is not None:
+            self._heartbeat.start(HEARTBEAT_INTERVAL, now=True)
         super().startService()
 
     def stopService(self) -> Deferred[None] | None:
@@ -150,6 +185,8 @@ class PostgreSQLStoreService(Service):
         Stop following, let every queued write commit, then stop the thread and close the store.
         """
         super().stopService()
+        if self._heartbeat.running:
+            self._heartbeat.stop()
         self.backend.feed.stop()
 
         def close(_: object) -> None:

@@ -5,7 +5,7 @@ The PostgreSQL backend's tuning constants, in one place.
 from __future__ import annotations
 
 #: The schema version this code writes; databases of a newer version are refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Changes kept in C{change_log} by default (the horizon a follower may fall behind before it must reload).
 CHANGES_KEEP = 100_000
@@ -51,3 +51,10 @@ LIVENESS_TIMEOUT = 5.0
 #: Seconds before the first and the longest retry of a lost LISTEN connection.
 RECONNECT_FIRST = 0.1
 RECONNECT_MAX = 5.0
+
+#: Seconds between two heartbeats of a node in the C{nodes} table.
+HEARTBEAT_INTERVAL = 5.0
+#: A node whose heartbeat is older than this many intervals is reported as silent.
+SILENT_AFTER = 3
+#: Changes a node may be behind the head before C{sshfinger nodes} warns.
+LAG_WARNING = 100
