@@ -498,6 +498,19 @@ async def cmd_manhole(ctx: Context, args: list[str]) -> Result:
     return Reply(manhole=True)
 
 
+async def cmd_nodes(ctx: Context, args: list[str]) -> Result:
+    """
+    List the nodes serving a shared (PostgreSQL) store, as this node's last heartbeat saw them, with warnings.
+    """
+    nodes = getattr(getattr(ctx.store, "backend", None), "known_nodes", None)
+    if nodes is None:
+        raise CommandError("nodes: this server's store is not shared by other nodes (--store postgresql://...)")
+    from sshfinger.store.postgresql.nodes import format_nodes, node_warnings
+
+    now = time.time()
+    return Reply(format_nodes(nodes, now) + [f"warning: {warning}" for warning in node_warnings(nodes, now)])
+
+
 async def cmd_quit(ctx: Context, args: list[str]) -> Result:
     """
     End the session.
@@ -522,6 +535,7 @@ COMMAND_LIST: Sequence[Command] = (
     Command("passwd", "", "change your own password", cmd_passwd),
     Command("log", "[N] [LOGIN]", "show the N most recent changes", cmd_log, ("login", "login")),
     Command("whoami", "", "show your login and role", cmd_whoami),
+    Command("nodes", "", "list the nodes serving a shared store (admins)", cmd_nodes, admin=True),
     Command("manhole", "", "open a Python prompt inside the server (admins)", cmd_manhole),
     Command("clear", "", "clear the screen", cmd_clear),
     Command("quit", "", "end the session", cmd_quit, aliases=("exit", "logout")),

@@ -239,8 +239,9 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
 
     def test_nodes_registered(self) -> None:
         """
-        Every node registers itself (named by host and SSH port); C{sshfinger nodes} lists all three and, as
-        each node here made its own host keys, warns that they differ and exits 1.
+        Every node registers itself (named by host and SSH port); C{sshfinger nodes} and the admin shell's
+        C{nodes} list all three and, as each node here made its own host keys, warn that they differ (the tool
+        exits 1).
         """
         wait_for(lambda: run_tool("nodes", "--store", self.url).stdout.count("sshfinger 0.") == 3, interval=0.2)
         result = run_tool("nodes", "--store", self.url)
@@ -248,6 +249,10 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         for node in self.nodes:
             self.assertIn(f":{node.ssh_port}  sshfinger", result.stdout)
         self.assertIn("warning: nodes serve different host keys", result.stdout)
+        wait_for(lambda: ssh_run(self.nodes[0], "admin", ["nodes"]).stdout.count("sshfinger 0.") == 3,
+                 timeout=15, interval=0.5)  # fmt: skip
+        shell = ssh_run(self.nodes[0], "admin", ["nodes"])
+        self.assertIn("warning: nodes serve different host keys", shell.stdout)
 
 
 class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):

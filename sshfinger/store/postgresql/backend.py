@@ -165,6 +165,9 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         self._own: set[int] = set()
         self._staged: dict[str, Account | PlainAccount] | None = None
         self.password_hashes = {}
+        #: The node registry as this node's last heartbeat read it (L{sshfinger.store.postgresql.nodes.NodeRow}s),
+        #: or L{None} before the first one: the shell's C{nodes} command reads it without waiting.
+        self.known_nodes: list[Any] | None = None
         #: Whether the feed's LISTEN connection is up: while it is not, queries wait less for a connection.
         self.reachable = True
 

@@ -26,7 +26,7 @@ from sshfinger.store.interfaces import FeedGap
 from sshfinger.store.postgresql import open_backend
 from sshfinger.store.postgresql.backend import PostgreSQLBackend
 from sshfinger.store.postgresql.feed import describe_error
-from sshfinger.store.postgresql.nodes import heartbeat
+from sshfinger.store.postgresql.nodes import heartbeat, list_nodes
 from sshfinger.store.postgresql.tuning import HEARTBEAT_INTERVAL
 
 
@@ -154,7 +154,11 @@ class PostgreSQLStoreService(Service):
         started = self._started_at
 
         def beat() -> None:
-            backend.run(lambda c: heartbeat(c, name, __version__, keys, started, backend.applied), "heartbeat")
+            def work(connection: Any) -> None:
+                heartbeat(connection, name, __version__, keys, started, backend.applied)
+                backend.known_nodes = list_nodes(connection)
+
+            backend.run(work, "heartbeat")
 
         return self._executor(beat).addErrback(lambda _: None)
 
