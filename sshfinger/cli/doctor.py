@@ -91,6 +91,12 @@ def check_store(path: str, report: Report) -> None:
     """
     The SQLite store: opens (upgrading if needed), passes C{PRAGMA integrity_check}.
     """
+    if path.startswith(("postgresql://", "postgres://")):  # a shared store: its own checks
+        from sshfinger.store.postgresql.nodes import doctor_findings
+
+        for level, text in doctor_findings(path):
+            getattr(report, level)(text)
+        return
     if not os.path.exists(path):
         report.warn(f"store {path}: does not exist yet (created at first start; 'sshfinger init' adds demo data)")
         return

@@ -241,7 +241,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         """
         Every node registers itself (named by host and SSH port); C{sshfinger nodes} and the admin shell's
         C{nodes} list all three and, as each node here made its own host keys, warn that they differ (the tool
-        exits 1).
+        exits 1), and so does C{sshfinger doctor}.
         """
         wait_for(lambda: run_tool("nodes", "--store", self.url).stdout.count("sshfinger 0.") == 3, interval=0.2)
         result = run_tool("nodes", "--store", self.url)
@@ -253,6 +253,9 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
                  timeout=15, interval=0.5)  # fmt: skip
         shell = ssh_run(self.nodes[0], "admin", ["nodes"])
         self.assertIn("warning: nodes serve different host keys", shell.stdout)
+        doctor = run_tool("doctor", "--store", self.url, "--keys", os.path.join(self.directory, "node0", "keys"))
+        self.assertIn("integrity ok, 3 accounts", doctor.stdout)
+        self.assertIn("nodes: nodes serve different host keys", doctor.stdout)
 
 
 class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):

@@ -92,4 +92,30 @@ def format_nodes(nodes: Sequence[NodeRow], now: float) -> list[str]:
     return lines
 
 
-__all__ = ["NodeRow", "format_nodes", "heartbeat", "list_nodes", "node_warnings"]
+def doctor_findings(url: str) -> list[tuple[str, str]]:
+    """
+    What C{sshfinger doctor} reports about a PostgreSQL store: whether it opens (upgrading if needed), the
+    integrity of its change log, and the node registry's warnings; as (C{"ok"}, C{"warn"} or C{"fail"}, text).
+    """
+    from sshfinger.model.errors import StoreError
+    from sshfinger.store.postgresql import open_backend
+
+    backend = open_backend(url)
+    try:
+        accounts = backend.open_by_login()
+        problems = backend.check()
+        nodes = backend.run(list_nodes)
+    except StoreError as e:
+        return [("fail", f"store {backend.description}: {e}")]
+    finally:
+        backend.close()
+    findings = [("fail", f"store {backend.description}: {problem}") for problem in problems]
+    if not problems:
+        findings.append(("ok", f"store {backend.description}: integrity ok, {len(accounts)} accounts"))
+    findings += [("warn", f"nodes: {warning}") for warning in node_warnings(nodes, time.time())]
+    if nodes:
+        findings.append(("ok", f"nodes: {len(nodes)} registered ({', '.join(node.name for node in nodes)})"))
+    return findings
+
+
+__all__ = ["NodeRow", "doctor_findings", "format_nodes", "heartbeat", "list_nodes", "node_warnings"]
