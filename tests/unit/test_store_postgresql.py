@@ -303,6 +303,21 @@ class FeedTests(SynchronousTestCase):
         follower.wake()
         self.assertEqual(follower_store.peek("alice").status, "after")  # type: ignore[union-attr]
 
+    def test_write_during_reload(self) -> None:
+        """
+        A write of the follower's own committed between loading a reload and installing it is not lost: the
+        next read of the feed brings it back into the view.
+        """
+        self.successResultOf(self.b.create("alice", ROOT))
+        self.successResultOf(self.a.poll())
+        backend: Any = self.a.backend
+        backend.stage_reload()
+        self.successResultOf(self.a.update("alice", {"status": "meanwhile"}, ROOT))
+        self.a.open()  # installs the reload, loaded before the write
+        self.assertEqual(self.a.peek("alice").status, "")  # type: ignore[union-attr]
+        self.successResultOf(self.a.poll())
+        self.assertEqual(self.a.peek("alice").status, "meanwhile")  # type: ignore[union-attr]
+
     def test_password_hash_follows(self) -> None:
         """
         A password hash set through A is in B's memory after B follows the feed (and gone once A removes it, or

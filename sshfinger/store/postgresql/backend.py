@@ -348,7 +348,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
             return result, changes, seqs
 
         result, changes, seqs = self.run(transaction, "cannot save change")
-        if seqs:
+        if seqs and self._staged is None:  # (while a reload waits to be taken, the next poll re-reads this write)
             if seqs[0] == self._applied + 1 and not self._own:
                 self._applied = seqs[-1]
             else:

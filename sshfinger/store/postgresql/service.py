@@ -93,6 +93,7 @@ class Follower:
         def loaded(count: int) -> None:
             self.store.open()  # takes what stage_reload loaded: no I/O here
             self.log.info("Reloaded {count} accounts from {store}", count=count, store=self._backend.description)
+            self._again = True  # what was committed since the reload (own writes included) is read next
             self._finish()
 
         def failed(reason: Failure) -> None:
