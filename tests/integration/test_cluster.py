@@ -303,6 +303,7 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
         wait_for(lambda: self.set_status(self.nodes[0], "alice", "after") == 0, timeout=20, interval=0.5)
         for node in self.nodes:
             wait_for(lambda node=node: status_of(node, "alice") == "after", timeout=15)
+            wait_for(lambda node=node: "Following the changes" in node.log(), timeout=15)
             log = node.log()
             self.assertEqual(log.count("Lost the change feed"), 1, log)
             self.assertLessEqual(log.count("Cannot read the changes"), 1, log)
