@@ -132,6 +132,8 @@ class PostgreSQLFeed:
         backend = self._backend
 
         def publish(payload: str) -> Any:
+            if not backend.reachable:
+                return None  # never hold a (bcrypt) thread waiting for a database that is away
             def notify() -> None:
                 backend.run(lambda c: c.execute("SELECT pg_notify(%s, %s)", (FAILURES_CHANNEL, payload)))
 
