@@ -399,6 +399,30 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
         wait_for(lambda: any("SSH login refused: admin from 127.0.0.4:" in node.log() for node in self.nodes))
 
 
+    def test_penalties_through_haproxy(self) -> None:
+        """
+        Ten failed logins from 127.0.0.7 through HAProxy (spread over both nodes by it) get 127.0.0.7 refused
+        by both nodes, while another client through the same HAProxy still logs in: the penalty is on the real
+        client address, shared by the nodes, never on HAProxy's.
+        """
+        proxy = type("Via", (), {"ssh_port": self.ssh_port})()
+
+        def fail() -> None:
+            ssh_run(proxy, "admin", ["whoami"], password="wrong", bind="127.0.0.7")  # type: ignore[arg-type]
+
+        threads = [threading.Thread(target=fail) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for node in self.nodes:
+            wait_for(lambda node=node: "SSH source 127.0.0.7 penalised" in node.log(), interval=0.1)
+        for _ in range(2):  # least connections: both nodes are asked in turn
+            result = ssh_run(proxy, "admin", ["whoami"], bind="127.0.0.7")  # type: ignore[arg-type]
+            self.assertEqual(result.returncode, 255)
+        self.assertEqual(ssh_run(proxy, "admin", ["whoami"], bind="127.0.0.8").returncode, 0)  # type: ignore[arg-type]
+
+
 class StorePasswordTests(ClusterMixin, SynchronousTestCase):
     """
     C{--auth store}: passwords kept with the accounts in the database, shared by every node.
