@@ -61,6 +61,17 @@ _UPSERT_ACCOUNT = (
     f" ON CONFLICT (login) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ACCOUNT_COLUMNS[1:])}"
 )
 CHANGE_COLUMNS = "seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
+#: Take the next sequence numbers, append the changes (given as one array per column) and NOTIFY the new head.
+_LOG_CHANGES = (
+    "WITH next AS (UPDATE feed SET head = head + %s RETURNING head),"
+    f" logged AS (INSERT INTO change_log ({CHANGE_COLUMNS})"
+    "  SELECT next.head - %s + t.n, t.at, t.actor_login, t.actor_channel, t.actor_peer, t.login, t.action,"
+    "   t.field, t.old, t.new"
+    "  FROM next, unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+    "   %s::text[], %s::text[]) WITH ORDINALITY"
+    "   AS t(at, actor_login, actor_channel, actor_peer, login, action, field, old, new, n))"
+    " SELECT head, pg_notify(%s, head::text) FROM next"
+)
 
 
 def schema_script(name: str) -> str:
@@ -357,29 +368,23 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
 
     def _log(self, connection: psycopg.Connection[Any], changes: list[Change]) -> list[int]:
         """
-        Append C{changes} to the change log under the next sequence numbers, prune, and notify the followers.
+        Append C{changes} to the change log under the next sequence numbers and notify the followers, in one
+        statement (one round trip); prune now and then.
         """
         if not changes:
             return []
-        head = connection.execute(
-            "UPDATE feed SET head = head + %s RETURNING head", (len(changes),)
-        ).fetchone()[0]  # type: ignore[index]
+        columns = list(zip(*(
+            (c.at, c.actor.login, c.actor.channel, c.actor.peer, c.login, c.action, c.field, c.old, c.new)
+            for c in changes
+        )))  # fmt: skip
+        parameters = (len(changes), len(changes), *map(list, columns), NOTIFY_CHANNEL)
+        head = connection.execute(_LOG_CHANGES, parameters).fetchone()[0]  # type: ignore[index]
         first = head - len(changes) + 1
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"INSERT INTO change_log ({CHANGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (first + i, c.at, c.actor.login, c.actor.channel, c.actor.peer, c.login, c.action, c.field,
-                     c.old, c.new)
-                    for i, c in enumerate(changes)
-                ],
-            )  # fmt: skip
         interval = min(PRUNE_EVERY, self._changes_keep)
         if head // interval != (first - 1) // interval and head > self._changes_keep:
             through = head - self._changes_keep
             connection.execute("DELETE FROM change_log WHERE seq <= %s", (through,))
             connection.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (through,))
-        connection.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(head)))
         return list(range(first, head + 1))
 
     @staticmethod
