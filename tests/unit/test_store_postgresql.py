@@ -566,7 +566,7 @@ class NodeRegistryTests(SynchronousTestCase):
         """
         import psycopg
 
-        from sshfinger.store.postgresql.backend import schema_script
+        from sshfinger.store.postgresql.rows import schema_script
 
         url = shared_cluster().new_database()
         with psycopg.connect(url, autocommit=True) as connection:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Callable, Mapping
-from importlib.resources import files
 from operator import itemgetter
-from sys import intern
 from typing import Any, TypeVar
 
 import psycopg
@@ -29,7 +27,19 @@ from sshfinger.model.account import Account, Actor, Change, PlainAccount, as_acc
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
 from sshfinger.store.postgresql.extras import MaintenanceMixin, PasswordsMixin
-from sshfinger.store.postgresql.feed import PostgreSQLFeed, change_from_row, describe_error, read_batch
+from sshfinger.store.postgresql.feed import PostgreSQLFeed, describe_error, read_batch
+from sshfinger.store.postgresql.rows import (
+    CHANGE_COLUMNS,
+    LOG_CHANGES,
+    PLAIN,
+    SELECT_ACCOUNT,
+    UPSERT_ACCOUNT,
+    account_from_row,
+    account_values,
+    change_from_row,
+    migration_scripts,
+    redact,
+)
 from sshfinger.store.postgresql.tuning import (
     CHANGES_KEEP,
     CONNECT_OPTIONS,
@@ -49,86 +59,6 @@ T = TypeVar("T")
 # The pool logs every failed connection attempt through the standard library, which twistd shows on stderr once
 # per retry; the feed says once that the database is unreachable and once that it is back.
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
-
-ACCOUNT_COLUMNS = (
-    "login", "real_name", "status", "plan", "office", "phone", "hidden", "role", "keys", "updated_at", "updated_by",
-)  # fmt: skip
-SELECT_ACCOUNT = f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"
-#: Accounts that set nothing but their name, status and stamp load as L{PlainAccount} rows.
-_PLAIN = "plan = '' AND office = '' AND phone = '' AND NOT hidden AND role = 'user' AND keys = '{}'"
-_UPSERT_ACCOUNT = (
-    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ACCOUNT_COLUMNS))})"
-    f" ON CONFLICT (login) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ACCOUNT_COLUMNS[1:])}"
-)
-CHANGE_COLUMNS = "seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
-#: Take the next sequence numbers, append the changes (given as one array per column) and NOTIFY the new head.
-_LOG_CHANGES = (
-    "WITH next AS (UPDATE feed SET head = head + %s RETURNING head),"
-    f" logged AS (INSERT INTO change_log ({CHANGE_COLUMNS})"
-    "  SELECT next.head - %s + t.n, t.at, t.actor_login, t.actor_channel, t.actor_peer, t.login, t.action,"
-    "   t.field, t.old, t.new"
-    "  FROM next, unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    "   %s::text[], %s::text[]) WITH ORDINALITY"
-    "   AS t(at, actor_login, actor_channel, actor_peer, login, action, field, old, new, n))"
-    " SELECT head, pg_notify(%s, head::text) FROM next"
-)
-
-
-def schema_script(name: str) -> str:
-    """
-    Read one SQL script shipped in C{sshfinger/store/postgresql/schema/}.
-    """
-    return files("sshfinger.store.postgresql").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
-
-
-def migration_scripts(version: int | None) -> list[tuple[int, str]]:
-    """
-    List the scripts that bring a database from C{version} (L{None}: empty) to L{SCHEMA_VERSION}, as (version
-    reached, script) pairs: C{v1.sql}, then every C{upgrade-to-vN.sql}.
-    """
-    steps: list[tuple[int, str]] = []
-    if version is None:
-        steps.append((1, schema_script("v1.sql")))
-        version = 1
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
-    return steps
-
-
-def account_from_row(row: tuple) -> Account:
-    """
-    Build an L{Account} from the columns of L{ACCOUNT_COLUMNS}.
-    """
-    login, real_name, status, plan, office, phone, hidden, role, keys, updated_at, updated_by = row
-    return Account(
-        login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
-        intern(updated_by),
-    )  # fmt: skip
-
-
-def _account_values(account: Account) -> tuple:
-    return (
-        account.login, account.real_name, account.status, account.plan, account.office, account.phone,
-        account.hidden, account.role, list(account.keys), account.updated_at, account.updated_by,
-    )  # fmt: skip
-
-
-def redact(url: str) -> str:
-    """
-    Return a connection URL without its password, for descriptions and logs.
-    """
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://(unparsable)"
-    if "password" not in info:
-        return url
-    scheme, _, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        credentials, _, host = rest.partition("@")
-        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
-    return f"{scheme}://{rest}".replace(f"password={info['password']}", "password=***")
-
 
 @implementer(IStoreBackend, IStoreMaintenance)
 class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
@@ -327,11 +257,11 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
             accounts: dict[str, Account | PlainAccount] = {}
             # A server-side cursor read in chunks: the whole result never sits in libpq's memory at once.
             with connection.cursor(name="sshfinger_load") as cursor:
-                cursor.execute(f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {_PLAIN}")
+                cursor.execute(f"SELECT login, real_name, status, updated_at, updated_by FROM accounts WHERE {PLAIN}")
                 while rows := cursor.fetchmany(LOAD_CHUNK):
                     accounts.update(zip(map(itemgetter(0), rows), rows))
             del rows
-            for row in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({_PLAIN})"):
+            for row in connection.execute(f"{SELECT_ACCOUNT} WHERE NOT ({PLAIN})"):
                 accounts[row[0]] = account_from_row(row)
         return accounts, int(head)
 
@@ -378,7 +308,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
             for c in changes
         )))  # fmt: skip
         parameters = (len(changes), len(changes), *map(list, columns), NOTIFY_CHANNEL)
-        head = connection.execute(_LOG_CHANGES, parameters).fetchone()[0]  # type: ignore[index]
+        head = connection.execute(LOG_CHANGES, parameters).fetchone()[0]  # type: ignore[index]
         first = head - len(changes) + 1
         interval = min(PRUNE_EVERY, self._changes_keep)
         if head // interval != (first - 1) // interval and head > self._changes_keep:
@@ -401,7 +331,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
             if self._load(connection, login) is not None:
                 raise AccountExists(login)
             account = Account(login).with_changes(values, actor.login, at)
-            connection.execute(_UPSERT_ACCOUNT, _account_values(account))
+            connection.execute(UPSERT_ACCOUNT, account_values(account))
             return account, diff(None, account, actor, at)
 
         return self._write(work)
@@ -416,7 +346,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
             if old is None:
                 raise NoSuchAccount(login)
             account = old.with_changes(values, actor.login, at)
-            connection.execute(_UPSERT_ACCOUNT, _account_values(account))
+            connection.execute(UPSERT_ACCOUNT, account_values(account))
             return account, diff(old, account, actor, at)
 
         return self._write(work)
@@ -529,4 +459,4 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         return [(login, states.get(login), changes) for login, changes in changed.items()]
 
 
-__all__ = ["PostgreSQLBackend", "SCHEMA_VERSION", "migration_scripts", "schema_script"]
+__all__ = ["PostgreSQLBackend"]

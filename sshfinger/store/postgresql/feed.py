@@ -15,8 +15,9 @@ import psycopg
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from sshfinger.model.account import Account, Actor, Change
+from sshfinger.model.account import Account
 from sshfinger.store.interfaces import FeedBatch, FeedGap, IChangeFeed
+from sshfinger.store.postgresql.rows import CHANGE_COLUMNS, SELECT_ACCOUNT, account_from_row, change_from_row
 
 if TYPE_CHECKING:
     from sshfinger.store.postgresql.backend import PostgreSQLBackend
@@ -31,15 +32,6 @@ def describe_error(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def change_from_row(row: tuple) -> Change:
-    """
-    Build a L{Change} from the C{change_log} columns C{seq, at, actor_login, actor_channel, actor_peer, login,
-    action, field, old, new}.
-    """
-    _seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new = row
-    return Change(at, Actor(actor_login, actor_channel, actor_peer), login, action, field, old, new)
-
-
 def read_batch(connection: psycopg.Connection[Any], seq: int, limit: int) -> FeedBatch:
     """
     Read at most C{limit} changes after C{seq}, and the current state of the accounts they touch, from one
@@ -47,8 +39,6 @@ def read_batch(connection: psycopg.Connection[Any], seq: int, limit: int) -> Fee
 
     @raise FeedGap: if changes after C{seq} were pruned, or C{seq} is beyond the head (another database).
     """
-    from sshfinger.store.postgresql.backend import CHANGE_COLUMNS, SELECT_ACCOUNT, account_from_row
-
     with connection.transaction():
         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         head, pruned = connection.execute("SELECT head, pruned_through FROM feed").fetchone()  # type: ignore[misc]
@@ -156,4 +146,4 @@ class PostgreSQLFeed:
         return self._backend.read_after(seq, limit)
 
 
-__all__ = ["PostgreSQLFeed", "change_from_row", "describe_error", "read_batch"]
+__all__ = ["PostgreSQLFeed", "describe_error", "read_batch"]
