@@ -74,7 +74,8 @@ class Follower:
         if reason.check(FeedGap):
             self._reload(reason.value)
             return
-        if not self._failing:
+        # Said once per outage, and not at all when the LISTEN connection already said the database is away.
+        if not self._failing and self._backend.reachable:
             self._failing = True
             self.log.warn(
                 "Cannot read the changes of {store}: {error} (finger answers from memory meanwhile)",
