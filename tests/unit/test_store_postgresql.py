@@ -15,7 +15,7 @@ from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from sshfinger.model.account import Change
@@ -474,6 +474,47 @@ class ListenTests(TestCase):
         self.assertGreater(shared_a.failed("192.0.2.7"), 0.0)
         yield self.until(lambda: shared_b.blocked("192.0.2.7") > 0)
         self.assertEqual(shared_b.blocked("192.0.2.8"), 0.0)
+
+    @inlineCallbacks
+    def test_half_open(self) -> Any:
+        """
+        A LISTEN connection whose server stops answering (its backend process frozen with SIGSTOP, as a
+        half-open TCP connection behaves) is dropped when a liveness query goes unanswered, and replaced by a
+        new one, which wakes the follower.
+        """
+        import os
+        import signal
+
+        from sshfinger.store.postgresql.listener import Listener
+
+        if os.environ.get("SSHFINGER_TEST_PG"):
+            raise SkipTest("freezes a server process: needs the throwaway cluster")
+        backend = new_backend()
+        backend.open()
+        self.addCleanup(backend.close)
+        wakes: list[float] = []
+        states: list[bool] = []
+        listener = Listener(lambda: backend.connect("listen"), lambda: wakes.append(1), global_reactor,
+                            backend.description, interval=0.2, on_state=states.append, liveness_timeout=0.5)  # fmt: skip
+        listener.start()
+        self.addCleanup(listener.stop)
+        yield self.until(lambda: listener.connected)
+        database = backend.url.split("/")[3].split("?")[0]
+        query = (
+            "SELECT pid FROM pg_stat_activity"
+            f" WHERE application_name = 'sshfinger-listen' AND datname = '{database}'"
+        )
+        [(frozen,)] = shared_cluster().execute(query)
+        os.kill(frozen, signal.SIGSTOP)
+        self.addCleanup(lambda: (os.kill(frozen, signal.SIGCONT), shared_cluster().execute(
+            f"SELECT pg_terminate_backend({frozen})")))  # fmt: skip
+        yield self.until(lambda: states[:1] == [False])
+        yield self.until(lambda: states == [False, True] and listener.connected)
+        pids = {pid for (pid,) in shared_cluster().execute(query)}
+        self.assertIn(frozen, pids)  # still there, frozen: the node did not wait for it
+        self.assertEqual(len(pids), 2)
+        before = len(wakes)
+        yield self.until(lambda: len(wakes) > before)
 
     @inlineCallbacks
     def until(self, condition: Any, timeout: float = 10.0) -> Any:

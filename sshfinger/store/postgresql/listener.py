@@ -96,6 +96,7 @@ class Listener:
         threadpool: Any = None,
         on_state: Callable[[bool], None] | None = None,
         channels: dict[str, Callable[[str], None]] | None = None,
+        liveness_timeout: float = LIVENESS_TIMEOUT,
     ) -> None:
         """
         @param connect: opens a new autocommit connection (blocking; run in a thread).
@@ -106,6 +107,7 @@ class Listener:
         @param threadpool: where connecting runs (default: the reactor's).
         @param on_state: told C{False} when the database is found unreachable, C{True} when it is back.
         @param channels: more channels to LISTEN on, each with what to call with a notification's payload.
+        @param liveness_timeout: seconds the answer to a liveness query may take before the connection is dropped.
         """
         self._connect_fn = connect
         self._wake = wake
@@ -124,6 +126,7 @@ class Listener:
         self._failing = False
         self._on_state = on_state
         self._channels = dict(channels or {})
+        self._liveness_timeout = liveness_timeout
         self.connected = False
 
     def start(self) -> None:
@@ -289,11 +292,11 @@ class Listener:
         except psycopg.Error as e:
             self._lose(describe_error(e))
             return
-        self._probe_deadline = self._reactor.callLater(LIVENESS_TIMEOUT, self._no_answer)
+        self._probe_deadline = self._reactor.callLater(self._liveness_timeout, self._no_answer)
 
     def _no_answer(self) -> None:
         self._probe_deadline = None
-        self._lose(f"no answer to a liveness query within {LIVENESS_TIMEOUT:g} s")
+        self._lose(f"no answer to a liveness query within {self._liveness_timeout:g} s")
 
     def _lose(self, error: str) -> None:
         self._drop()
