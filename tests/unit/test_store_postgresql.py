@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from twisted.internet import reactor as global_reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
@@ -20,7 +20,7 @@ from zope.interface.verify import verifyObject
 
 from sshfinger.model.account import Change
 from sshfinger.model.errors import StoreError, StoreUnavailable
-from sshfinger.store.cached import CachedStore, run_now
+from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap, IChangeFeed, IStoreBackend, IStoreMaintenance
 from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 from tests.pgcluster import shared_cluster
@@ -33,9 +33,11 @@ def new_backend(url: str | None = None, **options: Any) -> Any:
 
     @raise SkipTest: if PostgreSQL cannot be used here.
     """
-    from sshfinger.store.postgresql import open_backend
-
-    return open_backend(url or shared_cluster().new_database(), **options)
+    try:
+        from sshfinger.store.postgresql.backend import PostgreSQLBackend
+    except ImportError as e:
+        raise SkipTest(f"the postgresql extra is not installed: {e}") from None
+    return PostgreSQLBackend(url or shared_cluster().new_database(), **options)
 
 
 class PostgreSQLStoreTests(StoreTestsMixin, SynchronousTestCase):
@@ -43,11 +45,14 @@ class PostgreSQLStoreTests(StoreTestsMixin, SynchronousTestCase):
     The shared store suite over a L{PostgreSQLBackend}, plus persistence across reopening.
     """
 
-    def make_backend(self) -> IStoreBackend:
+    def make_backend(self, changes_keep: int | None = None, changes_max_bytes: int | None = None) -> IStoreBackend:
         """
-        Make a backend on a new database.
+        Make a backend on a new database (the first call in a test), or another one on the same database.
         """
-        backend = new_backend()
+        if changes_max_bytes is not None:
+            raise SkipTest("the PostgreSQL change log is bounded by a count of changes only (--audit-keep)")
+        options = {} if changes_keep is None else {"changes_keep": changes_keep}
+        backend = new_backend(getattr(self, "url", None), **options)
         self.url = backend.url
         return backend  # type: ignore[no-any-return]
 
@@ -133,7 +138,7 @@ class FeedTests(SynchronousTestCase):
 
     def test_two_stores_follow_each_other(self) -> None:
         """
-        What A commits B sees after polling, with its changes told to B's subscribers in order, and the other way
+        What A commits B sees after catching up, with its changes told to B's subscribers in order, and the other way
         round; a store does not hear of its own writes twice.
         """
         heard_a: list[Change] = []
@@ -141,16 +146,16 @@ class FeedTests(SynchronousTestCase):
         self.a.subscribe(heard_a.append)
         self.b.subscribe(heard_b.append)
         self.successResultOf(self.a.create("alice", ROOT, {"status": "in"}))
-        self.assertEqual(self.successResultOf(self.b.poll()), 1)
+        self.assertEqual(self.successResultOf(self.b.catch_up()), 2)  # the create and its status
         self.assertEqual(self.b.peek("alice"), self.a.peek("alice"))
         self.successResultOf(self.b.update("alice", {"status": "out"}, ALICE))
         self.successResultOf(self.b.delete("alice", ROOT))
-        self.successResultOf(self.a.poll())
+        self.successResultOf(self.a.catch_up())
         self.assertIsNone(self.a.peek("alice"))
         self.assertEqual(heard_a, heard_b)
         self.assertEqual([c.action for c in heard_a], ["create", "update", "update", "delete"])
-        self.assertEqual(self.successResultOf(self.a.poll()), 0)
-        self.assertEqual(self.successResultOf(self.b.poll()), 0)
+        self.assertEqual(self.successResultOf(self.a.catch_up()), 0)
+        self.assertEqual(self.successResultOf(self.b.catch_up()), 0)
 
     def test_read_after(self) -> None:
         """
@@ -215,8 +220,8 @@ class FeedTests(SynchronousTestCase):
         done.set()
         follower.join()
         self.assertEqual(seen, list(range(start + 1, start + 161)))
-        self.successResultOf(self.a.poll())
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.a.catch_up())
+        self.successResultOf(self.b.catch_up())
         for index in range(4):
             self.assertEqual(self.a.peek(f"w{index}").status, "39")  # type: ignore[union-attr]
             self.assertEqual(self.b.peek(f"w{index}"), self.a.peek(f"w{index}"))
@@ -227,7 +232,7 @@ class FeedTests(SynchronousTestCase):
         replaced, and both stores end with the last one.
         """
         self.successResultOf(self.a.create("alice", ROOT, {"status": "0"}))
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         writers = [new_backend(self.url) for _ in range(2)]
         for backend in writers:
             backend.open()
@@ -244,8 +249,8 @@ class FeedTests(SynchronousTestCase):
         self.assertEqual(len(trail), 41)
         for before, after in zip(trail, trail[1:]):
             self.assertEqual(after.old, before.new)
-        self.successResultOf(self.a.poll())
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.a.catch_up())
+        self.successResultOf(self.b.catch_up())
         self.assertEqual(self.a.peek("alice").status, trail[-1].new)  # type: ignore[union-attr]
         self.assertEqual(self.b.peek("alice"), self.a.peek("alice"))
 
@@ -255,7 +260,7 @@ class FeedTests(SynchronousTestCase):
         change A made meanwhile.
         """
         self.successResultOf(self.a.create("alice", ROOT))
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         database = self.url.split("/")[3].split("?")[0]
         killed = shared_cluster().execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -267,18 +272,16 @@ class FeedTests(SynchronousTestCase):
         self.successResultOf(self.a.create("bob", ROOT))
         heard: list[Change] = []
         self.b.subscribe(heard.append)
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         self.assertEqual(self.b.peek("alice").status, "4")  # type: ignore[union-attr]
         self.assertIsNotNone(self.b.peek("bob"))
         self.assertEqual([c.new for c in heard if c.field == "status"], ["0", "1", "2", "3", "4"])
 
     def test_behind_the_horizon(self) -> None:
         """
-        A follower whose next change was pruned is told so (L{FeedGap}); the service's follower then reloads
-        every account, says so in the log, and follows on from there.
+        A follower whose next change was pruned (L{FeedGap}) reloads every account as it catches up, says so in
+        the log, and follows on from there.
         """
-        from sshfinger.store.postgresql.service import Follower
-
         writer = self.open_store(changes_keep=5)
         follower_store = self.open_store()
         self.successResultOf(writer.create("alice", ROOT))
@@ -286,7 +289,6 @@ class FeedTests(SynchronousTestCase):
         for n in range(12):
             self.successResultOf(writer.update("alice", {"status": str(n)}, ROOT))
         self.successResultOf(writer.delete("bob", ROOT))
-        self.assertIsInstance(self.failureResultOf(follower_store.poll()).value, FeedGap)
         self.assertRaises(FeedGap, writer.backend.feed.read_after, 0, 10)  # type: ignore[attr-defined]
 
         logged: list[dict[str, Any]] = []
@@ -294,29 +296,13 @@ class FeedTests(SynchronousTestCase):
 
         globalLogPublisher.addObserver(logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
-        follower = Follower(follower_store, follower_store.backend, run_now)  # type: ignore[arg-type]
-        follower.wake()
+        self.successResultOf(follower_store.catch_up())
         self.assertEqual(follower_store.peek("alice").status, "11")  # type: ignore[union-attr]
         self.assertIsNone(follower_store.peek("bob"))
-        self.assertTrue(any("fell behind" in event.get("log_format", "") for event in logged))
+        self.assertTrue(any("reloaded" in event.get("log_format", "") for event in logged))
         self.successResultOf(writer.update("alice", {"status": "after"}, ROOT))
-        follower.wake()
+        self.successResultOf(follower_store.catch_up())
         self.assertEqual(follower_store.peek("alice").status, "after")  # type: ignore[union-attr]
-
-    def test_write_during_reload(self) -> None:
-        """
-        A write of the follower's own committed between loading a reload and installing it is not lost: the
-        next read of the feed brings it back into the view.
-        """
-        self.successResultOf(self.b.create("alice", ROOT))
-        self.successResultOf(self.a.poll())
-        backend: Any = self.a.backend
-        backend.stage_reload()
-        self.successResultOf(self.a.update("alice", {"status": "meanwhile"}, ROOT))
-        self.a.open()  # installs the reload, loaded before the write
-        self.assertEqual(self.a.peek("alice").status, "")  # type: ignore[union-attr]
-        self.successResultOf(self.a.poll())
-        self.assertEqual(self.a.peek("alice").status, "meanwhile")  # type: ignore[union-attr]
 
     def test_password_hash_follows(self) -> None:
         """
@@ -324,23 +310,23 @@ class FeedTests(SynchronousTestCase):
         deletes the account); the audit trail says the password changed, never the hash.
         """
         self.successResultOf(self.a.create("alice", ROOT))
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         a: Any = self.a.backend
         b: Any = self.b.backend
         a.set_password_hash("alice", b"$2b$04$first", ALICE, 5.0)
         self.assertIsNone(b.cached_password_hash("alice"))
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         self.assertEqual(b.cached_password_hash("alice"), b"$2b$04$first")
         trail = self.successResultOf(self.b.recent_changes(1, "alice"))
         self.assertEqual((trail[0].field, trail[0].old, trail[0].new), ("password", None, "(set)"))
         a.set_password_hash("alice", None, ALICE, 6.0)
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         self.assertIsNone(b.cached_password_hash("alice"))
         a.set_password_hash("alice", b"$2b$04$again", ALICE, 7.0)
-        self.successResultOf(self.b.poll())
+        self.successResultOf(self.b.catch_up())
         self.successResultOf(self.b.delete("alice", ROOT))
         self.assertIsNone(b.cached_password_hash("alice"))
-        self.successResultOf(self.a.poll())
+        self.successResultOf(self.a.catch_up())
         self.assertIsNone(a.cached_password_hash("alice"))
 
     def test_other_database_is_a_gap(self) -> None:
@@ -424,15 +410,15 @@ class ListenTests(TestCase):
         second (well before the timer would read); after the other's LISTEN backend is terminated it
         reconnects and catches up, and says so in the log once.
         """
-        from sshfinger.store.postgresql.service import make_postgresql_store
+        from sshfinger.store.service import make_store
 
         url = shared_cluster().new_database()
-        a = make_postgresql_store(url, global_reactor)
-        b = make_postgresql_store(url, global_reactor)
+        a = make_store(url, global_reactor)
+        b = make_store(url, global_reactor)
         for service in (a, b):
             service.startService()
             self.addCleanup(service.stopService)
-        yield self.until(lambda: b.backend.feed.listener.connected)
+        yield self.until(lambda: b.store.backend.feed.listener.connected)
         started = global_reactor.seconds()
         yield a.store.create("alice", ROOT, {"status": "hello"})
         yield self.until(lambda: b.store.peek("alice") is not None)
@@ -442,9 +428,9 @@ class ListenTests(TestCase):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sshfinger-listen'"
             f" AND datname = '{url.split('/')[3].split('?')[0]}'"
         )
-        yield self.until(lambda: not b.backend.feed.listener.connected)
+        yield self.until(lambda: not b.store.backend.feed.listener.connected)
         yield a.store.update("alice", {"status": "while away"}, ROOT)
-        yield self.until(lambda: b.backend.feed.listener.connected)
+        yield self.until(lambda: b.store.backend.feed.listener.connected)
         yield self.until(lambda: b.store.peek("alice").status == "while away")  # type: ignore[union-attr]
 
     @inlineCallbacks
@@ -454,18 +440,18 @@ class ListenTests(TestCase):
         source on A, B refuses it as well; A does not count its own announcements twice.
         """
         from sshfinger.ssh.penalties import SourcePenalties
-        from sshfinger.store.postgresql.service import make_postgresql_store
+        from sshfinger.store.service import make_store
 
         url = shared_cluster().new_database()
-        a = make_postgresql_store(url, global_reactor)
-        b = make_postgresql_store(url, global_reactor)
+        a = make_store(url, global_reactor)
+        b = make_store(url, global_reactor)
         run = lambda f: deferToThread(f)  # noqa: E731
-        shared_a = a.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
-        shared_b = b.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
+        shared_a = a.store.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
+        shared_b = b.store.backend.feed.share_penalties(SourcePenalties(global_reactor), run)
         for service in (a, b):
             service.startService()
             self.addCleanup(service.stopService)
-        yield self.until(lambda: a.backend.feed.listener.connected and b.backend.feed.listener.connected)
+        yield self.until(lambda: a.store.backend.feed.listener.connected and b.store.backend.feed.listener.connected)
         for _ in range(9):
             self.assertEqual(shared_a.failed("192.0.2.7"), 0.0)
         yield deferLater(global_reactor, 0.3, lambda: None)
@@ -620,3 +606,58 @@ class NodeRegistryTests(SynchronousTestCase):
         backend: Any = store.backend
         self.assertEqual(backend.run(backend.schema_version), SCHEMA_VERSION)
         self.assertEqual(backend.run(lambda c: c.execute("SELECT count(*) FROM nodes").fetchone()[0]), 0)
+
+    def test_heartbeat_service(self) -> None:
+        """
+        The service the backend gives for this node registers it at start with its progress (the view's
+        C{seq}), and each beat reads the registry into C{known_nodes} (what the shell's C{nodes} shows); the
+        doctor's findings name the registered nodes.
+        """
+        store = CachedStore(new_backend(), Clock().seconds)
+        store.open()
+        self.addCleanup(store.close)
+        self.successResultOf(store.create("alice", ROOT))
+        backend: Any = store.backend
+        from sshfinger.store.postgresql.nodes import NodeHeartbeat
+
+        self.assertIsInstance(backend.node_heartbeat(store, "node-a", ["SHA256:k"]), NodeHeartbeat)
+        clock = Clock()
+        service = NodeHeartbeat(backend, lambda: store.seq, "node-a", ["SHA256:k"], clock, lambda f, *a: succeed(f(*a)))
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertEqual([(n.name, n.host_keys, n.lag) for n in backend.known_nodes], [("node-a", "SHA256:k", 0)])
+        findings = backend.doctor_findings()
+        self.assertIn(("ok", "nodes: 1 registered (node-a)"), findings)
+
+
+class RegistryTests(SynchronousTestCase):
+    """
+    The backend registry opens C{postgresql://} and C{postgres://} stores, and the feed's head works before the
+    backend is opened.
+    """
+
+    def test_registry(self) -> None:
+        """
+        Both schemes open a PostgreSQL backend through the registry; a URL libpq cannot parse is one line.
+        """
+        from sshfinger.store.registry import check_store_spec, open_backend
+
+        url = shared_cluster().new_database()
+        for spec in (url, url.replace("postgresql://", "postgres://", 1)):
+            backend: Any = open_backend(spec)
+            self.assertEqual(type(backend).__name__, "PostgreSQLBackend")
+            self.assertEqual(backend.head(), 0)  # before opening, on an empty database
+        error = self.assertRaises(ValueError, check_store_spec, "postgresql://host/db?nosuchoption=1")
+        self.assertNotIn("\n", str(error))
+
+    def test_head_before_open(self) -> None:
+        """
+        A second backend's feed reads the head of a used database before it is opened.
+        """
+        store = CachedStore(new_backend(), Clock().seconds)
+        store.open()
+        self.addCleanup(store.close)
+        self.successResultOf(store.create("alice", ROOT, {"status": "x"}))
+        other: Any = new_backend(store.backend.url)  # type: ignore[attr-defined]
+        self.assertEqual(other.feed.head(), store.seq)
+        self.assertGreater(store.seq, 0)

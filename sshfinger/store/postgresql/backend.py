@@ -292,8 +292,10 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         parameters = (len(changes), len(changes), *map(list, columns), NOTIFY_CHANNEL)
         head = connection.execute(LOG_CHANGES, parameters).fetchone()[0]  # type: ignore[index]
         first = head - len(changes) + 1
-        interval = min(PRUNE_EVERY, self._changes_keep)
-        if head // interval != (first - 1) // interval and head > self._changes_keep:
+        keep = self._changes_keep
+        # A small log (under PRUNE_EVERY) is kept exact; a large one is pruned each time the head crosses a
+        # multiple of PRUNE_EVERY (it then holds between keep and keep + PRUNE_EVERY changes).
+        if head > keep and (keep < PRUNE_EVERY or head // PRUNE_EVERY != (first - 1) // PRUNE_EVERY):
             through = head - self._changes_keep
             connection.execute("DELETE FROM change_log WHERE seq <= %s", (through,))
             connection.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (through,))

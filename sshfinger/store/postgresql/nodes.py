@@ -117,14 +117,21 @@ class NodeHeartbeat(Service):
     """
 
     def __init__(
-        self, backend: Any, applied: Callable[[], int], name: str, host_keys: Sequence[str], reactor: Any
+        self,
+        backend: Any,
+        applied: Callable[[], int],
+        name: str,
+        host_keys: Sequence[str],
+        reactor: Any,
+        run_in_thread: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         """
         @param backend: the L{sshfinger.store.postgresql.backend.PostgreSQLBackend}, opened before this starts.
         @param applied: returns the sequence number of the last change the node's view applied (its lag).
         @param name: this node's name (C{--node}).
         @param host_keys: the fingerprints of the host keys it serves.
-        @param reactor: runs the timer and the thread.
+        @param reactor: runs the timer (and the thread, by default).
+        @param run_in_thread: runs C{f(*args)} off the reactor thread (default: the reactor's thread pool).
         """
         self.backend = backend
         self.node_name = name
@@ -132,6 +139,9 @@ class NodeHeartbeat(Service):
         self._applied = applied
         self._reactor = reactor
         self._started_at = 0.0
+        self._run_in_thread = run_in_thread or (
+            lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+        )
         self._loop = LoopingCall(self.beat)
         self._loop.clock = reactor
 
@@ -147,7 +157,7 @@ class NodeHeartbeat(Service):
             heartbeat(connection, name, __version__, keys, started, applied)
             backend.known_nodes = list_nodes(connection)
 
-        d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), backend.run, work, "heartbeat")
+        d = self._run_in_thread(backend.run, work, "heartbeat")
         return d.addErrback(lambda _: None)
 
     def startService(self) -> None:
