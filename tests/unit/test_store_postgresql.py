@@ -546,6 +546,23 @@ class SharedPenaltiesTests(SynchronousTestCase):
         shared.heard("other 192.0.2.1")
         self.assertGreater(shared.blocked("192.0.2.1"), 0.0)
 
+    def test_attempt_ended_failed_is_announced(self) -> None:
+        """
+        A password attempt the SSH server counted with C{begin} and ended as failed is announced too (the SSH
+        server ends counted attempts with C{end}, not C{failed}); one that succeeded is not.
+        """
+        from sshfinger.ssh.penalties import SourcePenalties
+        from sshfinger.store.postgresql.penalties import SharedPenalties
+
+        published: list[str] = []
+        shared = SharedPenalties(SourcePenalties(Clock()), lambda p: published.append(p))  # type: ignore[arg-type,func-returns-value]
+        self.assertTrue(shared.begin("192.0.2.2"))
+        shared.end("192.0.2.2", failed=False)
+        self.assertEqual(published, [])
+        self.assertTrue(shared.begin("192.0.2.2"))
+        shared.end("192.0.2.2", failed=True)
+        self.assertEqual(published, [f"{shared.node_id} 192.0.2.2"])
+
 
 class NodeRegistryTests(SynchronousTestCase):
     """

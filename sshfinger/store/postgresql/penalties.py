@@ -46,10 +46,22 @@ class SharedPenalties:
         Count a failure here and announce it.  See L{SourcePenalties.failed}.
         """
         penalty: float = self.local.failed(host)
+        self._announce(host)
+        return penalty
+
+    def end(self, host: str, failed: bool) -> float:
+        """
+        Finish an attempt here, and announce it if it C{failed}.  See L{SourcePenalties.end}.
+        """
+        penalty = float(self.local.end(host, failed))
+        if failed:
+            self._announce(host)
+        return penalty
+
+    def _announce(self, host: str) -> None:
         d = self._publish(f"{self.node_id} {host}")
         if d is not None:
             d.addErrback(lambda _: None)  # the database is away: this node still counts it
-        return penalty
 
     def blocked(self, host: str) -> float:
         """
