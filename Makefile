@@ -24,7 +24,7 @@ SOURCES := pyproject.toml $(shell find sshfinger plugins -type f \( -name '*.py'
 # source is newer than the last install, so `make run` leaves alone a venv that is up to date (and in use, say by
 # the test suite, whose README-command test runs `make run` in the suite's own venv).
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install -q '.[test]'
+	$(BIN)/pip install -q '.[test,postgresql]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,10 +40,12 @@ run: install
 		--auth file:$(RUN_DIR)/passwd --admin admin
 
 # The real client tools the integration tests drive (sshpass, tmux, nc, ssh; chromium and chromedriver for the
-# web face; sshfs); installed when missing.
+# web face; sshfs), PostgreSQL (a throwaway cluster per test module) and HAProxy; installed when missing.
 test-tools:
-	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v sshfs >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client chromium chromium-driver sshfs >/dev/null; }
+	@command -v sshpass >/dev/null && command -v tmux >/dev/null && command -v nc >/dev/null && command -v ssh >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v sshfs >/dev/null \
+		&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v haproxy >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sshpass tmux netcat-openbsd openssh-client chromium chromium-driver sshfs \
+			postgresql haproxy >/dev/null; }
 	@# OpenSSH's /etc/ssh/moduli, as on any host with openssh-server (the hostile GEX test needs it): taken from the package.
 	@test -f /etc/ssh/moduli || { d=$$(mktemp -d) && (cd $$d && apt-get download -qq openssh-server) && \
 		dpkg-deb --fsys-tarfile $$d/openssh-server_*.deb | tar -xO ./etc/ssh/moduli > /etc/ssh/moduli; rm -rf $$d; }

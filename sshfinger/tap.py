@@ -157,6 +157,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             "User store: a SQLite file path or sqlite:PATH (created 0600 if missing), memory:, or a "
             "postgresql:// URL.",
         ],
+        ["node", None, None, "This node's name in a shared store's registry (default: host name and SSH port)."],
         [
             "finger-timeout",
             None,
@@ -389,10 +390,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
 
     def opt_auth(self, description: str) -> None:
         """
-        Add an SSH authentication source (repeatable): file:PATH (bcrypt passwd file), sshkey (system users'
-        ~/.ssh/authorized_keys), memory:USER:PASSWORD[:...]. Public keys in the store always work.
+        Add an SSH authentication source (repeatable): file:PATH (bcrypt passwd file), store (bcrypt hashes kept
+        with the accounts in a PostgreSQL store), sshkey (system users' ~/.ssh/authorized_keys),
+        memory:USER:PASSWORD[:...]. Public keys in the store always work.
         """
         kind, _, argument = description.partition(":")
+        if kind == "store":  # bcrypt hashes kept with the accounts (needs a store that keeps them: PostgreSQL)
+            self["auth-store"] = True
+            return
         if kind in REFUSED_AUTH:
             raise usage.UsageError(f"--auth {kind}: {REFUSED_AUTH[kind]}")
         if kind == "file":
@@ -443,6 +448,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         for option in ("json-log", "log-file", "access-log"):
             if self[option] and not os.path.isdir(os.path.dirname(os.path.abspath(self[option]))):
                 raise usage.UsageError(f"--{option}: directory of {self[option]!r} does not exist")
+        if self.get("auth-store") and not self["store"].startswith(("postgresql://", "postgres://")):
+            raise usage.UsageError("--auth store: needs a store that keeps passwords (--store postgresql://...)")
         if self["no-ssh"]:
             return
         self._check_endpoint("ssh")
@@ -562,6 +569,11 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
     )
     store_service.setName("store")
     store_service.setServiceParent(top)
+    node_heartbeat = getattr(store_service.store.backend, "node_heartbeat", None)
+    if node_heartbeat is not None:  # a store shared by several nodes: register this one
+        from sshfinger.store.postgresql.identity import node_identity
+
+        node_heartbeat(store_service.store, *node_identity(settings)).setServiceParent(top)
 
     access_log = None
     query_log: AccessLog | BatchedEventLog = BatchedEventLog(reactor)  # in the main log, an event per batch

@@ -135,6 +135,8 @@ def check_store(spec: str, report: Report, now: float | None = None) -> None:
             report.fail(f"store {spec}: integrity check: {problems[0]}")
             return
         size = maintenance.size()
+        extra = getattr(store.backend, "doctor_findings", None)  # a shared store's node registry
+        findings = extra() if extra is not None else []
     except StoreError as e:
         report.fail(f"store {spec}: {e}")
         return
@@ -147,6 +149,8 @@ def check_store(spec: str, report: Report, now: float | None = None) -> None:
         f"({size_text(sum(map(change_size, recent)))}), grew {len(day)} entries "
         f"({size_text(sum(map(change_size, day)))}) in the last 24 h"
     )
+    for level, text in findings:
+        getattr(report, level)(text)
 
 
 def check_secret_files(paths: Iterable[str], report: Report) -> None:

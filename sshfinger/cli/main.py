@@ -12,6 +12,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO, TypeVar
@@ -32,7 +33,7 @@ from sshfinger.model.account import (
 )
 from sshfinger.model.audit import format_change
 from sshfinger.model.errors import NoSuchAccount, StoreError
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS, hash_password, set_password
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
 from sshfinger.store.registry import check_store_spec, open_backend
@@ -400,9 +401,52 @@ def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
         check_password_strength(password, args.min_password_length)
     except ValueError as e:
         raise CommandError(str(e)) from None
+    if getattr(args, "store", None):
+        return store_password(args.store, login, password, args.rounds, out)
     set_password(args.file, login, password, args.rounds)
     out.write(f"{args.file}: password set for {login}\n")
     return 0
+
+
+def store_password(spec: str, login: str, password: str, rounds: int, out: TextIO) -> int:
+    """
+    Write a login's bcrypt hash into a store that keeps them (C{--auth store}): every node sees it.
+    """
+    from sshfinger.ssh.storeauth import keeps_passwords
+
+    with offline_store(spec) as store:
+        if not keeps_passwords(store.backend):
+            raise CommandError(f"the store {store.description} cannot keep passwords; use --file (--auth file:PATH)")
+        if store.peek(login) is None:
+            raise CommandError(f"no such user: {login}")
+        store.backend.set_password_hash(login, hash_password(password, rounds), actor(), time.time())  # type: ignore[attr-defined]
+        out.write(f"{store.description}: password set for {login}\n")
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
+    """
+    List the nodes serving a shared (PostgreSQL) store, with warnings; exit status 1 if there are any.
+    """
+    backend: Any = open_backend(args.store)
+    if not callable(getattr(backend, "node_heartbeat", None)):
+        raise CommandError("nodes: only a shared store (--store postgresql://...) has nodes")
+    from sshfinger.store.postgresql.nodes import format_nodes, list_nodes, node_warnings
+
+    connection = backend.connect()
+    try:
+        if backend.schema_version(connection) is None:
+            raise CommandError(f"{backend.description} is empty: no node has served it yet")
+        nodes = list_nodes(connection)
+    finally:
+        connection.close()
+    now = time.time()
+    for line in format_nodes(nodes, now) or ["no nodes registered"]:
+        out.write(line + "\n")
+    warnings = node_warnings(nodes, now)
+    for warning in warnings:
+        out.write(f"warning: {warning}\n")
+    return 1 if warnings else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -463,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passwd", action="append", help="a passwd file given to --auth file: (repeatable)")
     p.add_argument("--finger", default="tcp:79", help="finger endpoint to check (default: tcp:79)")
     p.add_argument("--ssh", default="tcp:2222", help="SSH endpoint to check (default: tcp:2222)")
+    command("nodes", cmd_nodes, "list the nodes serving a shared PostgreSQL store, and warn about them")
     p = sub.add_parser("passwd", help="set a password in a passwd file (bcrypt)")
     p.set_defaults(function=cmd_passwd)
     p.add_argument("login")
@@ -475,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=MIN_PASSWORD_LENGTH,
         help=f"shortest password accepted (default {MIN_PASSWORD_LENGTH})",
     )
+    p.add_argument("--store", help="write the hash into this store instead (--auth store; a postgresql:// store)")
     config_check.register(sub)
     system_users.register(sub, common)
     return parser

@@ -32,7 +32,7 @@ from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups
 from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
-from sshfinger.store.interfaces import IUserStore
+from sshfinger.store.interfaces import IUserStore, feed_of
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.
 BCRYPT_THREADS = usable_cores()
@@ -219,6 +219,12 @@ def make_ssh_service(
 
     # The shell's passwd command needs exactly one file to write to.
     set_password = write_password if len(passwd_files) == 1 else None
+    if config.get("auth-store"):  # --auth store: hashes kept with the accounts (a PostgreSQL store)
+        from sshfinger.ssh.storeauth import StorePasswordChecker, store_password_setter
+
+        backend = store.backend  # type: ignore[attr-defined]
+        checkers.append(StorePasswordChecker(backend, in_pool))
+        set_password = store_password_setter(backend, in_pool, reactor.seconds)  # type: ignore[assignment]
 
     app = ShellApp(
         store=store,
@@ -245,6 +251,9 @@ def make_ssh_service(
     factory.key_policy = lambda user, blob, address: keys_db.refusal(user, blob, address, reactor.seconds())
     if passwd_files:
         store.subscribe(forget_passwords(passwd_files, in_pool))
+    feed = feed_of(getattr(store, "backend", None))
+    if callable(getattr(feed, "share_penalties", None)):  # nodes on one PostgreSQL store count failures together
+        factory.penalties = feed.share_penalties(factory.penalties, in_pool)  # type: ignore[union-attr]
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
     endpoint = strports.service(listen_description(config["ssh"]), factory, reactor)

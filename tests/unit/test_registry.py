@@ -103,7 +103,9 @@ class OpenTests(SynchronousTestCase):
         A C{postgresql://} spec imports C{sshfinger.store.postgresql}, which registers itself; if that import
         fails, the error is one line saying which extra to install.
         """
-        self.patch(registry, "_REGISTRY", dict(registry._REGISTRY))
+        # (without the real PostgreSQL registration, which another test may have imported already)
+        unregistered = {scheme: r for scheme, r in registry._REGISTRY.items() if scheme not in ("postgresql", "postgres")}
+        self.patch(registry, "_REGISTRY", unregistered)
         self.patch(registry, "LAZY_MODULES", {"postgresql": "sshfinger_test_fake_pg"})
         error = self.assertRaises(StoreError, open_backend, "postgresql://db/x")
         self.assertIn("pip install 'sshfinger[postgresql]'", str(error))

@@ -27,6 +27,7 @@ from sshfinger.shell.commands.edit import (
     cmd_unhide,
 )
 from sshfinger.shell.commands.keys import cmd_key
+from sshfinger.shell.commands.nodes import cmd_nodes
 from sshfinger.shell.commands.read import (
     cmd_clear,
     cmd_finger,
@@ -93,6 +94,7 @@ COMMAND_LIST: Sequence[Command] = (
     Command("passwd", "", "change your own password", cmd_passwd),
     Command("log", "[N] [LOGIN]", "show the N most recent changes", cmd_log, ("login", "login")),
     Command("whoami", "", "show your login and role", cmd_whoami),
+    Command("nodes", "", "list the nodes serving a shared store (admins)", cmd_nodes, admin=True),
     Command("manhole", "", "open a Python prompt inside the server (admins)", cmd_manhole),
     Command("clear", "", "clear the screen", cmd_clear),
     Command("quit", "", "end the session", cmd_quit, aliases=("exit", "logout")),

@@ -1,0 +1,57 @@
+"""
+The PostgreSQL store: several sshfinger nodes share one database and follow each other's changes.
+
+C{--store postgresql://USER@HOST/DB} (any libpq URL; C{postgres://} too).  Needs the C{postgresql} extra
+(C{pip install 'sshfinger[postgresql]'}: psycopg 3 and psycopg_pool): the backend registry imports this module the
+first time such a store is named, and says which extra to install if the import fails.  Importing it registers
+both schemes.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import psycopg_pool  # noqa: F401  (the backend's pool: fail here, at registration, when it is missing)
+from psycopg.conninfo import conninfo_to_dict
+
+from sshfinger.store.interfaces import IStoreBackend
+from sshfinger.store.registry import StoreOptions, register_backend
+
+#: The URL schemes libpq accepts, which select this backend.
+SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgresql_url(spec: str) -> bool:
+    """
+    Whether a C{--store} value names a PostgreSQL database.
+    """
+    return spec.split("://", 1)[0].lower() in SCHEMES and "://" in spec
+
+
+def check_url(url: str) -> str:
+    """
+    Check a libpq connection URL when options are parsed.
+
+    @raise ValueError: with one line, if libpq cannot parse it.
+    """
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as e:
+        raise ValueError(f"not a valid PostgreSQL URL: {' '.join(str(e).split())}") from None
+    return url
+
+
+def open_postgresql(url: str, options: StoreOptions) -> IStoreBackend:
+    """
+    Make an unopened L{sshfinger.store.postgresql.backend.PostgreSQLBackend} (its C{feed} is the L{IChangeFeed}).
+    The change log keeps C{options.audit_keep} changes (its byte bound is SQLite's only).
+    """
+    from sshfinger.store.postgresql.backend import PostgreSQLBackend
+    from sshfinger.store.postgresql.tuning import CHANGES_KEEP
+
+    return PostgreSQLBackend(url, changes_keep=options.audit_keep or CHANGES_KEEP, reactor=options.reactor)
+
+
+for _scheme in SCHEMES:
+    register_backend(_scheme, open_postgresql, check_url)
+
+__all__ = ["SCHEMES", "check_url", "is_postgresql_url", "open_postgresql"]

@@ -1,0 +1,112 @@
+"""
+The PostgreSQL store's rows and scripts: the SQL the backend and the feed share, rows to and from L{Account}s and
+L{Change}s, the versioned schema scripts, and connection URLs made safe to show.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from sys import intern
+
+import psycopg
+
+from sshfinger.model.account import Account, Actor, Change
+from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
+
+ACCOUNT_COLUMNS = (
+    "login", "real_name", "status", "plan", "office", "phone", "hidden", "role", "keys", "updated_at", "updated_by",
+    "fediverse", "plan_signature",
+)  # fmt: skip
+SELECT_ACCOUNT = f"SELECT {', '.join(ACCOUNT_COLUMNS)} FROM accounts"
+#: Accounts that set nothing but their name, status and stamp load as L{PlainAccount} rows.
+PLAIN = (
+    "plan = '' AND office = '' AND phone = '' AND NOT hidden AND role = 'user' AND keys = '{}' AND fediverse = ''"
+    " AND plan_signature = ''"
+)
+UPSERT_ACCOUNT = (
+    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ACCOUNT_COLUMNS))})"
+    f" ON CONFLICT (login) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ACCOUNT_COLUMNS[1:])}"
+)
+CHANGE_COLUMNS = "seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
+#: Take the next sequence numbers, append the changes (given as one array per column) and NOTIFY the new head.
+LOG_CHANGES = (
+    "WITH next AS (UPDATE feed SET head = head + %s RETURNING head),"
+    f" logged AS (INSERT INTO change_log ({CHANGE_COLUMNS})"
+    "  SELECT next.head - %s + t.n, t.at, t.actor_login, t.actor_channel, t.actor_peer, t.login, t.action,"
+    "   t.field, t.old, t.new"
+    "  FROM next, unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+    "   %s::text[], %s::text[]) WITH ORDINALITY"
+    "   AS t(at, actor_login, actor_channel, actor_peer, login, action, field, old, new, n))"
+    " SELECT head, pg_notify(%s, head::text) FROM next"
+)
+
+
+def schema_script(name: str) -> str:
+    """
+    Read one SQL script shipped in C{sshfinger/store/postgresql/schema/}.
+    """
+    return files("sshfinger.store.postgresql").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
+
+
+def migration_scripts(version: int | None) -> list[tuple[int, str]]:
+    """
+    List the scripts that bring a database from C{version} (L{None}: empty) to L{SCHEMA_VERSION}, as (version
+    reached, script) pairs: C{v1.sql}, then every C{upgrade-to-vN.sql}.
+    """
+    steps: list[tuple[int, str]] = []
+    if version is None:
+        steps.append((1, schema_script("v1.sql")))
+        version = 1
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
+    return steps
+
+
+def account_from_row(row: tuple) -> Account:
+    """
+    Build an L{Account} from the columns of L{ACCOUNT_COLUMNS}.
+    """
+    login, real_name, status, plan, office, phone, hidden, role, keys, updated_at, updated_by, fediverse, sig = row
+    return Account(
+        login, real_name, status, plan, office, phone, bool(hidden), intern(role), tuple(keys), updated_at,
+        intern(updated_by), fediverse, sig,
+    )  # fmt: skip
+
+
+def account_values(account: Account) -> tuple:
+    return (
+        account.login, account.real_name, account.status, account.plan, account.office, account.phone,
+        account.hidden, account.role, list(account.keys), account.updated_at, account.updated_by, account.fediverse,
+        account.plan_signature,
+    )  # fmt: skip
+
+
+def redact(url: str) -> str:
+    """
+    Return a connection URL without its password, for descriptions and logs.
+    """
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://(unparsable)"
+    if "password" not in info:
+        return url
+    scheme, _, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        credentials, _, host = rest.partition("@")
+        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{rest}".replace(f"password={info['password']}", "password=***")
+
+
+def change_from_row(row: tuple) -> Change:
+    """
+    Build a L{Change} from the C{change_log} columns of L{CHANGE_COLUMNS}.
+    """
+    _seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new = row
+    return Change(at, Actor(actor_login, actor_channel, actor_peer), login, action, field, old, new)
+
+
+__all__ = [
+    "ACCOUNT_COLUMNS", "CHANGE_COLUMNS", "LOG_CHANGES", "PLAIN", "SELECT_ACCOUNT", "UPSERT_ACCOUNT", "account_from_row",
+    "account_values", "change_from_row", "migration_scripts", "redact", "schema_script",
+]  # fmt: skip
