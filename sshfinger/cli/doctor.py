@@ -19,7 +19,7 @@ from sshfinger.ssh.hostkeys import HostKeyError, describe, existing_host_keys
 from sshfinger.ssh.passwd import parse
 from sshfinger.store.interfaces import maintenance_of
 from sshfinger.store.limits import CHANGES_KEEP, change_size
-from sshfinger.store.registry import parse_spec
+from sshfinger.store.registry import parse_spec, redact_spec
 from sshfinger.store.service import open_offline, readable_by_others, readable_files
 
 #: The window over which doctor measures the audit trail's growth.
@@ -113,13 +113,14 @@ def check_store(spec: str, report: Report, now: float | None = None) -> None:
     report its size and how much the audit trail grew over the last day.
     """
     scheme, target = parse_spec(spec)
+    shown = redact_spec(spec)
     if scheme == "sqlite" and not os.path.exists(target):
-        report.warn(f"store {spec}: does not exist yet (created at first start; 'sshfinger init' adds demo data)")
+        report.warn(f"store {shown}: does not exist yet (created at first start; 'sshfinger init' adds demo data)")
         return
     try:
         store = open_offline(spec)
     except (StoreError, ValueError) as e:
-        report.fail(f"store {spec}: {e}")
+        report.fail(f"store {shown}: {e}")
         return
     try:
         maintenance = maintenance_of(store.backend)
@@ -128,24 +129,24 @@ def check_store(spec: str, report: Report, now: float | None = None) -> None:
         for name, mode in readable_files(store):
             report.warn(f"store file {name}: readable by others (mode {mode:o}); use 600")
         if maintenance is None:
-            report.warn(f"store {spec}: its backend has no integrity check, backup or size; {count} accounts")
+            report.warn(f"store {shown}: its backend has no integrity check, backup or size; {count} accounts")
             return
         problems = maintenance.check()
         if problems:
-            report.fail(f"store {spec}: integrity check: {problems[0]}")
+            report.fail(f"store {shown}: integrity check: {problems[0]}")
             return
         size = maintenance.size()
         extra = getattr(store.backend, "doctor_findings", None)  # a shared store's node registry
         findings = extra() if extra is not None else []
     except StoreError as e:
-        report.fail(f"store {spec}: {e}")
+        report.fail(f"store {shown}: {e}")
         return
     finally:
         store.close()
     since = (time.time() if now is None else now) - GROWTH_WINDOW
     day = [change for change in recent if change.at >= since]
     report.ok(
-        f"store {spec}: integrity ok, {count} accounts, {size_text(size)}; audit trail {len(recent)} entries "
+        f"store {shown}: integrity ok, {count} accounts, {size_text(size)}; audit trail {len(recent)} entries "
         f"({size_text(sum(map(change_size, recent)))}), grew {len(day)} entries "
         f"({size_text(sum(map(change_size, day)))}) in the last 24 h"
     )

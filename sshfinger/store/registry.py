@@ -111,6 +111,22 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return "sqlite", spec  # a bare path
 
 
+def redact_spec(spec: str) -> str:
+    """
+    Return a C{--store} value fit for output: a URL's password (in its user part, or a C{password=} parameter)
+    replaced by C{***}; anything else unchanged.
+    """
+    scheme, sep, rest = spec.partition("://")
+    if not sep:
+        return spec
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and ":" in user:
+        authority = f"{user.split(':', 1)[0]}:***@{host}"
+    tail = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", tail)
+    return f"{scheme}://{authority}{slash}{tail}"
+
+
 def _registration(scheme: str) -> Registration:
     if scheme not in _REGISTRY and scheme in LAZY_MODULES:
         try:

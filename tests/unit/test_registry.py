@@ -14,7 +14,14 @@ from sshfinger.model.errors import StoreError
 from sshfinger.store import registry
 from sshfinger.store.interfaces import IStoreBackend
 from sshfinger.store.memory import MemoryBackend
-from sshfinger.store.registry import StoreOptions, check_store_spec, open_backend, parse_spec, register_backend
+from sshfinger.store.registry import (
+    StoreOptions,
+    check_store_spec,
+    open_backend,
+    parse_spec,
+    redact_spec,
+    register_backend,
+)
 from sshfinger.store.sqlite import SQLiteBackend
 
 
@@ -118,3 +125,24 @@ class OpenTests(SynchronousTestCase):
         module.register_backend("postgresql", lambda target, options: backend)  # type: ignore[attr-defined]
         self.patch(sys, "modules", {**sys.modules, "sshfinger_test_fake_pg": module})
         self.assertIs(open_backend("postgresql://db/x"), backend)
+
+
+class RedactTests(SynchronousTestCase):
+    """
+    L{redact_spec}: what the tool and the doctor print of a C{--store} value.
+    """
+
+    def test_passwords_hidden(self) -> None:
+        """
+        A URL's password, in its user part or as a parameter, becomes C{***}; the user, host and database
+        stay; paths and URLs without a password are unchanged.
+        """
+        self.assertEqual(
+            redact_spec("postgresql://finger:s3cret@db.example:5432/finger"), "postgresql://finger:***@db.example:5432/finger"
+        )
+        self.assertEqual(
+            redact_spec("postgresql:///finger?host=/run/postgresql&password=s3cret"),
+            "postgresql:///finger?host=/run/postgresql&password=***",
+        )
+        for unchanged in ("postgresql://finger@db/finger", "/var/lib/sshfinger.db", "memory:", "sqlite:x.db"):
+            self.assertEqual(redact_spec(unchanged), unchanged)
