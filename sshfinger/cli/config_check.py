@@ -1,6 +1,6 @@
 """
 C{sshfinger config check FILE}: check a C{twistd sshfinger --config} file without starting the server, with the
-same code C{twistd sshfinger} checks it with (L{sshfinger.tap.Options}).
+same code C{twistd sshfinger} checks it with (L{sshfinger.options.Options}).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
 
     @raise ValueError: with the one line C{twistd sshfinger} would stop with (the tool prints it, exit status 1).
     """
-    from sshfinger.tap import Options
+    from sshfinger.options import Options
 
     options = Options()
     options.check_only = True  # nothing on this host is created: host keys are checked at start and by doctor

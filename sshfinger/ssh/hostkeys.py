@@ -18,14 +18,14 @@ import os
 import secrets
 import socket
 import stat
-from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
-from hashlib import sha256
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from twisted.conch.ssh.keys import Key
 from twisted.logger import Logger
+
+from sshfinger.model.sshsig import fingerprint
 
 #: Bits of a generated RSA host key.
 RSA_BITS = 3072
@@ -140,14 +140,6 @@ def existing_host_keys(directory: str) -> list[tuple[str, Key]]:
         if os.path.lexists(path):
             found.append((path + ".pub", _load_private(path, kind)))
     return found
-
-
-def fingerprint(key: Key) -> str:
-    """
-    The fingerprint of C{key} exactly as C{ssh-keygen -l} prints it: C{SHA256:} and the unpadded base64 of the
-    SHA-256 of the public key blob.  Works for private and public keys alike.
-    """
-    return "SHA256:" + b64encode(sha256(key.blob()).digest()).decode("ascii").rstrip("=")
 
 
 def describe(key: Key, comment: str) -> str:

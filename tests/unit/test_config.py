@@ -1,5 +1,5 @@
 """
-Tests for C{--config FILE} (L{sshfinger.ops.config} through L{sshfinger.tap.Options}) and
+Tests for C{--config FILE} (L{sshfinger.ops.config} through L{sshfinger.options.Options}) and
 C{sshfinger config check FILE}.
 """
 

@@ -1,5 +1,5 @@
 """
-Tests for L{sshfinger.tap}: option parsing and validation, and the services C{makeService} builds.
+Tests for L{sshfinger.options} and L{sshfinger.tap}: option parsing and validation, and the services C{makeService} builds.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from sshfinger.ssh.hostkeys import fingerprint
+from sshfinger.model.sshsig import fingerprint
 
 
 def node_identity(settings: Mapping[str, Any]) -> tuple[str, list[str]]:
