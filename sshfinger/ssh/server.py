@@ -51,6 +51,9 @@ WEAK_KEY_EXCHANGES = frozenset(
 )
 #: Signature algorithms that sign a SHA-1 digest: refused for host keys and for client keys alike.
 WEAK_SIGNATURES = frozenset({b"ssh-rsa", b"ssh-dss"})
+#: The longest SSH packet accepted, as OpenSSH's (256 KiB); Conch's own limit is 1 MiB.  A longer one is refused
+#: once that much of it waits in the buffer, before any of it is decrypted.
+MAX_PACKET = 256 * 1024
 
 
 def _peer_address(transport: Any) -> IAddress | None:
@@ -333,7 +336,8 @@ class ServerTransport(transport.SSHServerTransport):
 
     def dataReceived(self, data: bytes) -> None:
         """
-        Handle the data, then ask the kernel to acknowledge at once.
+        Handle the data, then ask the kernel to acknowledge at once.  A packet longer than L{MAX_PACKET} closes
+        the connection as soon as that much of it has arrived (a 1 MB exec is not buffered and decrypted first).
 
         Under a wrapping transport (a L{ProtocolWrapper}), the first data is when a PROXY wrapper knows the real
         client: one serving a penalty or over a cap is refused then (L{SSHFactory.penalised}, L{Admission}), as
@@ -350,6 +354,15 @@ class ServerTransport(transport.SSHServerTransport):
         elif not self._admitted:
             return
         super().dataReceived(data)
+        if len(self.buf) > MAX_PACKET and not getattr(self.transport, "disconnecting", False):
+            self.log.info(
+                "SSH packet over {limit} bytes from {peer} [{conn}] (login {login}): connection closed",
+                limit=MAX_PACKET,
+                outcome="too-long",
+                **self.log_fields(),
+            )
+            self.sendDisconnect(transport.DISCONNECT_PROTOCOL_ERROR, b"packet too long")
+            return
         quickack = getattr(socket, "TCP_QUICKACK", None)
         if quickack is not None:
             self._socket_option(socket.IPPROTO_TCP, quickack)

@@ -6,10 +6,15 @@ command.  It prints one line of figures and exits 0 when the server answered.
     python conchflood.py PORT LOGIN PASSWORD resize COUNT LINE_LENGTH
     python conchflood.py PORT LOGIN PASSWORD exec SIZE
     python conchflood.py PORT LOGIN PASSWORD login
+
+With C{FLOOD_WAIT} set in the environment, it prints C{ready} once logged in (the shell started, for resizes)
+and waits for a line on standard input before flooding, so that C{bench/shell_floods.py} can measure the flood
+without the login.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -20,6 +25,15 @@ from twisted.internet import defer, protocol, reactor
 PORT, LOGIN, PASSWORD, MODE = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ARGS = [int(arg) for arg in sys.argv[5:]]
 RESULT: dict[str, Any] = {"ok": False}
+
+
+def ready() -> None:
+    """
+    With C{FLOOD_WAIT} set: say so and wait for the go (a line on standard input) before flooding.
+    """
+    if os.environ.get("FLOOD_WAIT"):
+        print("ready", flush=True)
+        sys.stdin.readline()
 
 
 class Flood(channel.SSHChannel):
@@ -44,6 +58,8 @@ class Flood(channel.SSHChannel):
             self.conn.sendRequest(self, b"shell", b"", wantReply=True).addCallback(self.resize)
         else:
             command = b"status " + b"x" * ARGS[0]
+            ready()
+            self.started = time.monotonic()
             self.conn.sendRequest(self, b"exec", common.NS(command), wantReply=True).addErrback(lambda _: None)
 
     def resize(self, _: object) -> None:
@@ -52,6 +68,8 @@ class Flood(channel.SSHChannel):
         server has handled them all.
         """
         count, length = ARGS
+        ready()
+        self.started = time.monotonic()
         self.write(b"x" * length)
         for n in range(count - 1):
             self.conn.sendRequest(self, b"window-change", session.packRequest_window_change((24, 40 + n % 80, 0, 0)))
@@ -140,9 +158,10 @@ class Transport(transport.SSHClientTransport):
 
     def connectionLost(self, reason: object) -> None:
         """
-        Stop the reactor.  A resize flood cut short by the server counts as answered.
+        Stop the reactor.  A flood cut short by the server (a resize flood, an exec packet too long) counts as
+        answered.
         """
-        if MODE == "resize" and "seconds" not in RESULT:
+        if MODE in ("resize", "exec") and "seconds" not in RESULT:
             RESULT.update(ok=True, closed_by_server=True, seconds=round(time.monotonic() - STARTED, 3))
         transport.SSHClientTransport.connectionLost(self, reason)
         if reactor.running:  # type: ignore[attr-defined]

@@ -154,14 +154,19 @@ class FloodTests(FloodTestCase):
 
     def test_long_exec_flood(self) -> None:
         """
-        Five 1 MB exec commands are refused at once with one line each; finger's p99 stays within 2x idle.
+        Five 1 MB exec commands: each connection is closed as soon as 256 KiB of the packet wait in the buffer,
+        before any of it is decrypted (OpenSSH's packet limit); a 100 KB one is refused at once with one line
+        and exit status 1, unparsed.  Finger's p99 stays within 2x idle.
         """
         idle, loaded, figures = self.flood("exec", "1000000", repeat=5)
         print(f"exec flood client: {figures}")
         self.check("5 x 1 MB exec", idle, loaded)
         for figure in figures:
-            self.assertEqual(figure["status"], 1)
-            self.assertIn("command longer than", str(figure["stderr"]))
+            self.assertTrue(figure.get("closed_by_server"), figure)
+        self.assertEqual(self.server.log().count("SSH packet over 262144 bytes from 127.0.0.1:"), 5)
+        _, _, [figure] = self.flood("exec", "100000")
+        self.assertEqual(figure["status"], 1)
+        self.assertIn("command longer than", str(figure["stderr"]))
 
     def test_edit_flood_throttled(self) -> None:
         """
