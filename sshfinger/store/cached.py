@@ -35,6 +35,10 @@ FEED_BATCH = 1000
 __all__ = ["HISTORY_KEEP", "HISTORY_LINE_MAX", "CachedStore", "run_now"]
 
 
+#: Who announces a reload to subscribers (L{IUserStore.subscribe}).
+RELOAD_ACTOR = Actor("store", "reload")
+
+
 def run_now(function: Callable[[], T]) -> Deferred[T]:
     """
     An executor that runs C{function} at once on the calling thread (tests, the offline tool, memory stores).
@@ -387,12 +391,14 @@ class CachedStore:
         """
         assert self.feed is not None
         batches = []
+        seq = self._read_seq  # moved on only once every batch is in hand: a failed read is read again whole
         try:
             while True:
-                batch = self.feed.read_after(self._read_seq, FEED_BATCH)
-                self._read_seq = batch.head
+                batch = self.feed.read_after(seq, FEED_BATCH)
+                seq = batch.head
                 batches.append(batch)
                 if len(batch.changes) < FEED_BATCH:
+                    self._read_seq = seq
                     return batches
         except FeedGap as gap:
             head = self.feed.head()
@@ -415,6 +421,7 @@ class CachedStore:
                 count=len(read.accounts),
                 reason=str(read.gap),
             )
+            self._notify([Change(self._clock(), RELOAD_ACTOR, "", "reload")])
             return len(read.accounts)
         applied = 0
         for batch in read:

@@ -120,6 +120,9 @@ class IUserStore(Interface):
     def subscribe(callback: Subscriber) -> Callable[[], None]:
         """
         Call C{callback} with every L{Change} once it is committed, including changes made by other processes.
+        When the view had to be reloaded whole (a follower behind the retained changes), C{callback} gets one
+        C{Change} with C{action="reload"} and no login instead of the changes it missed: anything derived from
+        the view must be derived again.
 
         @return: a callable that unsubscribes.
         """

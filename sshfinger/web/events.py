@@ -164,6 +164,9 @@ class EventHub:
         The store's subscriber: note the account changed; the changes of one commit (a create is several) are
         sent as one event, on the next turn of the reactor.
         """
+        if change.action == "reload":  # the view was reloaded whole: which logins are hidden may have changed
+            self._hidden = None
+            return
         if change.action not in ("create", "update", "delete"):
             return
         if change.action == "create":

@@ -19,6 +19,7 @@ from zope.interface.verify import verifyObject
 
 from sshfinger.model.account import LOGIN_RULE, Account, Actor, Change
 from sshfinger.model.errors import AccountExists, InvalidValue, NoSuchAccount, StoreUnavailable
+from sshfinger.store import cached
 from sshfinger.store.cached import HISTORY_LINE_MAX, CachedStore
 from sshfinger.store.interfaces import (
     FeedBatch,
@@ -597,7 +598,7 @@ class StoreTestsMixin:
         self.assertEqual(self.successResultOf(reloaded), 1)
         self.assertEqual(self.successResultOf(caught_up), 1)
         self.assertEqual(follower.peek("alice").status, "after the reload")  # type: ignore[union-attr]
-        self.assertEqual([c.new for c in seen], ["after the reload"])
+        self.assertEqual([(c.action, c.new) for c in seen], [("reload", None), ("update", "after the reload")])
 
     def test_head_and_read_after(self) -> None:
         """
@@ -707,6 +708,34 @@ class FeedFailureTests(SynchronousTestCase):
         other.create("last", {}, ROOT, 2.0)
         self.assertIn("last", self.store.logins())
         self.assertTrue([e for e in self.events if e.get("log_format") == "Reading the store's change feed again"])
+
+
+    def test_failed_later_batch_read_again(self) -> None:
+        """
+        When the feed fails after the first of several batches, nothing read is lost: the next read starts again
+        from the last change applied, and every change reaches the view and the subscribers once.
+        """
+        self.patch(cached, "FEED_BATCH", 2)
+        seen: list[Change] = []
+        self.store.subscribe(seen.append)
+        other = self.backend.peer()
+        for number in range(5):
+            other.create(f"user{number}", {}, ROOT, 1.0)
+        calls = 0
+        read_after = self.backend.read_after
+
+        def second_call_fails(seq: int, limit: int) -> FeedBatch:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise StoreUnavailable("cannot read the store: disk I/O error")
+            return read_after(seq, limit)
+
+        self.backend.read_after = second_call_fails  # type: ignore[method-assign]
+        self.failureResultOf(self.store.catch_up(), StoreUnavailable)
+        self.successResultOf(self.store.catch_up())
+        self.assertEqual(sorted(self.store.logins()), [f"user{number}" for number in range(5)])
+        self.assertEqual([c.login for c in seen if c.action == "create"], [f"user{number}" for number in range(5)])
 
 
 class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):

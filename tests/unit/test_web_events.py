@@ -92,6 +92,25 @@ class EventTests(WebTestCase):
         self.assertEqual([e for e, _ in self.events(transport)], ["user"])
         self.assertNotIn(b"secret", transport.value())
 
+    def test_hidden_account_from_a_reload_never_streamed(self) -> None:
+        """
+        An account created hidden by another process while this one was too far behind to follow (its view was
+        reloaded whole) stays unstreamed: its next change sends no C{gone} naming it.
+        """
+        _, transport = self.open_stream()
+        self.update("alice", status="Before")  # the stream knows which logins are hidden from here on
+        self.assertEqual([e for e, _ in self.events(transport)], ["user"])
+        other = self.store.backend.peer(changes_keep=1)
+        other.create("ghost", {"hidden": True, "real_name": "Ghost"}, ADMIN, 1.0)
+        other.update("alice", {"status": "pruned past"}, ADMIN, 2.0)
+        self.successResultOf(self.store.catch_up())  # behind the retained changes: reloaded
+        self.reactor.advance(0)
+        self.assertIn("ghost", self.store.logins())
+        self.events(transport)
+        self.update("ghost", status="a hidden edit")
+        self.assertEqual(self.events(transport), [])
+        self.assertNotIn(b"ghost", transport.value())
+
     def test_create_and_delete(self) -> None:
         """
         A new account is sent as one C{user} event (though its commit holds several changes), a deleted visible
