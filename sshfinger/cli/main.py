@@ -36,7 +36,7 @@ from sshfinger.model.errors import NoSuchAccount, StoreError
 from sshfinger.ssh.passwd import DEFAULT_ROUNDS, hash_password, set_password
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
-from sshfinger.store.registry import check_store_spec, open_backend
+from sshfinger.store.registry import check_store_spec, open_backend, redact_spec
 from sshfinger.store.service import open_offline
 
 T = TypeVar("T")
@@ -360,7 +360,7 @@ def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
     if os.path.exists(args.file):
         raise CommandError(f"{args.file} exists already; choose a new file")
     maintenance(args.store, "backup").backup(args.file)
-    out.write(f"backed up {args.store} to {args.file}\n")
+    out.write(f"backed up {redact_spec(args.store)} to {args.file}\n")
     return 0
 
 
@@ -371,7 +371,7 @@ def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
     maintenance(args.store, "restore").restore(args.file)
     with offline_store(args.store) as store:
         count = len(store)
-    out.write(f"restored {count} accounts from {args.file} into {args.store}\n")
+    out.write(f"restored {count} accounts from {args.file} into {redact_spec(args.store)}\n")
     return 0
 
 

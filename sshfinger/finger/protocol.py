@@ -26,7 +26,7 @@ from sshfinger.finger.limits import ConnectionLimits, PeerKeys
 from sshfinger.finger.query import escape_query
 from sshfinger.finger.render import encode_lines
 from sshfinger.finger.respond import Responder
-from sshfinger.finger.service import FingerService, IFingerService
+from sshfinger.finger.service import IFingerService
 from sshfinger.model.peers import IPV6_PREFIX, LOCAL_PEER, describe_peer
 from sshfinger.ops.descriptors import finger_connection_cap
 
@@ -293,4 +293,4 @@ class FingerFactory(ServerFactory[FingerProtocol]):
         self.query_log.flush()
 
 
-__all__ = ["FingerFactory", "FingerProtocol", "FingerService", "read_at_once", "send_with_fin"]
+__all__ = ["FingerFactory", "FingerProtocol", "read_at_once", "send_with_fin"]

@@ -57,6 +57,7 @@ class Listing:
         """
         self.files = files
         self.node = node
+        files.open_listings.add(self)
 
     def _names(self) -> Iterator[str]:
         node, files = self.node, self.files
@@ -90,8 +91,9 @@ class Listing:
 
     def close(self) -> None:
         """
-        Nothing to release.
+        Count the listing as closed (L{VirtualFiles.openDirectory} caps the open ones).
         """
+        self.files.open_listings.discard(self)
 
 
 @implementer(ISFTPFile)

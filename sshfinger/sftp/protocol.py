@@ -44,6 +44,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from sshfinger.model.peers import describe_peer
+from sshfinger.ops.logs import escape_peer_text
 from sshfinger.sftp.handles import VirtualFile
 from sshfinger.sftp.server import VirtualFiles
 from sshfinger.sftp.tree import MAX_FILE_BYTES
@@ -191,7 +192,7 @@ class SFTPServerProtocol(FileTransferServer, TimeoutMixin):
         """
         request, rest = data[:4], data[4:]
         name, rest = getNS(rest)
-        self.log.debug("SFTP extension {name} requested", name=name.decode("ascii", "replace"))
+        self.log.debug("SFTP extension {name} requested", name=escape_peer_text(name))
         if name == b"posix-rename@openssh.com":
             old, new, _ = getNS(rest, 2)
             self._answer(maybeDeferred(self.client.renameFile, old, new), request, "rename")

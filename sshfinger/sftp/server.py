@@ -98,6 +98,7 @@ class VirtualFiles:
         #: (sshfs answers close(2) before it sends the SFTP close, so a read can overtake the commit).
         self.writers: dict[tuple[str, str], VirtualFile] = {}
         self.open_files: set[VirtualFile] = set()
+        self.open_listings: set[Listing] = set()
         self.pending: set[Deferred[Any]] = set()
         self._idle: list[Deferred[None]] = []
 
@@ -338,6 +339,8 @@ class VirtualFiles:
             if node.kind == "other" and node.parts not in self.temps:
                 raise SFTPError(FX_NO_SUCH_FILE, f"no such directory: {node.path}")
             raise SFTPError(FX_FAILURE, f"{node.path} is not a directory")
+        if len(self.open_listings) >= MAX_OPEN_FILES:
+            raise SFTPError(FX_FAILURE, f"at most {MAX_OPEN_FILES} open directories per session")
         return Listing(self, node)
 
     def getAttrs(self, path: bytes, followLinks: bool) -> dict[str, Any]:

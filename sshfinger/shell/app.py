@@ -16,7 +16,7 @@ from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account, Actor
 from sshfinger.store.interfaces import IUserStore
 

@@ -1,8 +1,8 @@
 """
 SSH admission as OpenSSH's sshd does it: how many unauthenticated connections the server holds in all
 (C{MaxStartups start:rate:full}, with random early drop between C{start} and C{full}), how many connections one
-address may hold (C{PerSourceMaxStartups}, counted over all connections here), refusals logged at most once a
-second, and the descriptor headroom the caps are measured against.
+address may hold (C{PerSourceMaxStartups}, counted over all connections here), and refusals logged at most once
+a second.  (The descriptor limit they fit under is L{sshfinger.ops.descriptors}'.)
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sshfinger.model.keyoptions import KeyOptions, format_options, parse_options, split_options
+from sshfinger.ssh.hostkeys import RSA_MIN_BITS
 from sshfinger.ssh.passwd import BOM, DEFAULT_ROUNDS, Entry, parse
 from sshfinger.store.interfaces import IUserStore
 
@@ -47,8 +48,6 @@ SUPPORTED_KEY_TYPES = (
     "ecdsa-sha2-nistp521",
     "ssh-rsa",
 )
-#: Smallest RSA user key accepted, in bits.
-RSA_MIN_BITS = 2048
 
 #: bcrypt uses at most this many bytes of a password; bcrypt 5 refuses longer ones instead of truncating.
 _BCRYPT_MAX_PASSWORD = 72

@@ -211,20 +211,24 @@ def make_ssh_service(
     min_length = int(config.get("min-password-length", MIN_PASSWORD_LENGTH))
 
     def write_password(login: str, password: str) -> Deferred[None]:
-        try:
-            check_password_strength(password, min_length)
-        except ValueError:
-            return fail()
         return in_pool(lambda: passwd.set_password(passwd_files[0], login, password))
 
     # The shell's passwd command needs exactly one file to write to.
-    set_password = write_password if len(passwd_files) == 1 else None
+    save_password: Callable[[str, str], Deferred[None]] | None = write_password if len(passwd_files) == 1 else None
     if config.get("auth-store"):  # --auth store: hashes kept with the accounts (a PostgreSQL store)
         from sshfinger.ssh.storeauth import StorePasswordChecker, store_password_setter
 
         backend = store.backend  # type: ignore[attr-defined]
         checkers.append(StorePasswordChecker(backend, in_pool))
-        set_password = store_password_setter(backend, in_pool, reactor.seconds)  # type: ignore[assignment]
+        save_password = store_password_setter(backend, in_pool, reactor.seconds)
+
+    def set_password(login: str, password: str) -> Deferred[None]:
+        assert save_password is not None
+        try:
+            check_password_strength(password, min_length)  # --min-password-length, whichever place keeps it
+        except ValueError:
+            return fail()
+        return save_password(login, password)
 
     app = ShellApp(
         store=store,
@@ -233,7 +237,7 @@ def make_ssh_service(
         hostname=config.get("hostname") or socket.gethostname(),
         admins=frozenset(login.lower() for login in config.get("admin", [])),
         idle_timeout=float(config.get("idle-timeout", 900)),
-        set_password=set_password,
+        set_password=set_password if save_password is not None else None,
         parse_key=parse_authorized_key,
         fingerprint=fingerprint,
         edit_rate=float(config.get("edit-rate", EDIT_RATE)),

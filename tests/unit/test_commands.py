@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import MIN_PASSWORD_LENGTH, Account, Actor
 from sshfinger.shell import commands
 from sshfinger.shell.app import EditRate

@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
 from sshfinger.shell.manhole import OUTPUT_CAP, TRUNCATED, ManholeShell, wants_colour

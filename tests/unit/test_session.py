@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell.app import ShellApp
 from sshfinger.ssh.execution import MAX_COMMAND, MAX_STDIN

@@ -354,6 +354,16 @@ class TempFileTests(TreeTestCase):
         self.successResultOf(files[0].close())
         self.alice.openFile(b"plan", FXF_READ, {})
 
+    def test_open_directories_capped(self) -> None:
+        """
+        At most L{MAX_OPEN_FILES} directory listings open at once (a client that never closes them holds no more
+        memory); closing one makes room.
+        """
+        listings = [self.alice.openDirectory(b".") for _ in range(MAX_OPEN_FILES)]
+        self.assertEqual(self.code(self.alice.openDirectory, b"."), FX_FAILURE)
+        listings[0].close()
+        self.alice.openDirectory(b".")
+
     def test_field_files_not_renamed(self) -> None:
         """
         A field file cannot be renamed away, and a file cannot move to another account.

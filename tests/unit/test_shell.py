@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.finger.protocol import FingerService
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account
 from sshfinger.shell import commands
 from sshfinger.shell.app import ShellApp

@@ -18,8 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sshfinger.finger.protocol import FingerService
 from sshfinger.finger.render import render_record
+from sshfinger.finger.service import FingerService
 from sshfinger.model.account import Account, Actor, normalize_changes
 from sshfinger.model.sshsig import (
     SignatureError,

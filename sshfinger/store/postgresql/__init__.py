@@ -20,13 +20,6 @@ from sshfinger.store.registry import StoreOptions, register_backend
 SCHEMES = ("postgresql", "postgres")
 
 
-def is_postgresql_url(spec: str) -> bool:
-    """
-    Whether a C{--store} value names a PostgreSQL database.
-    """
-    return spec.split("://", 1)[0].lower() in SCHEMES and "://" in spec
-
-
 def check_url(url: str) -> str:
     """
     Check a libpq connection URL when options are parsed.
@@ -45,8 +38,8 @@ def open_postgresql(url: str, options: StoreOptions) -> IStoreBackend:
     Make an unopened L{sshfinger.store.postgresql.backend.PostgreSQLBackend} (its C{feed} is the L{IChangeFeed}).
     The change log keeps C{options.audit_keep} changes (its byte bound is SQLite's only).
     """
+    from sshfinger.store.limits import CHANGES_KEEP
     from sshfinger.store.postgresql.backend import PostgreSQLBackend
-    from sshfinger.store.postgresql.tuning import CHANGES_KEEP
 
     return PostgreSQLBackend(url, changes_keep=options.audit_keep or CHANGES_KEEP, reactor=options.reactor)
 
@@ -54,4 +47,4 @@ def open_postgresql(url: str, options: StoreOptions) -> IStoreBackend:
 for _scheme in SCHEMES:
     register_backend(_scheme, open_postgresql, check_url)
 
-__all__ = ["SCHEMES", "check_url", "is_postgresql_url", "open_postgresql"]
+__all__ = ["SCHEMES", "check_url", "open_postgresql"]

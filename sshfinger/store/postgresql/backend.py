@@ -26,6 +26,7 @@ from zope.interface import implementer
 from sshfinger.model.account import Account, Actor, Change, diff
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
+from sshfinger.store.limits import CHANGES_KEEP
 from sshfinger.store.postgresql.extras import MaintenanceMixin, PasswordsMixin
 from sshfinger.store.postgresql.feed import PostgreSQLFeed, describe_error, read_batch
 from sshfinger.store.postgresql.rows import (
@@ -38,10 +39,8 @@ from sshfinger.store.postgresql.rows import (
     account_values,
     change_from_row,
     migration_scripts,
-    redact,
 )
 from sshfinger.store.postgresql.tuning import (
-    CHANGES_KEEP,
     CONNECT_OPTIONS,
     LOAD_CHUNK,
     NOTIFY_CHANNEL,
@@ -52,6 +51,7 @@ from sshfinger.store.postgresql.tuning import (
     UNREACHABLE_TIMEOUT,
     WRITE_LOCK,
 )
+from sshfinger.store.registry import redact_spec
 from sshfinger.store.sqlite.rows import LazyAccounts
 
 T = TypeVar("T")
@@ -96,7 +96,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         if changes_keep < 1:
             raise ValueError("changes_keep must be at least 1")
         self.url = url
-        self.description = redact(url)
+        self.description = redact_spec(url)
         self._changes_keep = changes_keep
         self._pool_timeout = pool_timeout
         self._pool_max = pool_max

@@ -8,8 +8,6 @@ from __future__ import annotations
 from importlib.resources import files
 from sys import intern
 
-import psycopg
-
 from sshfinger.model.account import Account, Actor, Change
 from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 
@@ -81,23 +79,6 @@ def account_values(account: Account) -> tuple:
     )  # fmt: skip
 
 
-def redact(url: str) -> str:
-    """
-    Return a connection URL without its password, for descriptions and logs.
-    """
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://(unparsable)"
-    if "password" not in info:
-        return url
-    scheme, _, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0]:
-        credentials, _, host = rest.partition("@")
-        rest = f"{credentials.split(':', 1)[0]}:***@{host}"
-    return f"{scheme}://{rest}".replace(f"password={info['password']}", "password=***")
-
-
 def change_from_row(row: tuple) -> Change:
     """
     Build a L{Change} from the C{change_log} columns of L{CHANGE_COLUMNS}.
@@ -108,5 +89,5 @@ def change_from_row(row: tuple) -> Change:
 
 __all__ = [
     "ACCOUNT_COLUMNS", "CHANGE_COLUMNS", "LOG_CHANGES", "PLAIN", "SELECT_ACCOUNT", "UPSERT_ACCOUNT", "account_from_row",
-    "account_values", "change_from_row", "migration_scripts", "redact", "schema_script",
+    "account_values", "change_from_row", "migration_scripts", "schema_script",
 ]  # fmt: skip

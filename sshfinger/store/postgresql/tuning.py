@@ -7,8 +7,6 @@ from __future__ import annotations
 #: The schema version this code writes; databases of a newer version are refused.
 SCHEMA_VERSION = 3
 
-#: Changes kept in C{change_log} by default (the horizon a follower may fall behind before it must reload).
-CHANGES_KEEP = 100_000
 #: Old changes are pruned each time the head crosses a multiple of this.
 PRUNE_EVERY = 1000
 
@@ -42,8 +40,6 @@ LOAD_CHUNK = 50_000
 
 #: Seconds between two reads of the feed without a notification (a safety net: NOTIFY is only a hint).
 FOLLOW_INTERVAL = 2.0
-#: Seconds between two liveness queries on the LISTEN connection, and how long an answer may take.
-LIVENESS_INTERVAL = 5.0
 LIVENESS_TIMEOUT = 5.0
 #: Seconds before the first and the longest retry of a lost LISTEN connection.
 RECONNECT_FIRST = 0.1
