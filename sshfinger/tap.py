@@ -13,6 +13,7 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import IServiceCollection, MultiService
 from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from sshfinger.cli.system_users import SystemUsersService
@@ -152,6 +153,7 @@ def makeService(config: Mapping[str, Any], reactor: Any = None) -> SSHFingerServ
         settings.get("log-file"),
         access_log=access_log,
         review_passwd=review_passwd_file,
+        run_in_thread=lambda function: deferToThreadPool(reactor, reactor.getThreadPool(), function),
     )
     reload.setName("reload")
     reload.setServiceParent(top)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
@@ -21,6 +22,7 @@ from twisted.logger import (
     globalLogPublisher,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from sshfinger.ops import logs
@@ -96,6 +98,10 @@ def _no_review(path: str) -> list[str]:
     return []
 
 
+def _at_once(function: Callable[[], Any]) -> Deferred[Any]:
+    return maybeDeferred(function)
+
+
 class ReloadService(Service):
     """
     Handles SIGHUP and owns the reopenable log files.
@@ -111,6 +117,7 @@ class ReloadService(Service):
         text_log: str | None = None,
         access_log: Reopenable | None = None,
         review_passwd: Callable[[str], list[str]] = _no_review,
+        run_in_thread: Callable[[Callable[[], Any]], Deferred[Any]] | None = None,
     ) -> None:
         """
         @param reactor: where the reload runs (the signal handler only schedules it).
@@ -120,6 +127,7 @@ class ReloadService(Service):
         @param access_log: the finger access log to reopen too (another service opens and closes it), or L{None}.
         @param review_passwd: checks one passwd file: raises L{ValueError} if it is unusable, returns its
             warnings (L{sshfinger.ssh.checkers.review_passwd_file}).
+        @param run_in_thread: runs the passwd reviews off the reactor thread (file reads); by default at once.
         """
         self.reactor = reactor
         self.passwd_files = list(passwd_files)
@@ -127,6 +135,7 @@ class ReloadService(Service):
         self.logs: list[ReopenableLog] = []
         self.access_log = access_log
         self.review_passwd = review_passwd
+        self.run_in_thread = run_in_thread or _at_once
         self._previous: Any = None
 
     def startService(self) -> None:
@@ -148,9 +157,12 @@ class ReloadService(Service):
     def _signalled(self, signum: int, frame: Any) -> None:
         self.reactor.callFromThread(self.reload)
 
-    def reload(self) -> None:
+    def reload(self) -> Deferred[None]:
         """
-        Re-check the passwd files and reopen the log files.
+        Reopen the log files, then re-check the passwd files (read in a thread, L{run_in_thread}) and log one
+        summary line.
+
+        @return: a L{Deferred} that fires once the summary is logged.
         """
         problems = 0
         reopened = 0
@@ -172,24 +184,40 @@ class ReloadService(Service):
             except OSError as e:
                 problems += 1
                 self.log.error("Reload: access log {path}: {error}", path=self.access_log.path, error=e.strerror)
-        for path in self.passwd_files:
-            try:
-                warnings = self.review_passwd(path)
-            except ValueError as e:
-                problems += 1
-                self.log.error("Reload: passwd file {path}: {error}", path=path, error=str(e))
-                continue
-            for warning in warnings:
-                problems += 1
-                self.log.warn("Reload: {problem}", problem=warning)
-        self.log.info(
-            "Reloaded on SIGHUP: {reopened} log file(s) reopened, {count} passwd file(s) checked, "
-            "{problems} problem(s)",
-            reopened=reopened,
-            count=len(self.passwd_files),
-            problems=problems,
-            event_type="reload",
-        )
+        paths = list(self.passwd_files)
+
+        def review_all() -> list[str | list[str]]:
+            reviews: list[str | list[str]] = []
+            for path in paths:
+                try:
+                    reviews.append(self.review_passwd(path))
+                except ValueError as e:
+                    reviews.append(str(e))  # unusable: its one-line reason
+            return reviews
+
+        def summarise(reviews: list[str | list[str]]) -> None:
+            nonlocal problems
+            for path, review in zip(paths, reviews):
+                if isinstance(review, str):
+                    problems += 1
+                    self.log.error("Reload: passwd file {path}: {error}", path=path, error=review)
+                    continue
+                for warning in review:
+                    problems += 1
+                    self.log.warn("Reload: {problem}", problem=warning)
+            self.log.info(
+                "Reloaded on SIGHUP: {reopened} log file(s) reopened, {count} passwd file(s) checked, "
+                "{problems} problem(s)",
+                reopened=reopened,
+                count=len(paths),
+                problems=problems,
+                event_type="reload",
+            )
+
+        def failed(failure: Failure) -> None:
+            self.log.failure("Reload on SIGHUP failed", failure)
+
+        return self.run_in_thread(review_all).addCallback(summarise).addErrback(failed)
 
     def stopService(self) -> None:
         """
