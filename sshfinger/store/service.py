@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -112,14 +112,14 @@ class StoreService(Service):
         Stop following, let every queued write commit, then stop the writer thread and close the store.
         """
         super().stopService()
-        self.store.stop_following()
 
         def close(_: object) -> None:
             if self._pool is not None:
                 self._pool.stop()
             self.store.close()
 
-        return self.store.flush().addBoth(close)
+        stopped = maybeDeferred(self.store.stop_following)  # a PostgreSQL listener stops asynchronously
+        return stopped.addBoth(lambda _: self.store.flush()).addBoth(close)
 
 
 def make_store(

@@ -26,10 +26,10 @@ from sshfinger.model.account import Account, Actor, Change, normalize_changes
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap
+from sshfinger.store.lazy import LazyAccounts
 from sshfinger.store.sqlite import SCHEMA_VERSION, SQLiteBackend, schema_script, split_statements
 from sshfinger.store.sqlite import backend as sqlite_module
 from sshfinger.store.sqlite import schema as schema_module
-from sshfinger.store.sqlite.rows import LazyAccounts
 
 ROOT = Actor("root", "cli")
 OTHER = Actor("other", "exec", "192.0.2.1:4000")

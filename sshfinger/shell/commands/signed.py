@@ -37,8 +37,8 @@ async def cmd_verify(ctx: Context, args: list[str]) -> Result:
     Re-check the signature of a plan (your own by default).
     """
     login = one_login(args, "verify [LOGIN]") if args else ctx.login
-    account = ctx.store.peek(login)
-    if account is None or (account.hidden and not ctx.is_admin and login != ctx.login):
+    account = ctx.visible(login)
+    if account is None:
         raise CommandError(f"no such user: {login}")
     ok, line = verify_report(account.login, account.plan, account.plan_signature, account.keys)
     if not ok:

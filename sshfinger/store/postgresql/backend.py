@@ -26,6 +26,7 @@ from zope.interface import implementer
 from sshfinger.model.account import Account, Actor, Change, diff
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
+from sshfinger.store.lazy import LazyAccounts
 from sshfinger.store.limits import CHANGES_KEEP
 from sshfinger.store.postgresql.extras import MaintenanceMixin, PasswordsMixin
 from sshfinger.store.postgresql.feed import PostgreSQLFeed, describe_error, read_batch
@@ -52,7 +53,6 @@ from sshfinger.store.postgresql.tuning import (
     WRITE_LOCK,
 )
 from sshfinger.store.registry import redact_spec
-from sshfinger.store.sqlite.rows import LazyAccounts
 
 T = TypeVar("T")
 

@@ -43,7 +43,7 @@ def read_batch(connection: psycopg.Connection[Any], seq: int, limit: int) -> Fee
         connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         head, pruned = connection.execute("SELECT head, pruned_through FROM feed").fetchone()  # type: ignore[misc]
         if seq < pruned or seq > head:
-            raise FeedGap(seq, pruned + 1)
+            raise FeedGap(seq, pruned)
         if seq == head or limit <= 0:
             return FeedBatch(seq)
         rows = connection.execute(

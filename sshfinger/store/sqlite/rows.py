@@ -9,9 +9,9 @@ import sqlite3
 from collections.abc import Iterable
 from operator import itemgetter
 from sys import intern
-from typing import Any
 
 from sshfinger.model.account import Account, Actor, Change
+from sshfinger.store.lazy import LazyAccounts, full_account
 
 ACCOUNT_COLUMNS = (
     "login",
@@ -41,54 +41,6 @@ UPDATE_ACCOUNT = (
     f"UPDATE accounts SET {', '.join(f'{name} = ?' for name in ACCOUNT_COLUMNS[1:])} WHERE login = ?"
 )
 CHANGE_COLUMNS = "id, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
-
-
-#: An account that sets nothing but its name, status and update stamp, as L{SQLiteBackend.open} loads it:
-#: C{(login, real_name, status, updated_at, updated_by)}, the database's row itself (see L{LazyAccounts}).
-PlainAccount = tuple[str, str, str, float, str]
-
-
-def full_account(plain: PlainAccount, keys: tuple[str, ...] = ()) -> Account:
-    """
-    Return the L{Account} that a L{PlainAccount} stands for, with C{keys} as its authorized keys.
-    """
-    login, real_name, status, updated_at, updated_by = plain
-    return Account(login, real_name, status, keys=keys, updated_at=updated_at, updated_by=updated_by)
-
-
-class LazyAccounts(dict[str, Any]):
-    """
-    The accounts by login, as L{SQLiteBackend.open} returns them: a plain account may be held as its
-    L{PlainAccount} row, which L{get} and C{[]} turn into an L{Account} the first time it is read and keep in its
-    place (so every later read returns that same object).  Building a million L{Account}s is most of the start-up
-    of a large store; most are never read before they change.
-    """
-
-    def get(self, login: str, default: Any = None) -> Any:
-        """
-        The account under C{login} as an L{Account}, or C{default}.
-        """
-        account = dict.get(self, login, default)
-        if type(account) is tuple:  # a PlainAccount (an Account is a subclass, None is not a tuple)
-            account = full_account(account)
-            dict.__setitem__(self, login, account)
-        return account
-
-    def __getitem__(self, login: str) -> Account:
-        """
-        The account under C{login} as an L{Account}.
-        """
-        account = dict.__getitem__(self, login)
-        if type(account) is tuple:
-            account = full_account(account)
-            dict.__setitem__(self, login, account)
-        return account
-
-    def accounts(self) -> list[Account]:
-        """
-        Every account as an L{Account}, in login order.
-        """
-        return [self[login] for login in sorted(self)]
 
 
 def account_from_row(row: tuple, keys: Iterable[str] = ()) -> Account:
