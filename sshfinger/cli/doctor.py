@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from sshfinger.cli.main import wait
+from sshfinger.cli.common import wait
 from sshfinger.model.errors import StoreError
 from sshfinger.ssh.checkers import plaintext_warnings
 from sshfinger.ssh.hostkeys import HostKeyError, describe, existing_host_keys

@@ -8,38 +8,27 @@ Every command opens the store, commits synchronously and exits: a running server
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TextIO, TypeVar
-
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
 
 from sshfinger import __version__
 from sshfinger.cli import config_check, system_users
+from sshfinger.cli.common import CommandError, actor, offline_store, wait
+from sshfinger.cli.maintenance import cmd_backup, cmd_doctor, cmd_nodes, cmd_passwd, cmd_restore
 from sshfinger.finger.render import sanitize
 from sshfinger.model.account import (
     EDITABLE_FIELDS,
     MIN_PASSWORD_LENGTH,
     Account,
-    Actor,
-    check_password_strength,
     normalize_login,
 )
 from sshfinger.model.audit import format_change
 from sshfinger.model.errors import NoSuchAccount, StoreError
-from sshfinger.ssh.passwd import DEFAULT_ROUNDS, hash_password, set_password
+from sshfinger.ssh.passwd import DEFAULT_ROUNDS
 from sshfinger.store.cached import CachedStore
-from sshfinger.store.interfaces import IStoreMaintenance, maintenance_of
-from sshfinger.store.registry import check_store_spec, open_backend, redact_spec
-from sshfinger.store.service import open_offline
-
-T = TypeVar("T")
 
 #: What C{sshfinger --help} says the tool is (the module docstring's first line is markup, not help text).
 DESCRIPTION = (
@@ -59,61 +48,6 @@ DEMO_ACCOUNTS: Sequence[dict[str, Any]] = (
 )
 
 EXPORT_FIELDS = ("login",) + EDITABLE_FIELDS
-
-
-class CommandError(Exception):
-    """
-    A command cannot go on; the message is shown as one line.
-    """
-
-
-@contextmanager
-def offline_store(spec: str) -> Iterator[CachedStore]:
-    """
-    Open the store for one command and close it afterwards.
-    """
-    store = open_offline(spec)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def maintenance(spec: str, what: str) -> IStoreMaintenance:
-    """
-    The maintenance operations of the store C{spec} names (the backend is not opened).
-
-    @raise CommandError: with one line, if its backend has none.
-    """
-    backend = open_backend(check_store_spec(spec))
-    found = maintenance_of(backend)
-    if found is None:
-        raise CommandError(f"the {backend.description} store does not support {what}")
-    return found
-
-
-def wait(d: Deferred[T]) -> T:
-    """
-    Return the result of a L{Deferred} that has already fired (the offline store commits synchronously).
-    """
-    results: list[Any] = []
-    d.addBoth(results.append)
-    if not results:
-        raise RuntimeError("the store did not answer synchronously")
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
-
-
-def actor(channel: str = "cli") -> Actor:
-    """
-    The local person running the tool, for C{updated_by} and the audit trail.
-    """
-    try:
-        who = getpass.getuser()
-    except Exception:
-        who = str(os.getuid())
-    return Actor(f"{who}@local", channel)
 
 
 def upsert(store: CachedStore, record: dict[str, Any], channel: str) -> str:
@@ -351,102 +285,6 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     for change in changes:
         out.write(sanitize(format_change(change)) + "\n")
     return 0
-
-
-def cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    Copy a live store consistently (created 0600).
-    """
-    if os.path.exists(args.file):
-        raise CommandError(f"{args.file} exists already; choose a new file")
-    maintenance(args.store, "backup").backup(args.file)
-    out.write(f"backed up {redact_spec(args.store)} to {args.file}\n")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    Replace a store with a checked backup; refused while any process (a running server) has the store open.
-    """
-    maintenance(args.store, "restore").restore(args.file)
-    with offline_store(args.store) as store:
-        count = len(store)
-    out.write(f"restored {count} accounts from {args.file} into {redact_spec(args.store)}\n")
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    Check a deployment; print the host key fingerprints.
-    """
-    from sshfinger.cli.doctor import doctor
-
-    return doctor(args.store, args.keys, args.passwd or [], args.finger, args.ssh, out)
-
-
-def cmd_passwd(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    Write a bcrypt entry for a login into a passwd file (C{--auth file:PATH}).
-    """
-    login = normalize_login(args.login)
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif not sys.stdin.isatty():
-        raise CommandError("no terminal to read the password from: give it on standard input with --password-stdin")
-    else:
-        password = getpass.getpass(f"New password for {login}: ")
-        if getpass.getpass("Again: ") != password:
-            raise CommandError("the passwords differ")
-    try:
-        check_password_strength(password, args.min_password_length)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
-    if getattr(args, "store", None):
-        return store_password(args.store, login, password, args.rounds, out)
-    set_password(args.file, login, password, args.rounds)
-    out.write(f"{args.file}: password set for {login}\n")
-    return 0
-
-
-def store_password(spec: str, login: str, password: str, rounds: int, out: TextIO) -> int:
-    """
-    Write a login's bcrypt hash into a store that keeps them (C{--auth store}): every node sees it.
-    """
-    from sshfinger.ssh.storeauth import keeps_passwords
-
-    with offline_store(spec) as store:
-        if not keeps_passwords(store.backend):
-            raise CommandError(f"the store {store.description} cannot keep passwords; use --file (--auth file:PATH)")
-        if store.peek(login) is None:
-            raise CommandError(f"no such user: {login}")
-        store.backend.set_password_hash(login, hash_password(password, rounds), actor(), time.time())  # type: ignore[attr-defined]
-        out.write(f"{store.description}: password set for {login}\n")
-    return 0
-
-
-def cmd_nodes(args: argparse.Namespace, out: TextIO) -> int:
-    """
-    List the nodes serving a shared (PostgreSQL) store, with warnings; exit status 1 if there are any.
-    """
-    backend: Any = open_backend(args.store)
-    if not callable(getattr(backend, "node_heartbeat", None)):
-        raise CommandError("nodes: only a shared store (--store postgresql://...) has nodes")
-    from sshfinger.store.postgresql.nodes import format_nodes, list_nodes, node_warnings
-
-    connection = backend.connect()
-    try:
-        if backend.schema_version(connection) is None:
-            raise CommandError(f"{backend.description} is empty: no node has served it yet")
-        nodes = list_nodes(connection)
-    finally:
-        connection.close()
-    now = time.time()
-    for line in format_nodes(nodes, now) or ["no nodes registered"]:
-        out.write(line + "\n")
-    warnings = node_warnings(nodes, now)
-    for warning in warnings:
-        out.write(f"warning: {warning}\n")
-    return 1 if warnings else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

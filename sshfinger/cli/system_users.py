@@ -384,7 +384,7 @@ def cmd_import_system(args: argparse.Namespace, out: TextIO) -> int:
     """
     Import the system users into the store; print what was done, kept and skipped.
     """
-    from sshfinger.cli.main import actor, offline_store, wait
+    from sshfinger.cli.common import actor, offline_store, wait
 
     low, high = uid_range(args.login_defs)
     low = args.uid_min if args.uid_min is not None else low
