@@ -610,11 +610,11 @@ class NodeRegistryTests(SynchronousTestCase):
         """
         import psycopg
 
-        from sshfinger.store.postgresql.rows import schema_script
+        from sshfinger.store.migrations import schema_script
 
         url = shared_cluster().new_database()
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(schema_script("v1.sql").encode())
+            connection.execute(schema_script("sshfinger.store.postgresql", "v1.sql").encode())
             connection.execute("INSERT INTO accounts (login, status) VALUES ('old', 'from v1')")
         store = CachedStore(new_backend(url), Clock().seconds)
         store.open()

@@ -5,10 +5,10 @@ L{Change}s, the versioned schema scripts, and connection URLs made safe to show.
 
 from __future__ import annotations
 
-from importlib.resources import files
 from sys import intern
 
 from sshfinger.model.account import Account, Actor, Change
+from sshfinger.store import migrations
 from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 
 ACCOUNT_COLUMNS = (
@@ -39,25 +39,12 @@ LOG_CHANGES = (
 )
 
 
-def schema_script(name: str) -> str:
-    """
-    Read one SQL script shipped in C{sshfinger/store/postgresql/schema/}.
-    """
-    return files("sshfinger.store.postgresql").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
-
-
 def migration_scripts(version: int | None) -> list[tuple[int, str]]:
     """
     List the scripts that bring a database from C{version} (L{None}: empty) to L{SCHEMA_VERSION}, as (version
     reached, script) pairs: C{v1.sql}, then every C{upgrade-to-vN.sql}.
     """
-    steps: list[tuple[int, str]] = []
-    if version is None:
-        steps.append((1, schema_script("v1.sql")))
-        version = 1
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
-    return steps
+    return migrations.migration_scripts("sshfinger.store.postgresql", version, SCHEMA_VERSION)
 
 
 def account_from_row(row: tuple) -> Account:
@@ -89,5 +76,5 @@ def change_from_row(row: tuple) -> Change:
 
 __all__ = [
     "ACCOUNT_COLUMNS", "CHANGE_COLUMNS", "LOG_CHANGES", "PLAIN", "SELECT_ACCOUNT", "UPSERT_ACCOUNT", "account_from_row",
-    "account_values", "change_from_row", "migration_scripts", "schema_script",
+    "account_values", "change_from_row", "migration_scripts",
 ]  # fmt: skip

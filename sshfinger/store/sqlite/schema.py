@@ -5,9 +5,9 @@ The SQLite store's schema scripts (C{sshfinger/store/schema/}) and the order the
 from __future__ import annotations
 
 import sqlite3
-from importlib.resources import files
 
 from sshfinger.model.errors import StoreError
+from sshfinger.store import migrations
 
 #: The schema version this code writes; files of a newer version are refused.
 SCHEMA_VERSION = 5
@@ -15,11 +15,9 @@ SCHEMA_VERSION = 5
 
 def schema_script(name: str) -> str:
     """
-    Read one SQL script shipped in C{sshfinger/store/schema/}.
-
-    @param name: the file name, such as C{"v1.sql"}.
+    Read one SQL script shipped in C{sshfinger/store/schema/}, such as C{"v1.sql"}.
     """
-    return files("sshfinger.store").joinpath("schema").joinpath(name).read_text(encoding="utf-8")
+    return migrations.schema_script("sshfinger.store", name)
 
 
 def split_statements(script: str) -> list[str]:
@@ -44,18 +42,10 @@ def split_statements(script: str) -> list[str]:
 
 def migration_scripts(version: int | None) -> list[tuple[int, str]]:
     """
-    List the scripts that bring a file from C{version} to L{SCHEMA_VERSION}.
-
-    @param version: the file's version, or L{None} for an empty file.
-    @return: (version reached, script text) pairs, in the order to run them.
+    List the scripts that bring a file from C{version} (L{None}: empty) to L{SCHEMA_VERSION}, as (version
+    reached, script text) pairs, in the order to run them.
     """
-    steps: list[tuple[int, str]] = []
-    if version is None:
-        steps.append((1, schema_script("v1.sql")))
-        version = 1
-    for target in range(version + 1, SCHEMA_VERSION + 1):
-        steps.append((target, schema_script(f"upgrade-to-v{target}.sql")))
-    return steps
+    return migrations.migration_scripts("sshfinger.store", version, SCHEMA_VERSION)
 
 
 def schema_version(connection: sqlite3.Connection, path: str) -> int | None:
