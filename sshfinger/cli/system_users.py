@@ -360,11 +360,14 @@ class SystemUsersService(TimerService):
             return scan(self.entries(), *self.uid_bounds)
 
         def report(lines: list[str]) -> None:
+            # A line the previous import said already is not said again (the next import finds the same); only
+            # the latest import's lines are remembered, so this stays as small as one report.
+            said, self._reported = self._reported, set()
             for line in lines:
                 if line.startswith(("kept", "skipped", "cleaned", "cut")):
-                    if line in self._reported:  # said once is enough: the next import finds the same
-                        continue
                     self._reported.add(line)
+                    if line in said:
+                        continue
                 if line.startswith(("skipped", "cleaned", "cut")):
                     self.log.warn("System users: {line}", line=line)
                 else:
