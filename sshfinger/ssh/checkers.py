@@ -464,8 +464,13 @@ class BytesUsernameChecker:
 
 def review_passwd_file(path: str) -> list[str]:
     """
-    Check a passwd file as SIGHUP does: raise L{ValueError} (one line) if it cannot be used, else return its
-    warnings (plaintext entries, see L{plaintext_warnings}).
+    Check a passwd file as the start and SIGHUP do: raise L{ValueError} (one line) if it cannot be used, else
+    return its warnings: readable by others (it holds password hashes), and its plaintext entries
+    (L{plaintext_warnings}).
     """
     check_passwd_file(path)
-    return plaintext_warnings(path)
+    warnings = []
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o004:
+        warnings.append(f"{path} is readable by others (mode {mode:o}); it holds password hashes: chmod 640 it")
+    return warnings + plaintext_warnings(path)

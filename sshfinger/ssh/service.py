@@ -29,7 +29,7 @@ from sshfinger.ops.endpoints import listen_description
 from sshfinger.shell.app import EDIT_RATE, ShellApp
 from sshfinger.ssh import passwd
 from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Startups
-from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, plaintext_warnings
+from sshfinger.ssh.checkers import BcryptFileChecker, StoreKeysDB, parse_authorized_key, review_passwd_file
 from sshfinger.ssh.hostkeys import describe, fingerprint
 from sshfinger.ssh.server import ShellRealm, SSHFactory
 from sshfinger.store.interfaces import IUserStore, feed_of
@@ -206,7 +206,7 @@ def make_ssh_service(
     checkers: list[ICredentialsChecker] = [SSHPublicKeyChecker(keys_db)]
     checkers += [BcryptFileChecker(path, in_pool) for path in passwd_files]
     checkers += list(config.get("credCheckers", []))
-    warnings = [warning for path in passwd_files for warning in plaintext_warnings(path)]
+    warnings = [warning for path in passwd_files for warning in review_passwd_file(path)]
 
     min_length = int(config.get("min-password-length", MIN_PASSWORD_LENGTH))
 

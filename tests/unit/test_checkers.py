@@ -32,6 +32,7 @@ from sshfinger.ssh.checkers import (
     check_passwd_file,
     parse_authorized_key,
     plaintext_warnings,
+    review_passwd_file,
 )
 from sshfinger.ssh.passwd import DEFAULT_ROUNDS, set_password
 from sshfinger.store.cached import CachedStore
@@ -408,6 +409,20 @@ class PasswdFileWarningTests(SynchronousTestCase):
         with open(path, "wb") as f:
             f.write(b"alice:" + ALICE_HASH + b"\n")
         self.assertEqual(plaintext_warnings(path), [])
+
+    def test_readable_by_others_warned(self) -> None:
+        """
+        L{review_passwd_file} (what the start and SIGHUP check) warns about a passwd file others may read, whose
+        hashes would then be open to offline guessing; one kept to its group (0640) is fine.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"alice:" + ALICE_HASH + b"\n")
+        os.chmod(path, 0o644)
+        [warning] = review_passwd_file(path)
+        self.assertIn("readable by others (mode 644)", warning)
+        os.chmod(path, 0o640)
+        self.assertEqual(review_passwd_file(path), [])
 
     def test_missing_file(self) -> None:
         """
