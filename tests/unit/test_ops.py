@@ -46,6 +46,7 @@ class ReloadTests(SynchronousTestCase):
         self.passwd = os.path.join(self.directory, "passwd")
         with open(self.passwd, "w") as f:
             f.write("admin:$2b$04$" + "a" * 53 + "\n")
+        os.chmod(self.passwd, 0o600)
         self.json_path = os.path.join(self.directory, "events.json")
         self.text_path = os.path.join(self.directory, "events.log")
         self.service = ReloadService(

@@ -166,6 +166,7 @@ class MakeServiceTests(SynchronousTestCase):
         passwd = os.path.join(directory, "passwd")
         with open(passwd, "w") as f:
             f.write("bob:plaintext\n")
+        os.chmod(passwd, 0o600)
         options = Options()
         options.parseOptions(
             ["--store", "memory", "--finger", "tcp:1079", "--ssh", "tcp:2022", "--keys", directory,
