@@ -627,6 +627,28 @@ class StoreTestsMixin:
         self.assertEqual((empty.head, empty.changes), (head, []))
         self.assertRaises(FeedGap, feed.read_after, head + 1000, 100)
 
+    def test_reopen(self) -> None:
+        """
+        Accounts, keys, history and changes survive closing the store and opening a new backend on the same
+        storage (the file, the database).
+        """
+        self.create("alice", {"keys": [KEY_A, KEY_B], "plan": "a\nplan", "hidden": True})
+        self.clock.advance(5)
+        alice = self.successResultOf(self.store.update("alice", {"role": "admin", "status": "s"}, ALICE))
+        bob = self.create("bob", {"status": "plain"})
+        self.successResultOf(self.store.add_history("alice", "whoami"))
+        changes = self.changes()
+        self.store.close()
+        self.store.close()
+
+        store = CachedStore(self.make_backend(), self.clock.seconds)
+        store.open()
+        self.addCleanup(store.close)
+        self.assertEqual(store.peek("alice"), alice)
+        self.assertEqual(store.peek("bob"), bob)
+        self.assertEqual(self.successResultOf(store.history("alice")), ["whoami"])
+        self.assertEqual(self.successResultOf(store.recent_changes(1000)), changes)
+
 
 class MemoryStoreTests(StoreTestsMixin, SynchronousTestCase):
     """
@@ -758,23 +780,3 @@ class SQLiteStoreTests(StoreTestsMixin, SynchronousTestCase):
         """
         self.assertEqual(self.store.description, f"sqlite:{self.path}")
 
-    def test_reopen(self) -> None:
-        """
-        Accounts, keys, history and changes survive closing the store and opening a new backend on the file.
-        """
-        self.create("alice", {"keys": [KEY_A, KEY_B], "plan": "a\nplan", "hidden": True})
-        self.clock.advance(5)
-        alice = self.successResultOf(self.store.update("alice", {"role": "admin", "status": "s"}, ALICE))
-        bob = self.create("bob")
-        self.successResultOf(self.store.add_history("alice", "whoami"))
-        changes = self.changes()
-        self.store.close()
-        self.store.close()
-
-        store = CachedStore(SQLiteBackend(self.path), self.clock.seconds)
-        store.open()
-        self.addCleanup(store.close)
-        self.assertEqual(store.peek("alice"), alice)
-        self.assertEqual(store.peek("bob"), bob)
-        self.assertEqual(self.successResultOf(store.history("alice")), ["whoami"])
-        self.assertEqual(self.successResultOf(store.recent_changes(1000)), changes)

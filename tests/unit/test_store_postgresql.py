@@ -24,7 +24,7 @@ from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap, IChangeFeed, IStoreBackend, IStoreMaintenance
 from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 from tests.pgcluster import shared_cluster
-from tests.unit.test_store import ALICE, KEY_A, KEY_B, ROOT, StoreTestsMixin
+from tests.unit.test_store import ALICE, ROOT, StoreTestsMixin
 
 
 def new_backend(url: str | None = None, **options: Any) -> Any:
@@ -63,27 +63,6 @@ class PostgreSQLStoreTests(StoreTestsMixin, SynchronousTestCase):
         self.assertEqual(self.store.description, self.url)
         self.assertTrue(verifyObject(IStoreMaintenance, self.backend))
         self.assertTrue(verifyObject(IChangeFeed, self.backend.feed))  # type: ignore[attr-defined]
-
-    def test_reopen(self) -> None:
-        """
-        Accounts, keys, history and changes survive closing the store and opening a new backend on the database.
-        """
-        self.create("alice", {"keys": [KEY_A, KEY_B], "plan": "a\nplan", "hidden": True})
-        self.clock.advance(5)
-        alice = self.successResultOf(self.store.update("alice", {"role": "admin", "status": "s"}, ALICE))
-        bob = self.create("bob", {"status": "plain"})
-        self.successResultOf(self.store.add_history("alice", "whoami"))
-        changes = self.changes()
-        self.store.close()
-        self.store.close()
-
-        store = CachedStore(new_backend(self.url), self.clock.seconds)
-        store.open()
-        self.addCleanup(store.close)
-        self.assertEqual(store.peek("alice"), alice)
-        self.assertEqual(store.peek("bob"), bob)
-        self.assertEqual(self.successResultOf(store.history("alice")), ["whoami"])
-        self.assertEqual(self.successResultOf(store.recent_changes(1000)), changes)
 
     def test_maintenance(self) -> None:
         """
@@ -518,8 +497,6 @@ class ListenTests(TestCase):
         The feed provides L{IChangeFeed}.
         """
         self.assertTrue(verifyObject(IChangeFeed, new_backend().feed))
-
-
 
 
 class SharedPenaltiesTests(SynchronousTestCase):
