@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -192,3 +192,17 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> float:
+    """
+    Wait until C{condition()} holds; return the seconds it took.
+
+    @raise AssertionError: if it is still false after C{timeout} seconds.
+    """
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not true within {timeout} s")
+        time.sleep(interval)
+    return time.monotonic() - started

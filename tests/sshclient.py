@@ -117,6 +117,20 @@ def setup_site(case: SynchronousTestCase, directory: str) -> str:
     return store
 
 
+def start_site(case: SynchronousTestCase) -> tuple[str, str, ServerProcess]:
+    """
+    Build the demo site (L{setup_site}) in a fresh directory and start the installed server on it, with
+    C{--auth file:passwd --admin admin} and SSH; return the directory, the store path and the server.
+    """
+    directory = os.path.abspath(case.mktemp())
+    os.makedirs(directory)
+    store = setup_site(case, directory)
+    server = ServerProcess(
+        case, directory, ["--store", store, "--auth", "file:passwd", "--admin", "admin"], ssh=True
+    ).start()
+    return directory, store, server
+
+
 class Tmux:
     """
     A real terminal: tmux running a command in a detached session of a given size, on a private server socket.

@@ -14,12 +14,11 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.pgcluster import PostgresCluster, crash_cluster, shared_cluster
-from tests.process import REPO, ServerProcess, free_port, run_tool
+from tests.process import REPO, ServerProcess, free_port, run_tool, wait_until
 from tests.sshclient import PASSWORD, ssh_run
 
 
@@ -28,20 +27,6 @@ def database_name(url: str) -> str:
     The database name in a URL made by L{PostgresCluster.url}.
     """
     return url.split("/")[3].split("?")[0]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.005) -> float:
-    """
-    Wait until C{condition()} holds; return the seconds it took.
-
-    @raise AssertionError: after C{timeout} seconds.
-    """
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(interval)
-    return time.monotonic() - started
 
 
 def status_of(node: ServerProcess, login: str) -> str | None:
@@ -97,7 +82,7 @@ class ClusterMixin:
             "SELECT count(*) FROM pg_stat_activity"
             f" WHERE application_name = 'sshfinger-listen' AND datname = '{database_name(self.url)}'"
         )
-        wait_for(lambda: self.cluster.execute(query)[0][0] == count, interval=0.05)
+        wait_until(lambda: self.cluster.execute(query)[0][0] == count, interval=0.05)
 
     def set_status(self, node: ServerProcess, login: str, status: str) -> int:
         """
@@ -138,7 +123,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         for n in range(3):
             self.assertEqual(self.set_status(self.nodes[0], "alice", f"edit {n}"), 0)
             for other in self.nodes[1:]:
-                took = wait_for(lambda other=other, n=n: status_of(other, "alice") == f"edit {n}", timeout=5)
+                took = wait_until(lambda other=other, n=n: status_of(other, "alice") == f"edit {n}", timeout=5)
                 self.assertLess(took, 1.0)
 
     def test_concurrent_writers(self) -> None:
@@ -166,7 +151,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
             self.assertEqual(len(acked[login]), 12)
             self.assertEqual(self.audit_statuses(login), acked[login])
             for node in self.nodes:
-                wait_for(lambda node=node, login=login: status_of(node, login) == acked[login][-1])
+                wait_until(lambda node=node, login=login: status_of(node, login) == acked[login][-1])
 
     def test_sigkill_mid_stream(self) -> None:
         """
@@ -185,7 +170,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
 
         thread = threading.Thread(target=stream)
         thread.start()
-        wait_for(lambda: len(acked) >= 8, timeout=30)
+        wait_until(lambda: len(acked) >= 8, timeout=30)
         self.nodes[0].stop(signal.SIGKILL)
         stop.set()
         thread.join()
@@ -193,7 +178,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         self.assertTrue(set(acked) <= set(committed), (acked, committed))
         self.assertEqual(committed, sorted(committed))
         for node in self.nodes[1:]:
-            wait_for(lambda node=node: status_of(node, "alice") == str(committed[-1]))
+            wait_until(lambda node=node: status_of(node, "alice") == str(committed[-1]))
 
     def test_listener_killed(self) -> None:
         """
@@ -208,10 +193,10 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         self.assertEqual(self.set_status(self.nodes[0], "alice", "after the kill"), 0)
         self.assertEqual(self.set_status(self.nodes[0], "bob", "also"), 0)
         for node in self.nodes[1:]:
-            wait_for(lambda node=node: status_of(node, "alice") == "after the kill")
-            wait_for(lambda node=node: status_of(node, "bob") == "also")
+            wait_until(lambda node=node: status_of(node, "alice") == "after the kill")
+            wait_until(lambda node=node: status_of(node, "bob") == "also")
         for node in self.nodes:
-            wait_for(lambda node=node: "Following the changes" in node.log())
+            wait_until(lambda node=node: "Following the changes" in node.log())
             self.assertEqual(node.log().count("Lost the change feed"), 1)
 
 
@@ -230,7 +215,7 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         for thread in threads:
             thread.join()
         for node in self.nodes:
-            wait_for(lambda node=node: "SSH connection from 127.0.0.5 refused: penalised" in node.log()
+            wait_until(lambda node=node: "SSH connection from 127.0.0.5 refused: penalised" in node.log()
                      or ssh_run(node, "admin", ["whoami"], bind="127.0.0.5").returncode == 255, interval=0.2)  # fmt: skip
             self.assertEqual(ssh_run(node, "admin", ["whoami"], bind="127.0.0.5").returncode, 255)
             self.assertIn("SSH connection from 127.0.0.5 refused: penalised", node.log())
@@ -243,13 +228,13 @@ class ThreeNodesTests(ClusterMixin, SynchronousTestCase):
         C{nodes} list all three and, as each node here made its own host keys, warn that they differ (the tool
         exits 1), and so does C{sshfinger doctor}.
         """
-        wait_for(lambda: run_tool("nodes", "--store", self.url).stdout.count("sshfinger 0.") == 3, interval=0.2)
+        wait_until(lambda: run_tool("nodes", "--store", self.url).stdout.count("sshfinger 0.") == 3, interval=0.2)
         result = run_tool("nodes", "--store", self.url)
         self.assertEqual(result.returncode, 1, result.stderr)
         for node in self.nodes:
             self.assertIn(f":{node.ssh_port}  sshfinger", result.stdout)
         self.assertIn("warning: nodes serve different host keys", result.stdout)
-        wait_for(lambda: ssh_run(self.nodes[0], "admin", ["nodes"]).stdout.count("sshfinger 0.") == 3,
+        wait_until(lambda: ssh_run(self.nodes[0], "admin", ["nodes"]).stdout.count("sshfinger 0.") == 3,
                  timeout=15, interval=0.5)  # fmt: skip
         shell = ssh_run(self.nodes[0], "admin", ["nodes"])
         self.assertIn("warning: nodes serve different host keys", shell.stdout)
@@ -283,12 +268,12 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
         for n in range(5):
             self.assertEqual(self.set_status(self.nodes[0], "alice", f"before {n}"), 0)
             acked.append(f"before {n}")
-        wait_for(lambda: status_of(self.nodes[1], "alice") == "before 4")
+        wait_until(lambda: status_of(self.nodes[1], "alice") == "before 4")
         self.cluster.stop("immediate")
 
         self.assertEqual(status_of(self.nodes[1], "alice"), "before 4")
         for node in self.nodes:
-            wait_for(lambda node=node: "Lost the change feed" in node.log(), timeout=15)
+            wait_until(lambda node=node: "Lost the change feed" in node.log(), timeout=15)
         started = time.monotonic()
         result = ssh_run(self.nodes[0], "admin", ["set", "alice", "status", "during"])
         self.assertEqual(result.returncode, 1)
@@ -300,10 +285,10 @@ class DatabaseCrashTests(ClusterMixin, SynchronousTestCase):
 
         self.cluster.start()
         self.assertEqual(self.audit_statuses("alice"), acked)
-        wait_for(lambda: self.set_status(self.nodes[0], "alice", "after") == 0, timeout=20, interval=0.5)
+        wait_until(lambda: self.set_status(self.nodes[0], "alice", "after") == 0, timeout=20, interval=0.5)
         for node in self.nodes:
-            wait_for(lambda node=node: status_of(node, "alice") == "after", timeout=15)
-            wait_for(lambda node=node: "Following the changes" in node.log(), timeout=15)
+            wait_until(lambda node=node: status_of(node, "alice") == "after", timeout=15)
+            wait_until(lambda node=node: "Following the changes" in node.log(), timeout=15)
             log = node.log()
             self.assertEqual(log.count("Lost the change feed"), 1, log)
             self.assertEqual(log.count("Cannot read the changes"), 0, log)  # the feed's line said it already
@@ -354,7 +339,7 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
                                         stderr=subprocess.STDOUT)  # fmt: skip
         self.addCleanup(self.stop_haproxy)
         # Both backends of both services up: every node has answered a health check through its haproxy: endpoint.
-        wait_for(lambda: self.through(b"alice\r\n").startswith(b"Login: alice"), timeout=15)
+        wait_until(lambda: self.through(b"alice\r\n").startswith(b"Login: alice"), timeout=15)
 
     def stop_haproxy(self) -> None:
         """
@@ -390,13 +375,13 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
         result = ssh_run(proxy, "admin", ["set", "alice", "status", "through the proxy"], bind="127.0.0.2")  # type: ignore[arg-type]
         self.assertEqual(result.returncode, 0, result.stderr)
         for _ in range(4):  # round robin: both nodes answer
-            wait_for(lambda: b"Status: through the proxy" in self.through(b"alice\r\n", "127.0.0.3"))
+            wait_until(lambda: b"Status: through the proxy" in self.through(b"alice\r\n", "127.0.0.3"))
         for node in self.nodes:
-            wait_for(lambda node=node: "finger 127.0.0.3:" in node.log())
+            wait_until(lambda node=node: "finger 127.0.0.3:" in node.log())
         self.assertTrue(any("SSH login accepted: admin from 127.0.0.2:" in node.log() for node in self.nodes))
         result = ssh_run(proxy, "admin", ["whoami"], password="wrong", bind="127.0.0.4")  # type: ignore[arg-type]
         self.assertEqual(result.returncode, 255)
-        wait_for(lambda: any("SSH login refused: admin from 127.0.0.4:" in node.log() for node in self.nodes))
+        wait_until(lambda: any("SSH login refused: admin from 127.0.0.4:" in node.log() for node in self.nodes))
 
 
     def test_penalties_through_haproxy(self) -> None:
@@ -416,7 +401,7 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
         for thread in threads:
             thread.join()
         for node in self.nodes:
-            wait_for(lambda node=node: "SSH source 127.0.0.7 penalised" in node.log(), interval=0.1)
+            wait_until(lambda node=node: "SSH source 127.0.0.7 penalised" in node.log(), interval=0.1)
         for _ in range(2):  # least connections: both nodes are asked in turn
             result = ssh_run(proxy, "admin", ["whoami"], bind="127.0.0.7")  # type: ignore[arg-type]
             self.assertEqual(result.returncode, 255)
@@ -456,7 +441,7 @@ class StorePasswordTests(ClusterMixin, SynchronousTestCase):
             self.assertEqual(ssh_run(node, "admin", ["whoami"]).returncode, 0)
         result = ssh_run(self.nodes[0], "admin", ["passwd"], stdin="a new secret\n")
         self.assertEqual(result.returncode, 0, result.stderr)
-        wait_for(lambda: ssh_run(self.nodes[1], "admin", ["whoami"], password="a new secret").returncode == 0,
+        wait_until(lambda: ssh_run(self.nodes[1], "admin", ["whoami"], password="a new secret").returncode == 0,
                  interval=0.2)  # fmt: skip
         self.assertEqual(ssh_run(self.nodes[1], "admin", ["whoami"]).returncode, 255)
         trail = self.cluster.execute(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.process import ServerProcess, clean_env, run_tool
-from tests.sshclient import COMMON, PASSWORD, make_key, require, setup_site, ssh_run
+from tests.process import clean_env, run_tool
+from tests.sshclient import COMMON, PASSWORD, make_key, require, ssh_run, start_site
 
 #: Options of a password login for scp and sftp (sftp -b turns BatchMode on, which forbids passwords).
 PASSWORD_AUTH = ["-o", "BatchMode=no", "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no"]
@@ -31,12 +31,7 @@ class SFTPTestCase(SynchronousTestCase):
         """
         Build the site and start the server.
         """
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        self.store = setup_site(self, self.directory)
-        self.server = ServerProcess(
-            self, self.directory, ["--store", self.store, "--auth", "file:passwd", "--admin", "admin"], ssh=True
-        ).start()
+        self.directory, self.store, self.server = start_site(self)
 
     def path(self, name: str, content: bytes | None = None) -> str:
         """

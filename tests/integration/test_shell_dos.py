@@ -19,8 +19,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.process import ServerProcess, clean_env, run_tool
-from tests.sshclient import PASSWORD, setup_site, ssh_args
+from tests.process import clean_env, run_tool
+from tests.sshclient import PASSWORD, ssh_args, start_site
 
 FLOOD = str(Path(__file__).with_name("conchflood.py"))
 
@@ -78,12 +78,7 @@ class FloodTestCase(SynchronousTestCase):
         """
         Start the server (passwords at bcrypt cost 4).
         """
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        self.store = setup_site(self, self.directory)
-        self.server = ServerProcess(
-            self, self.directory, ["--store", self.store, "--auth", "file:passwd", "--admin", "admin"], ssh=True
-        ).start()
+        self.directory, self.store, self.server = start_site(self)
 
     def flood(self, *args: str, repeat: int = 1) -> tuple[list[float], list[float], list[dict[str, object]]]:
         """

@@ -14,7 +14,7 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.process import ServerProcess, run_tool
-from tests.sshclient import Tmux, key_file_mode, make_key, require, setup_site, ssh_args, ssh_run
+from tests.sshclient import Tmux, key_file_mode, make_key, require, ssh_args, ssh_run, start_site
 
 
 class SSHServerTestCase(SynchronousTestCase):
@@ -26,12 +26,7 @@ class SSHServerTestCase(SynchronousTestCase):
         """
         Build the site and start the server with C{--auth file:passwd --admin admin}.
         """
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        self.store = setup_site(self, self.directory)
-        self.server = ServerProcess(
-            self, self.directory, ["--store", self.store, "--auth", "file:passwd", "--admin", "admin"], ssh=True
-        ).start()
+        self.directory, self.store, self.server = start_site(self)
 
     def add_key(self, login: str, private: str) -> None:
         """

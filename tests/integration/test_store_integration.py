@@ -10,27 +10,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.process import ServerProcess, clean_env, run_tool, venv_tool
+from tests.process import ServerProcess, clean_env, run_tool, venv_tool, wait_until
 from tests.sshclient import setup_site, ssh_args, ssh_run
-
-
-def wait_until(check, timeout: float = 1.0, interval: float = 0.02) -> float:  # type: ignore[no-untyped-def]
-    """
-    Call C{check} until it returns true; return the seconds that took.
-
-    @raise AssertionError: if it is still false after C{timeout} seconds.
-    """
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(interval)
-    return time.monotonic() - start
 
 
 class StoreServerTestCase(SynchronousTestCase):
@@ -115,7 +100,7 @@ class RestoreTests(StoreServerTestCase):
         self.assertEqual(result.stdout, "")
         self.assertEqual(result.stderr.count("\n"), 1, result.stderr)
         self.assertIn("open in another process", result.stderr)
-        wait_until(lambda: b"after the backup" in server.finger(b"alice\r\n"))
+        wait_until(lambda: b"after the backup" in server.finger(b"alice\r\n"), timeout=1.0, interval=0.02)
         server.stop()
         shown = json.loads(self.tool("show", "alice").stdout)[0]["status"]
         self.assertEqual(shown, "after the backup")
@@ -142,8 +127,8 @@ class OutsideChangeTests(StoreServerTestCase):
             cli, ssh = f"cli-{number}".encode(), f"ssh-{number}".encode()
             self.tool("set", "alice", "status", cli.decode())
             self.send(session, f"set admin office {ssh.decode()}")
-            wait_until(lambda: ssh in server.finger(b"/W admin\r\n"))  # noqa: B023 (called at once)
-            wait_until(lambda: cli in server.finger(b"alice\r\n"))  # noqa: B023
+            wait_until(lambda: ssh in server.finger(b"/W admin\r\n"), timeout=1.0, interval=0.02)  # noqa: B023 (called at once)
+            wait_until(lambda: cli in server.finger(b"alice\r\n"), timeout=1.0, interval=0.02)  # noqa: B023
         shown = json.loads(self.tool("show", "alice").stdout)[0]
         self.assertEqual(shown["status"], "cli-7")
         trail = self.tool("audit", "100").stdout.splitlines()
@@ -167,7 +152,7 @@ class OutsideChangeTests(StoreServerTestCase):
         self.tool("import", path)
         for number in range(12):
             self.send(session, f"set alice status after-the-import-{number}")
-        seconds = wait_until(lambda: server.finger(b"\r\n").count(b"\nimp") == 300)
+        seconds = wait_until(lambda: server.finger(b"\r\n").count(b"\nimp") == 300, timeout=1.0, interval=0.02)
         self.assertLess(seconds, 1.0)
         for login in ("imp000", "imp299"):
             result = ssh_run(server, "admin", ["set", login, "status", "edited"])
@@ -218,8 +203,8 @@ class RecreatedLoginTests(StoreServerTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.tool("del", "bob")
         self.tool("add", "bob", "New", "Bob")
-        wait_until(lambda: b"New Bob" in server.finger(b"bob\r\n"))
-        wait_until(lambda: b"bob:" not in open(os.path.join(self.directory, "passwd"), "rb").read())
+        wait_until(lambda: b"New Bob" in server.finger(b"bob\r\n"), timeout=1.0, interval=0.02)
+        wait_until(lambda: b"bob:" not in open(os.path.join(self.directory, "passwd"), "rb").read(), timeout=1.0, interval=0.02)
         self.assertEqual(ssh_run(server, "bob", ["whoami"]).returncode, 255)
         new_password = "new-bob-password"
         passwd_file = os.path.join(self.directory, "passwd")
