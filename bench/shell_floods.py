@@ -39,6 +39,16 @@ def pinned(core: int) -> None:
     os.sched_setaffinity(0, {core})
 
 
+def hostile() -> None:
+    """
+    Run a flood client on the server's core at nice 19: the prober keeps core 1 to itself (a busy neighbour on
+    its core, even at nice 19, put 2.5 ms on its own p99 with no server work at all), and the client's CPU is
+    taken from what the server leaves.
+    """
+    pinned(0)
+    os.nice(19)
+
+
 def start_server(directory: str) -> tuple[subprocess.Popen[bytes], int, int]:
     """
     A store with alice, her password at bcrypt cost 4, and the server pinned to core 0.
@@ -71,7 +81,7 @@ def under(finger: int, ssh: int, runs: int, *args: str, flood_only: bool = False
             [sys.executable, FLOOD, str(ssh), "alice", PASSWORD, *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             env={**os.environ, "FLOOD_WAIT": "1"} if flood_only else dict(os.environ),
-            preexec_fn=lambda: os.nice(19),  # shares core 1 with the prober, which must not wait for it
+            preexec_fn=hostile,
         )  # fmt: skip
         assert client.stdin is not None and client.stdout is not None
         if flood_only:

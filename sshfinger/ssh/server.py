@@ -26,6 +26,7 @@ from sshfinger.ops.logs import escape_peer_text
 from sshfinger.shell.app import ShellApp
 from sshfinger.ssh.admission import MAX_PER_PEER, MAX_STARTUPS, Admission, Startups
 from sshfinger.ssh.groups import gex_groups
+from sshfinger.ssh.pacing import PacedServerTransport
 from sshfinger.ssh.penalties import SourcePenalties
 from sshfinger.ssh.session import ShellUser
 from sshfinger.ssh.userauth import WEAK_SIGNATURES, UserAuthServer, peer_address
@@ -85,7 +86,7 @@ class SSHConnection(connection.SSHConnection):
         )
 
 
-class ServerTransport(transport.SSHServerTransport):
+class ServerTransport(PacedServerTransport):
     """
     Conch's server transport, with OpenSSH's admission: the grace time counts from the TCP accept and covers the
     banner, the key exchange and authentication; a connection is counted against L{SSHFactory.admission} (the
@@ -98,7 +99,8 @@ class ServerTransport(transport.SSHServerTransport):
 
     It offers only the algorithms OpenSSH's sshd still offers by default: no SHA-1 key exchange
     (L{WEAK_KEY_EXCHANGES}), no CBC mode or 3DES, no HMAC over SHA-1 or MD5.  (Host-key signatures are chosen
-    per connection by L{SSHFactory.buildProtocol}.)
+    per connection by L{SSHFactory.buildProtocol}.)  No connection holds the reactor thread for long
+    (L{PacedServerTransport}).
 
     @ivar conn: the connection id in the log, C{"ssh-17"}.
     @ivar peer: the client's address as logged.
@@ -190,6 +192,7 @@ class ServerTransport(transport.SSHServerTransport):
         Release the connection's admission and its grace timer, stop the service and log the avatar out as Conch
         does, and log the close with the connection's fields (in place of Conch's bare "connection lost").
         """
+        self.stop_pacing()
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -298,6 +301,8 @@ class SSHFactory(factory.SSHFactory):
     protocol = ServerTransport
     #: The largest group offered for group exchange (see L{sshfinger.ssh.groups}).
     max_gex_bits = MAX_GEX_BITS
+    #: Runs a key exchange's answer in a thread (L{PacedServerTransport}); L{None}: in the reactor thread.
+    run_kex: Callable[[Callable[[], None]], Any] | None = None
     #: Why a client key may not log in (login, key blob, client address), or L{None}: the keys' options.
     key_policy: Callable[[bytes, bytes, Any], str | None] | None = None
     services = {

@@ -36,6 +36,9 @@ from sshfinger.store.interfaces import IUserStore, feed_of
 
 #: Threads that run bcrypt checks: one per usable core; more would only queue for the same cores.
 BCRYPT_THREADS = usable_cores()
+#: Threads that compute key exchange answers (L{sshfinger.ssh.pacing}), apart from bcrypt's so that a login's
+#: key exchange never waits behind password checks.
+KEX_THREADS = usable_cores()
 
 
 @implementer(ICredentialsChecker)
@@ -252,6 +255,8 @@ def make_ssh_service(
         max_per_peer=int(config.get("max-ssh-per-peer", MAX_PER_PEER)),
         ipv6_prefix=int(config.get("ipv6-prefix", 64)),
     )
+    kex_pool = ThreadPool(minthreads=0, maxthreads=KEX_THREADS, name="sshfinger-kex")
+    factory.run_kex = in_background(reactor, kex_pool)
     factory.key_policy = lambda user, blob, address: keys_db.refusal(user, blob, address, reactor.seconds())
     if passwd_files:
         store.subscribe(forget_passwords(passwd_files, in_pool))
@@ -260,6 +265,7 @@ def make_ssh_service(
         factory.penalties = feed.share_penalties(factory.penalties, in_pool)  # type: ignore[union-attr]
     service = SSHService(config["host_keys"], warnings, config.get("keys", ""))
     PoolService(pool).setServiceParent(service)
+    PoolService(kex_pool).setServiceParent(service)
     endpoint = strports.service(listen_description(config["ssh"]), factory, reactor)
     endpoint.setName("ssh-endpoint")
     endpoint.setServiceParent(service)
