@@ -8,7 +8,7 @@ command.  It prints one line of figures and exits 0 when the server answered.
     python conchflood.py PORT LOGIN PASSWORD login
 
 With C{FLOOD_WAIT} set in the environment, it prints C{ready} once logged in (the shell started, for resizes)
-and waits for a line on standard input before flooding, so that C{bench/shell_floods.py} can measure the flood
+and waits for a line on standard input before flooding, so that C{bench/floods.py} can measure the flood
 without the login.
 """
 
