@@ -7,7 +7,9 @@ Two things took longer.  A single read can carry hundreds of small packets (a wi
 rest, with its socket paused, for the next turn.  And the server's side of a key exchange (its ephemeral key, the
 shared secret and the host key's signature: 1.5 to 2.5 ms with an RSA-3072 host key) runs in a thread, through
 Conch's own handler, while the connection's input waits and its output is held; the cryptography library lets go
-of the GIL while it signs with RSA, so the reactor thread runs meanwhile.
+of the GIL while it signs with RSA, so the reactor thread runs meanwhile.  (It keeps the GIL for finite-field
+Diffie-Hellman, 2.5 ms a step at 4096 bits: that part of group exchange still holds the reactor thread, and is
+bounded by the groups offered, L{sshfinger.ssh.groups}.)
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from twisted.python.failure import Failure
 #: The most packets one connection handles in one reactor turn (about 35 microseconds each for a window change).
 PACKETS_PER_TURN = 16
 
-#: The key exchange messages a server answers with its share and signature, computed in a thread: 30 is
-#: KEXDH_INIT, KEX_ECDH_INIT, the hybrid INIT and KEX_DH_GEX_REQUEST_OLD (one number for all four), 32 is
-#: KEX_DH_GEX_INIT and 34 KEX_DH_GEX_REQUEST.
-KEX_ANSWERED_IN_THREAD = frozenset({30, 32, 34})
+#: The key exchange messages whose answer (the server's share, the shared secret, the signature) is computed in a
+#: thread.  KEXDH_INIT's number is also KEX_ECDH_INIT's, the hybrid INIT's and KEX_DH_GEX_REQUEST_OLD's.
+KEX_ANSWERED_IN_THREAD = frozenset(
+    {transport.MSG_KEXDH_INIT, transport.MSG_KEX_DH_GEX_REQUEST, transport.MSG_KEX_DH_GEX_INIT}
+)
 
 
 class PacedServerTransport(transport.SSHServerTransport):
