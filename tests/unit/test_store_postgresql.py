@@ -22,6 +22,7 @@ from sshfinger.model.account import Change
 from sshfinger.model.errors import StoreError, StoreUnavailable
 from sshfinger.store.cached import CachedStore
 from sshfinger.store.interfaces import FeedGap, IChangeFeed, IStoreBackend, IStoreMaintenance
+from sshfinger.store.limits import change_size
 from sshfinger.store.postgresql.tuning import SCHEMA_VERSION
 from tests.pgcluster import shared_cluster
 from tests.unit.test_store import ALICE, ROOT, StoreTestsMixin
@@ -49,9 +50,8 @@ class PostgreSQLStoreTests(StoreTestsMixin, SynchronousTestCase):
         """
         Make a backend on a new database (the first call in a test), or another one on the same database.
         """
-        if changes_max_bytes is not None:
-            raise SkipTest("the PostgreSQL change log is bounded by a count of changes only (--audit-keep)")
-        options = {} if changes_keep is None else {"changes_keep": changes_keep}
+        limits = {"changes_keep": changes_keep, "changes_max_bytes": changes_max_bytes}
+        options = {name: value for name, value in limits.items() if value is not None}
         backend = new_backend(getattr(self, "url", None), **options)
         self.url = backend.url
         return backend  # type: ignore[no-any-return]
@@ -157,7 +157,9 @@ class FeedTests(SynchronousTestCase):
         self.assertEqual(feed.read_after(4, 3).head, 4)
         self.successResultOf(self.b.delete("bob", ROOT))
         self.assertEqual(dict(feed.read_after(4, 10).accounts), {"bob": None})
-        self.assertEqual([c for _, c in feed.read_after(0, 100).changes], self.successResultOf(self.a.recent_changes(100)))
+        self.assertEqual(
+            [c for _, c in feed.read_after(0, 100).changes], self.successResultOf(self.a.recent_changes(100))
+        )
 
     def test_interleaved_writers(self) -> None:
         """
@@ -217,7 +219,9 @@ class FeedTests(SynchronousTestCase):
             backend.open()
             self.addCleanup(backend.close)
         threads = [
-            threading.Thread(target=lambda b=b, i=i: [b.update("alice", {"status": f"{i}-{n}"}, ROOT, 1.0) for n in range(20)])
+            threading.Thread(
+                target=lambda b=b, i=i: [b.update("alice", {"status": f"{i}-{n}"}, ROOT, 1.0) for n in range(20)]
+            )
             for i, b in enumerate(writers)
         ]
         for thread in threads:
@@ -466,8 +470,7 @@ class ListenTests(TestCase):
         yield self.until(lambda: listener.connected)
         database = backend.url.split("/")[3].split("?")[0]
         query = (
-            "SELECT pid FROM pg_stat_activity"
-            f" WHERE application_name = 'sshfinger-listen' AND datname = '{database}'"
+            f"SELECT pid FROM pg_stat_activity WHERE application_name = 'sshfinger-listen' AND datname = '{database}'"
         )
         [(frozen,)] = shared_cluster().execute(query)
         os.kill(frozen, signal.SIGSTOP)
@@ -575,7 +578,9 @@ class NodeRegistryTests(SynchronousTestCase):
             return NodeRow(name, "0.1.0", keys, 0.0, beat, 10, lag)
 
         self.assertEqual(node_warnings([node("n1"), node("n2")], 1001.0), [])
-        warnings = node_warnings([node("n1"), node("n2", keys="SHA256:b"), node("n3", lag=500), node("n4", beat=0)], 1001.0)
+        warnings = node_warnings(
+            [node("n1"), node("n2", keys="SHA256:b"), node("n3", lag=500), node("n4", beat=0)], 1001.0
+        )
         self.assertEqual(len(warnings), 3, warnings)
         self.assertIn("node n4 has been silent", warnings[0])
         self.assertIn("different host keys", warnings[1])
@@ -583,7 +588,8 @@ class NodeRegistryTests(SynchronousTestCase):
 
     def test_upgrade_from_v1(self) -> None:
         """
-        A database at schema version 1 is upgraded to the current one when opened, keeping its accounts.
+        A database at schema version 1 is upgraded to the current one when opened, keeping its accounts and its
+        change log, whose entries then count their bytes (for C{--audit-max-bytes}) as new ones do.
         """
         import psycopg
 
@@ -593,13 +599,37 @@ class NodeRegistryTests(SynchronousTestCase):
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(schema_script("sshfinger.store.postgresql", "v1.sql").encode())
             connection.execute("INSERT INTO accounts (login, status) VALUES ('old', 'from v1')")
-        store = CachedStore(new_backend(url), Clock().seconds)
+            connection.execute(
+                "INSERT INTO change_log (seq, at, actor_login, actor_channel, login, action, field, old, new)"
+                " VALUES (1, 0, 'root', 'cli', 'old', 'update', 'status', 'été', 'from v1')"
+            )
+            connection.execute("UPDATE feed SET head = 1")
+        store = CachedStore(new_backend(url, changes_max_bytes=10_000), Clock().seconds)
         store.open()
         self.addCleanup(store.close)
         self.assertEqual(store.peek("old").status, "from v1")  # type: ignore[union-attr]
         backend: Any = store.backend
         self.assertEqual(backend.run(backend.schema_version), SCHEMA_VERSION)
         self.assertEqual(backend.run(lambda c: c.execute("SELECT count(*) FROM nodes").fetchone()[0]), 0)
+        [old] = self.successResultOf(store.recent_changes(10))
+        self.assertEqual(self.log_bytes(backend), (change_size(old), change_size(old)))
+        for number in range(12):
+            self.successResultOf(store.update("old", {"plan": f"{number:02d}" + "p" * 998}, ROOT))
+        kept = self.successResultOf(store.recent_changes(100))
+        sizes = [change_size(change) for change in kept]
+        self.assertEqual(kept[-1].new[:2], "11")  # type: ignore[index]
+        self.assertLessEqual(sum(sizes), 10_000)
+        self.assertGreater(sum(sizes) + max(sizes), 10_000)  # no room for one more
+        self.assertEqual(self.log_bytes(backend), (sum(sizes), sum(sizes)))
+
+    @staticmethod
+    def log_bytes(backend: Any) -> tuple[int, int]:
+        """
+        The change log's bytes as the feed row counts them, and as its entries' sizes add up.
+        """
+        return backend.run(  # type: ignore[no-any-return]
+            lambda c: c.execute("SELECT bytes, (SELECT sum(size) FROM change_log) FROM feed").fetchone()
+        )
 
     def test_heartbeat_service(self) -> None:
         """

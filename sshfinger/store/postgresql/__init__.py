@@ -36,12 +36,17 @@ def check_url(url: str) -> str:
 def open_postgresql(url: str, options: StoreOptions) -> IStoreBackend:
     """
     Make an unopened L{sshfinger.store.postgresql.backend.PostgreSQLBackend} (its C{feed} is the L{IChangeFeed}).
-    The change log keeps C{options.audit_keep} changes (its byte bound is SQLite's only).
+    The change log keeps C{options.audit_keep} changes and C{options.audit_max_bytes} bytes of them.
     """
-    from sshfinger.store.limits import CHANGES_KEEP
+    from sshfinger.store.limits import CHANGES_KEEP, CHANGES_MAX_BYTES
     from sshfinger.store.postgresql.backend import PostgreSQLBackend
 
-    return PostgreSQLBackend(url, changes_keep=options.audit_keep or CHANGES_KEEP, reactor=options.reactor)
+    return PostgreSQLBackend(
+        url,
+        changes_keep=options.audit_keep or CHANGES_KEEP,
+        changes_max_bytes=options.audit_max_bytes or CHANGES_MAX_BYTES,
+        reactor=options.reactor,
+    )
 
 
 for _scheme in SCHEMES:

@@ -27,13 +27,14 @@ from sshfinger.model.account import Account, Actor, Change, diff
 from sshfinger.model.errors import AccountExists, NoSuchAccount, StoreError, StoreUnavailable
 from sshfinger.store.interfaces import FeedBatch, IStoreBackend, IStoreMaintenance
 from sshfinger.store.lazy import LazyAccounts
-from sshfinger.store.limits import CHANGES_KEEP
+from sshfinger.store.limits import CHANGES_KEEP, CHANGES_MAX_BYTES, change_size, check_retention
 from sshfinger.store.postgresql.extras import MaintenanceMixin, PasswordsMixin
 from sshfinger.store.postgresql.feed import PostgreSQLFeed, describe_error, read_batch
 from sshfinger.store.postgresql.rows import (
     CHANGE_COLUMNS,
     LOG_CHANGES,
     PLAIN,
+    PRUNE_CHANGES,
     SELECT_ACCOUNT,
     UPSERT_ACCOUNT,
     account_from_row,
@@ -79,6 +80,7 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         self,
         url: str,
         changes_keep: int = CHANGES_KEEP,
+        changes_max_bytes: int = CHANGES_MAX_BYTES,
         pool_timeout: float = POOL_TIMEOUT,
         pool_max: int = POOL_MAX,
         connect_options: Mapping[str, Any] | None = None,
@@ -88,16 +90,18 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
         @param url: a libpq connection URL (C{postgresql://user@host/db}, C{postgresql:///db?host=/run/postgresql},
             multi-host URLs...).
         @param changes_keep: how many of the newest changes to keep (pruned in batches of L{PRUNE_EVERY}).
+        @param changes_max_bytes: bytes of changes to keep, as L{change_size} counts them (pruned on every write
+            that passes it; the newest change always stays).
         @param pool_timeout: seconds a query waits for a working connection before failing.
         @param pool_max: connections the pool may open.
         @param connect_options: libpq parameters added to every connection (default L{CONNECT_OPTIONS}).
         @param reactor: the reactor the feed watches its LISTEN connection with (default: the global one).
         """
-        if changes_keep < 1:
-            raise ValueError("changes_keep must be at least 1")
+        check_retention(changes_keep, changes_max_bytes)
         self.url = url
         self.description = redact_spec(url)
         self._changes_keep = changes_keep
+        self._changes_max_bytes = changes_max_bytes
         self._pool_timeout = pool_timeout
         self._pool_max = pool_max
         self.connect_options = dict(CONNECT_OPTIONS if connect_options is None else connect_options)
@@ -281,25 +285,47 @@ class PostgreSQLBackend(MaintenanceMixin, PasswordsMixin):
     def _log(self, connection: psycopg.Connection[Any], changes: list[Change]) -> list[int]:
         """
         Append C{changes} to the change log under the next sequence numbers and notify the followers, in one
-        statement (one round trip); prune now and then.
+        statement (one round trip); prune by count now and then, and by size whenever the log passes it.
         """
         if not changes:
             return []
+        sizes = [change_size(c) for c in changes]
         columns = list(zip(*(
             (c.at, c.actor.login, c.actor.channel, c.actor.peer, c.login, c.action, c.field, c.old, c.new)
             for c in changes
         )))  # fmt: skip
-        parameters = (len(changes), len(changes), *map(list, columns), NOTIFY_CHANNEL)
-        head = connection.execute(LOG_CHANGES, parameters).fetchone()[0]  # type: ignore[index]
+        parameters = (len(changes), sum(sizes), len(changes), *map(list, columns), sizes, NOTIFY_CHANNEL)
+        head, total, _ = connection.execute(LOG_CHANGES, parameters).fetchone()  # type: ignore[misc]
         first = head - len(changes) + 1
         keep = self._changes_keep
+        through = 0
         # A small log (under PRUNE_EVERY) is kept exact; a large one is pruned each time the head crosses a
         # multiple of PRUNE_EVERY (it then holds between keep and keep + PRUNE_EVERY changes).
         if head > keep and (keep < PRUNE_EVERY or head // PRUNE_EVERY != (first - 1) // PRUNE_EVERY):
-            through = head - self._changes_keep
-            connection.execute("DELETE FROM change_log WHERE seq <= %s", (through,))
-            connection.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (through,))
+            through = head - keep
+        if total > self._changes_max_bytes:
+            through = max(through, self._byte_cutoff(connection, head, total))
+        if through:
+            connection.execute(PRUNE_CHANGES, (through, through))
         return list(range(first, head + 1))
+
+    def _byte_cutoff(self, connection: psycopg.Connection[Any], head: int, total: int) -> int:
+        """
+        The newest sequence number to prune so that the log (of C{total} bytes) keeps at most
+        C{changes_max_bytes}, oldest first, never the head.
+        """
+        cutoff = 0
+        while total > self._changes_max_bytes:
+            rows = connection.execute(
+                "SELECT seq, size FROM change_log WHERE seq > %s AND seq < %s ORDER BY seq LIMIT 256", (cutoff, head)
+            ).fetchall()
+            if not rows:
+                break
+            for seq, size in rows:
+                cutoff, total = seq, total - size
+                if total <= self._changes_max_bytes:
+                    break
+        return cutoff
 
     @staticmethod
     def _load(connection: psycopg.Connection[Any], login: str) -> Account | None:

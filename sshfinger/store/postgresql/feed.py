@@ -124,6 +124,7 @@ class PostgreSQLFeed:
         def publish(payload: str) -> Any:
             if not backend.reachable:
                 return None  # never hold a (bcrypt) thread waiting for a database that is away
+
             def notify() -> None:
                 backend.run(lambda c: c.execute("SELECT pg_notify(%s, %s)", (FAILURES_CHANNEL, payload)))
 

@@ -38,7 +38,11 @@ class NodeRow:
 
 
 def heartbeat(
-    connection: psycopg.Connection[Any], name: str, version: str, host_keys: Sequence[str], started_at: float,
+    connection: psycopg.Connection[Any],
+    name: str,
+    version: str,
+    host_keys: Sequence[str],
+    started_at: float,
     applied_seq: int,
 ) -> None:
     """

@@ -26,16 +26,23 @@ UPSERT_ACCOUNT = (
     f" ON CONFLICT (login) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in ACCOUNT_COLUMNS[1:])}"
 )
 CHANGE_COLUMNS = "seq, at, actor_login, actor_channel, actor_peer, login, action, field, old, new"
-#: Take the next sequence numbers, append the changes (given as one array per column) and NOTIFY the new head.
+#: Take the next sequence numbers, append the changes (given as one array per column, with the bytes each counts
+#: against C{--audit-max-bytes}) and NOTIFY the new head; return the head and the change log's bytes.
 LOG_CHANGES = (
-    "WITH next AS (UPDATE feed SET head = head + %s RETURNING head),"
-    f" logged AS (INSERT INTO change_log ({CHANGE_COLUMNS})"
+    "WITH next AS (UPDATE feed SET head = head + %s, bytes = bytes + %s RETURNING head, bytes),"
+    f" logged AS (INSERT INTO change_log ({CHANGE_COLUMNS}, size)"
     "  SELECT next.head - %s + t.n, t.at, t.actor_login, t.actor_channel, t.actor_peer, t.login, t.action,"
-    "   t.field, t.old, t.new"
+    "   t.field, t.old, t.new, t.size"
     "  FROM next, unnest(%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    "   %s::text[], %s::text[]) WITH ORDINALITY"
-    "   AS t(at, actor_login, actor_channel, actor_peer, login, action, field, old, new, n))"
-    " SELECT head, pg_notify(%s, head::text) FROM next"
+    "   %s::text[], %s::text[], %s::int8[]) WITH ORDINALITY"
+    "   AS t(at, actor_login, actor_channel, actor_peer, login, action, field, old, new, size, n))"
+    " SELECT head, bytes, pg_notify(%s, head::text) FROM next"
+)
+#: Drop the changes up to a sequence number, and take their bytes off the feed's count.
+PRUNE_CHANGES = (
+    "WITH gone AS (DELETE FROM change_log WHERE seq <= %s RETURNING size)"
+    " UPDATE feed SET pruned_through = greatest(pruned_through, %s),"
+    "  bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone)"
 )
 
 
@@ -75,6 +82,7 @@ def change_from_row(row: tuple) -> Change:
 
 
 __all__ = [
-    "ACCOUNT_COLUMNS", "CHANGE_COLUMNS", "LOG_CHANGES", "PLAIN", "SELECT_ACCOUNT", "UPSERT_ACCOUNT", "account_from_row",
+    "ACCOUNT_COLUMNS", "CHANGE_COLUMNS", "LOG_CHANGES", "PLAIN", "PRUNE_CHANGES", "SELECT_ACCOUNT", "UPSERT_ACCOUNT",
+    "account_from_row",
     "account_values", "change_from_row", "migration_scripts",
 ]  # fmt: skip

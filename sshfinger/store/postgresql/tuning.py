@@ -5,7 +5,7 @@ The PostgreSQL backend's tuning constants, in one place.
 from __future__ import annotations
 
 #: The schema version this code writes; databases of a newer version are refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Old changes are pruned each time the head crosses a multiple of this.
 PRUNE_EVERY = 1000
