@@ -118,6 +118,8 @@ class Context:
     @ivar actor: the actor recorded on changes.
     @ivar admins: logins made admin on the command line (C{--admin}).
     @ivar set_password: writes a password for a login (in a thread), or L{None} without a passwd file.
+    @ivar password_change_recorded: whether C{set_password} records the change in the audit trail itself (the
+        store's does, with C{--auth store}); otherwise C{passwd} records it.
     @ivar parse_key: validates an C{authorized_keys} line, returning C{(key, normalized line)}.
     @ivar fingerprint: the C{SHA256:} fingerprint of a parsed key.
     @ivar interactive: whether a person is typing (a shell) rather than a script (exec).
@@ -130,6 +132,7 @@ class Context:
     actor: Actor
     admins: frozenset[str] = frozenset()
     set_password: Callable[[str, str], Deferred[None]] | None = None
+    password_change_recorded: bool = False
     parse_key: Callable[[str], tuple[Key, str]] | None = None
     fingerprint: Callable[[Key], str] | None = None
     interactive: bool = True
@@ -208,6 +211,7 @@ class ShellApp:
     @ivar admins: logins that are admins whatever the store says (C{--admin}).
     @ivar idle_timeout: seconds of shell inactivity before the session is closed.
     @ivar set_password: writes a password into the passwd file, or L{None} without one.
+    @ivar password_change_recorded: see L{Context.password_change_recorded}.
     @ivar parse_key: validates an C{authorized_keys} line.
     @ivar fingerprint: the C{SHA256:} fingerprint of a key.
     @ivar edit_rate: edits per minute per ordinary login (C{--edit-rate}); admins get more; 0 for no limit.
@@ -221,6 +225,7 @@ class ShellApp:
     admins: frozenset[str] = frozenset()
     idle_timeout: float = 15 * 60
     set_password: Callable[[str, str], Deferred[None]] | None = None
+    password_change_recorded: bool = False
     parse_key: Callable[[str], tuple[Key, str]] | None = None
     fingerprint: Callable[[Key], str] | None = None
     edit_rate: float = EDIT_RATE
@@ -243,6 +248,7 @@ class ShellApp:
             actor=Actor(login, channel, peer),
             admins=self.admins,
             set_password=self.set_password,
+            password_change_recorded=self.password_change_recorded,
             parse_key=self.parse_key,
             fingerprint=self.fingerprint,
             interactive=interactive,

@@ -241,6 +241,7 @@ def make_ssh_service(
         admins=frozenset(login.lower() for login in config.get("admin", [])),
         idle_timeout=float(config.get("idle-timeout", 900)),
         set_password=set_password if save_password is not None else None,
+        password_change_recorded=bool(config.get("auth-store")),
         parse_key=parse_authorized_key,
         fingerprint=fingerprint,
         edit_rate=float(config.get("edit-rate", EDIT_RATE)),

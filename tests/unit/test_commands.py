@@ -398,6 +398,19 @@ class KeyAndPasswdTests(CommandTestCase):
             Deferred.fromCoroutine(self.run_as("alice", "passwd").finish("")), CommandError  # type: ignore[union-attr,arg-type]
         ).value))
 
+    def test_passwd_recorded_once(self) -> None:
+        """
+        C{passwd} records the change in the audit trail (never the password), unless the setter records it
+        itself (the store's, with C{--auth store}): either way, once.
+        """
+        for recorded_by_setter in (False, True):
+            context = self.context("alice")
+            context.password_change_recorded = recorded_by_setter
+            interaction = self.successResultOf(commands.run(context, ["passwd"]))
+            self.finish(interaction, "n3w-secret-long")
+        changes = [c for c in self.successResultOf(self.store.recent_changes(100)) if c.field == "password"]
+        self.assertEqual([(c.action, c.new) for c in changes], [("passwd", None)])
+
 
 class CompletionTests(CommandTestCase):
     """

@@ -171,6 +171,8 @@ async def cmd_passwd(ctx: Context, args: list[str]) -> Result:
             await setter(ctx.login, password)
         except (OSError, ValueError) as e:
             raise CommandError(f"passwd: cannot save the password: {e}") from None
+        if ctx.password_change_recorded:
+            return Reply([f"password changed for {ctx.login}"])
         try:
             await ctx.store.record(Change(0.0, ctx.actor, ctx.login, "passwd", "password"))  # never the hash
         except StoreError as e:
