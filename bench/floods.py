@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.integration.test_shell_dos import FLOOD, p99  # noqa: E402
-from tests.process import free_port  # noqa: E402
+from tests.process import free_port, wait_until  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PASSWORD = "bench-password-1"
@@ -162,13 +162,19 @@ def start_server(directory: str) -> tuple[subprocess.Popen[bytes], int, int]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory, preexec_fn=lambda: pinned(0),
     )  # fmt: skip
     for port in (finger, ssh):
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until(lambda port=port: accepts(port), timeout=30)
     return server, finger, ssh
+
+
+def accepts(port: int) -> bool:
+    """
+    Whether a connection to C{port} on loopback is accepted.
+    """
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def conch(ssh: int, runs: int, *args: str, flood_only: bool = False) -> list[tuple[float, float]]:
