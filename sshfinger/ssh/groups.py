@@ -5,7 +5,8 @@ bits), as OpenSSH's sshd serves when it has no moduli file; the server offers th
 Not the groups of C{/etc/ssh/moduli}: the cryptography library checks an unknown group's primes before using
 it, on the reactor thread and holding the GIL, which took 35 s for one 8192-bit group (issue 17 #3: one
 unauthenticated client froze finger).  It knows the RFC 3526 groups and skips the check: the server's side of an
-exchange costs about 3 ms at 2048 bits, 4 ms at 4096 and 17 ms at 8192 (C{bench/gex.py} measures it).
+exchange costs about 0.8 ms at 2048 bits, 1.7 ms at 3072, 3.5 ms at 4096 and 17 ms at 8192 (C{bench/gex.py}
+measures it; L{sshfinger.ssh.server.MAX_GEX_BITS} says how far the server goes).
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ class AdmissionTests(SynchronousTestCase):
 
     def test_hostile_group_exchange(self) -> None:
         """
-        Ten clients asking for an 8192-bit Diffie-Hellman group (with C{/etc/ssh/moduli} present; served 4096), over
+        Ten clients asking for an 8192-bit Diffie-Hellman group (with C{/etc/ssh/moduli} present; served 3072), over
         three seconds while finger is asked without pause, leave finger's p99 within twice its idle p99 (plus
         10 ms for this loaded two-core machine); the figures, and those of ten at once, are printed.
         """

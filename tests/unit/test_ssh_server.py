@@ -189,14 +189,14 @@ class AlgorithmTests(SynchronousTestCase):
 
     def test_group_exchange(self) -> None:
         """
-        The SHA-256 group exchange is offered over RFC 3526's groups (2048 to 4096 bits; OpenSSH's sshd without
+        The SHA-256 group exchange is offered over RFC 3526's groups (2048 and 3072 bits; OpenSSH's sshd without
         a moduli file goes to 8192), the group closest to the size asked for, and a connection is made without a
         log line.
         """
         self.assertIn(b"diffie-hellman-group-exchange-sha256", self.server.supportedKeyExchanges)
         self.assertEqual(self.factory.getDHPrime(2048), (transport.DH_GENERATOR, transport.DH_PRIME))
-        self.assertEqual(self.factory.getDHPrime(8192), (2, modp_prime(4096)))
-        self.assertEqual(self.factory.getDHPrime(100000), (2, modp_prime(4096)))
+        self.assertEqual(self.factory.getDHPrime(8192), (2, modp_prime(3072)))
+        self.assertEqual(self.factory.getDHPrime(100000), (2, modp_prime(3072)))
         self.assertEqual(self.factory.getDHPrime(3000), (2, modp_prime(3072)))
         self.assertEqual([formatEvent(event) for event in self.events], [])
 
