@@ -165,7 +165,12 @@ class PacedServerTransport(transport.SSHServerTransport):
         if self._stopped:
             return
         self._budget = PACKETS_PER_TURN
-        super().dataReceived(b"")
+        try:
+            super().dataReceived(b"")
+        except Exception:  # as the reactor does when dataReceived raises: log it, close the connection
+            self.log.failure("SSH packet from {peer} [{conn}] not handled; connection closed", **self.log_fields())
+            self.transport.loseConnection()
+            return
         if self._next_turn_call is None and self._kex_output is None and self._paused and not self._stopped:
             self._paused = False
             self.transport.resumeProducing()

@@ -94,6 +94,23 @@ class PacketBudgetTests(SynchronousTestCase):
         self.assertEqual(connection.value(), written)
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_failure_in_a_later_turn(self) -> None:
+        """
+        A packet whose handling raises in a later turn closes the connection with the failure logged, as the
+        reactor does when C{dataReceived} raises.
+        """
+        clock = Clock()
+        server = started_factory(self, clock).buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+        connection = StringTransport()
+        server.makeConnection(connection)
+        server.ssh_IGNORE = lambda packet: 1 / 0
+        ignore = struct.pack(">IB", 12, 10) + b"\x02" + b"\0" * 10
+        server.dataReceived(b"SSH-2.0-test\r\n" + UNKNOWN * PACKETS_PER_TURN + ignore)
+        self.assertFalse(connection.disconnecting)
+        one_turn(clock)
+        self.assertTrue(connection.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
 
 class Client(transport.SSHClientTransport):
     """
