@@ -168,7 +168,11 @@ class PacedServerTransport(transport.SSHServerTransport):
         try:
             super().dataReceived(b"")
         except Exception:  # as the reactor does when dataReceived raises: log it, close the connection
-            self.log.failure("SSH packet from {peer} [{conn}] not handled; connection closed", **self.log_fields())
+            fields = self.log_fields()
+            self.log.failure(
+                "SSH packet from {peer} [{conn}] not handled; connection closed", Failure(), peer=fields["peer"],
+                conn=fields["conn"], login=fields["login"],
+            )  # fmt: skip
             self.transport.loseConnection()
             return
         if self._next_turn_call is None and self._kex_output is None and self._paused and not self._stopped:
