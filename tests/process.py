@@ -63,11 +63,13 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def finger(port: int, query: bytes, timeout: float = 5.0) -> bytes:
+def finger(port: int, query: bytes, timeout: float = 5.0, source: str | None = None) -> bytes:
     """
-    Send one raw finger query and return everything the server sends before it closes.
+    Send one raw finger query (from the loopback address C{source}, if given) and return everything the server
+    sends before it closes.
     """
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    source_address = None if source is None else (source, 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source_address) as s:
         s.sendall(query)
         chunks = []
         while True:

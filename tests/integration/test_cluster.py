@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,7 +17,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.pgcluster import PostgresCluster, crash_cluster, shared_cluster
-from tests.process import REPO, ServerProcess, free_port, run_tool, wait_until
+from tests.process import REPO, ServerProcess, finger, free_port, run_tool, wait_until
 from tests.sshclient import PASSWORD, ssh_run
 
 
@@ -353,12 +352,7 @@ class HAProxyTests(ClusterMixin, SynchronousTestCase):
         One raw finger query through HAProxy from the address C{source}.
         """
         try:
-            with socket.create_connection(("127.0.0.1", self.finger_port), timeout=5, source_address=(source, 0)) as s:
-                s.sendall(query)
-                chunks = []
-                while data := s.recv(65536):
-                    chunks.append(data)
-                return b"".join(chunks)
+            return finger(self.finger_port, query, source=source)
         except OSError:
             return b""
 
